@@ -1,0 +1,13 @@
+"""Errors the runtime raises for bad input; the CLI prints each as one line, no traceback."""
+
+
+class EdgeSerError(Exception):
+    """Base class: the message names the problem and the input it came from."""
+
+
+class AudioError(EdgeSerError):
+    """Audio that cannot be read or used: unreadable, empty, NaN/inf, unsupported format."""
+
+
+class ModelError(EdgeSerError):
+    """A model file that cannot be used: missing, unreadable, bad metadata, wrong input."""
