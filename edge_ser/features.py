@@ -1,30 +1,67 @@
-"""Log-mel and MFCC features, computed by the C extractor (`edge_ser._features`).
+"""Log-mel spectrogram and MFCC, computed by the C extractor (`edge_ser._features`).
 
-TEMPORARY: falls back to the numpy reference until the C extractor lands.
+The definition is `edge_ser.config.FeatureConfig`; `edge_ser.reference` implements the same in
+numpy and builds the tables (window, mel filterbank, DCT) handed to C, so the two differ only in
+arithmetic (agreement better than 1e-4, log domain). Training calls these very functions, so a
+model on the device sees exactly the features it was trained on.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from . import reference
-from .config import FeatureConfig
+from . import _features, reference
+from .config import N_MFCC, FeatureConfig
 from .errors import AudioError
 
+DEFAULT_CONFIG = FeatureConfig()
 
-def _check(audio: np.ndarray) -> np.ndarray:
+
+@functools.lru_cache(maxsize=16)
+def extractor(config: FeatureConfig, n_mfcc: int = 0) -> _features.Extractor:
+    """The C extractor for `config` (cached: its tables are built once; it is thread-safe)."""
+    dct = reference.dct_matrix(n_mfcc, config.n_mels) if n_mfcc else None
+    return _features.Extractor(
+        config.n_fft,
+        config.hop_length,
+        reference.hann_window(config),
+        np.ascontiguousarray(reference.mel_filterbank(config)),
+        config.log_floor,
+        config.normalize == "utterance",
+        dct,
+    )
+
+
+def _as_audio(audio) -> np.ndarray:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if audio.ndim != 1:
-        raise AudioError(f"audio must be mono [samples], got shape {audio.shape}")
-    if not np.isfinite(audio).all():
-        raise AudioError("audio contains NaN or infinite samples")
+        raise AudioError(f"audio must be mono with shape [samples], got shape {audio.shape}")
     return audio
 
 
-def log_mel(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
-    """[samples] float at config.sample_rate -> log-mel [n_mels, n_frames] float32."""
-    return reference.log_mel(_check(audio), config).astype(np.float32)
+def _run(method, audio: np.ndarray, rows: int, config: FeatureConfig) -> np.ndarray:
+    audio = _as_audio(audio)
+    out = np.empty((rows, config.n_frames(len(audio))), dtype=np.float32)
+    try:
+        method(audio, out)
+    except ValueError as e:
+        raise AudioError(str(e)) from None
+    return out
 
 
-def mfcc(audio: np.ndarray, config: FeatureConfig = FeatureConfig(), n_mfcc: int = 20) -> np.ndarray:
-    """[samples] -> MFCC [n_mfcc, n_frames] float32."""
-    return reference.mfcc(_check(audio), config, n_mfcc).astype(np.float32)
+def log_mel(audio: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Log-mel spectrogram.
+
+    audio: [samples] float, mono, at config.sample_rate (any length; empty gives 0 frames).
+    Returns float32 [n_mels, 1 + samples // hop_length], natural log of mel power.
+    Raises AudioError for NaN/inf samples or a non-1-D array.
+    """
+    return _run(extractor(config).log_mel, audio, config.n_mels, config)
+
+
+def mfcc(audio: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG, n_mfcc: int = N_MFCC) -> np.ndarray:
+    """MFCC: orthonormal DCT-II of `log_mel` over bands. Returns float32 [n_mfcc, n_frames]."""
+    if not 1 <= n_mfcc <= config.n_mels:
+        raise ValueError(f"n_mfcc must be in 1..{config.n_mels}, got {n_mfcc}")
+    return _run(extractor(config, n_mfcc).mfcc, audio, n_mfcc, config)

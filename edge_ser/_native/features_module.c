@@ -1,0 +1,168 @@
+/* edge_ser._features: the CPython face of mel.c. Buffers in, buffers out (no numpy headers, so
+ * the build needs nothing but a C compiler); the GIL is released while the arithmetic runs. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "mel.h"
+
+typedef struct {
+    PyObject_HEAD
+    mel_extractor ex;
+    int ready;
+} Extractor;
+
+static int get_buffer(PyObject *obj, Py_buffer *view, const char *fmt, Py_ssize_t count, int writable,
+                      const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0)
+        return -1;
+    if (strcmp(view->format, fmt) != 0 || (count >= 0 && view->len != count * view->itemsize)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous values of format '%s', got %zd of '%s'",
+                     what, count, fmt, view->len / (view->itemsize ? view->itemsize : 1), view->format);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"n_fft", "hop_length", "window", "filterbank", "log_floor", "normalize", "dct", NULL};
+    int n_fft, hop, normalize = 0;
+    double log_floor;
+    PyObject *window_obj, *fb_obj, *dct_obj = Py_None;
+    Py_buffer window, fb, dct = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOd|pO", kwlist, &n_fft, &hop, &window_obj, &fb_obj,
+                                     &log_floor, &normalize, &dct_obj))
+        return -1;
+    if (n_fft < 4 || (n_fft & (n_fft - 1))) {
+        PyErr_Format(PyExc_ValueError, "n_fft must be a power of two >= 4, got %d", n_fft);
+        return -1;
+    }
+    if (get_buffer(window_obj, &window, "d", n_fft, 0, "window") < 0)
+        return -1;
+    if (get_buffer(fb_obj, &fb, "d", -1, 0, "filterbank") < 0) {
+        PyBuffer_Release(&window);
+        return -1;
+    }
+    int n_bins = n_fft / 2 + 1;
+    Py_ssize_t fb_count = fb.len / (Py_ssize_t)sizeof(double);
+    int n_mels = (int)(fb_count / n_bins), n_mfcc = 0;
+    int rc = MEL_BADARG;
+    if (fb_count % n_bins || n_mels == 0) {
+        PyErr_Format(PyExc_ValueError, "filterbank: %zd values is not a whole number of %d-bin rows", fb_count, n_bins);
+        goto done;
+    }
+    if (dct_obj != Py_None) {
+        if (get_buffer(dct_obj, &dct, "d", -1, 0, "dct") < 0)
+            goto done;
+        n_mfcc = (int)(dct.len / (Py_ssize_t)sizeof(double) / n_mels);
+        if (n_mfcc * n_mels * (Py_ssize_t)sizeof(double) != dct.len) {
+            PyErr_Format(PyExc_ValueError, "dct: not a whole number of %d-band rows", n_mels);
+            goto done;
+        }
+    }
+    if (self->ready)
+        mel_free(&self->ex);
+    self->ready = 0;
+    rc = mel_init(&self->ex, n_fft, hop, window.buf, n_mels, fb.buf, log_floor, normalize, n_mfcc,
+                  dct_obj != Py_None ? dct.buf : NULL);
+    if (rc == MEL_NOMEM)
+        PyErr_NoMemory();
+    else if (rc != MEL_OK)
+        PyErr_SetString(PyExc_ValueError, "invalid extractor arguments");
+    else
+        self->ready = 1;
+done:
+    PyBuffer_Release(&window);
+    PyBuffer_Release(&fb);
+    if (dct.obj)
+        PyBuffer_Release(&dct);
+    return rc == MEL_OK ? 0 : -1;
+}
+
+static void Extractor_dealloc(Extractor *self)
+{
+    if (self->ready)
+        mel_free(&self->ex);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *compute(Extractor *self, PyObject *args, int mfcc)
+{
+    PyObject *x_obj, *out_obj;
+    Py_buffer x, out;
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "extractor not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO", &x_obj, &out_obj))
+        return NULL;
+    if (get_buffer(x_obj, &x, "f", -1, 0, "audio") < 0)
+        return NULL;
+    long n = (long)(x.len / (Py_ssize_t)sizeof(float));
+    long rows = mfcc ? self->ex.n_mfcc : self->ex.n_mels;
+    if (mfcc && rows == 0) {
+        PyBuffer_Release(&x);
+        PyErr_SetString(PyExc_ValueError, "this extractor was built without a DCT table");
+        return NULL;
+    }
+    if (get_buffer(out_obj, &out, "f", rows * mel_n_frames(&self->ex, n), 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mel_compute(&self->ex, x.buf, n, out.buf, mfcc);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&out);
+    if (rc == MEL_NONFINITE)
+        return PyErr_Format(PyExc_ValueError, "audio contains NaN or infinite samples");
+    if (rc == MEL_NOMEM)
+        return PyErr_NoMemory();
+    if (rc != MEL_OK)
+        return PyErr_Format(PyExc_ValueError, "feature extraction failed (code %d)", rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Extractor_log_mel(Extractor *self, PyObject *args) { return compute(self, args, 0); }
+static PyObject *Extractor_mfcc(Extractor *self, PyObject *args) { return compute(self, args, 1); }
+
+static PyMethodDef Extractor_methods[] = {
+    {"log_mel", (PyCFunction)Extractor_log_mel, METH_VARARGS,
+     "log_mel(audio: float32[n], out: float32[n_mels * n_frames]) -> None, out is [n_mels][n_frames]"},
+    {"mfcc", (PyCFunction)Extractor_mfcc, METH_VARARGS,
+     "mfcc(audio: float32[n], out: float32[n_mfcc * n_frames]) -> None, out is [n_mfcc][n_frames]"},
+    {NULL}};
+
+static PyTypeObject ExtractorType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edge_ser._features.Extractor",
+    .tp_basicsize = sizeof(Extractor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Extractor(n_fft, hop_length, window: float64[n_fft], filterbank: float64[n_mels * (n_fft/2+1)], "
+              "log_floor, normalize=False, dct: float64[n_mfcc * n_mels] | None)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Extractor_init,
+    .tp_dealloc = (destructor)Extractor_dealloc,
+    .tp_methods = Extractor_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_features", "C log-mel / MFCC extractor", -1, NULL};
+
+PyMODINIT_FUNC PyInit__features(void)
+{
+    if (PyType_Ready(&ExtractorType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    Py_INCREF(&ExtractorType);
+    if (PyModule_AddObject(m, "Extractor", (PyObject *)&ExtractorType) < 0) {
+        Py_DECREF(&ExtractorType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

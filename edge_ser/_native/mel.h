@@ -1,0 +1,33 @@
+/* Log-mel spectrogram and MFCC, as defined by edge_ser.config.FeatureConfig.
+ * The tables (window, filterbank, DCT) come from the caller, so C and the numpy reference share
+ * one definition; this file owns the arithmetic only. Immutable after mel_init: thread-safe. */
+#ifndef EDGE_SER_MEL_H
+#define EDGE_SER_MEL_H
+
+#include "fft.h"
+
+enum { MEL_OK = 0, MEL_NONFINITE = -1, MEL_NOMEM = -2, MEL_BADARG = -3 };
+
+typedef struct {
+    int n_fft, hop, n_mels, n_bins, n_mfcc, normalize;
+    int win_start, win_end;   /* nonzero part of the window within n_fft */
+    double log_floor;
+    double *window;           /* [n_fft] */
+    int *band_lo, *band_len;  /* [n_mels] nonzero bins of each filter */
+    double **band_w;          /* [n_mels] -> [band_len] weights */
+    double *dct;              /* [n_mfcc * n_mels] or NULL */
+    fft_plan plan;
+} mel_extractor;
+
+int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
+             const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct);
+void mel_free(mel_extractor *ex);
+
+/* Frames for n samples: 1 + n / hop, or 0 when n == 0. */
+long mel_n_frames(const mel_extractor *ex, long n);
+
+/* x [n] -> out [n_mels][n_frames] (log-mel) or [n_mfcc][n_frames] (MFCC) when mfcc != 0.
+ * Returns MEL_NONFINITE if x holds NaN/inf, MEL_NOMEM on allocation failure. */
+int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int mfcc);
+
+#endif
