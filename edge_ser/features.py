@@ -19,8 +19,12 @@ DEFAULT_CONFIG = FeatureConfig()
 
 
 @functools.lru_cache(maxsize=16)
-def extractor(config: FeatureConfig, n_mfcc: int = 0) -> _features.Extractor:
-    """The C extractor for `config` (cached: its tables are built once; it is thread-safe)."""
+def extractor(config: FeatureConfig, n_mfcc: int = 0, kernel: str = "auto") -> _features.Extractor:
+    """The C extractor for `config` (cached: its tables are built once; it is thread-safe).
+
+    kernel: "auto" (AVX2+FMA where the CPU has it, else the baseline SSE2/NEON build),
+    "generic" or "avx2"; `.kernel` on the result says which one runs.
+    """
     dct = reference.dct_matrix(n_mfcc, config.n_mels) if n_mfcc else None
     return _features.Extractor(
         config.n_fft,
@@ -30,6 +34,7 @@ def extractor(config: FeatureConfig, n_mfcc: int = 0) -> _features.Extractor:
         config.log_floor,
         config.normalize == "utterance",
         dct,
+        kernel,
     )
 
 

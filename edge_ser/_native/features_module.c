@@ -28,14 +28,23 @@ static int get_buffer(PyObject *obj, Py_buffer *view, const char *fmt, Py_ssize_
 
 static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"n_fft", "hop_length", "window", "filterbank", "log_floor", "normalize", "dct", NULL};
+    static char *kwlist[] = {"n_fft", "hop_length", "window", "filterbank", "log_floor", "normalize", "dct", "kernel", NULL};
     int n_fft, hop, normalize = 0;
+    const char *kernel_name = "auto";
     double log_floor;
     PyObject *window_obj, *fb_obj, *dct_obj = Py_None;
     Py_buffer window, fb, dct = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOd|pO", kwlist, &n_fft, &hop, &window_obj, &fb_obj,
-                                     &log_floor, &normalize, &dct_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOd|pOs", kwlist, &n_fft, &hop, &window_obj, &fb_obj,
+                                     &log_floor, &normalize, &dct_obj, &kernel_name))
         return -1;
+    int kernel = !strcmp(kernel_name, "auto")      ? MEL_KERNEL_AUTO
+                 : !strcmp(kernel_name, "generic") ? MEL_KERNEL_GENERIC
+                 : !strcmp(kernel_name, "avx2")    ? MEL_KERNEL_AVX2
+                                                   : -1;
+    if (kernel < 0 || (kernel == MEL_KERNEL_AVX2 && mel_best_kernel() != MEL_KERNEL_AVX2)) {
+        PyErr_Format(PyExc_ValueError, "kernel %s is not available on this CPU (choose auto, generic or avx2)", kernel_name);
+        return -1;
+    }
     if (n_fft < 4 || (n_fft & (n_fft - 1))) {
         PyErr_Format(PyExc_ValueError, "n_fft must be a power of two >= 4, got %d", n_fft);
         return -1;
@@ -67,7 +76,7 @@ static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
         mel_free(&self->ex);
     self->ready = 0;
     rc = mel_init(&self->ex, n_fft, hop, window.buf, n_mels, fb.buf, log_floor, normalize, n_mfcc,
-                  dct_obj != Py_None ? dct.buf : NULL);
+                  dct_obj != Py_None ? dct.buf : NULL, kernel);
     if (rc == MEL_NOMEM)
         PyErr_NoMemory();
     else if (rc != MEL_OK)
@@ -130,6 +139,15 @@ static PyObject *compute(Extractor *self, PyObject *args, int mfcc)
 static PyObject *Extractor_log_mel(Extractor *self, PyObject *args) { return compute(self, args, 0); }
 static PyObject *Extractor_mfcc(Extractor *self, PyObject *args) { return compute(self, args, 1); }
 
+static PyObject *Extractor_get_kernel(Extractor *self, void *closure)
+{
+    return PyUnicode_FromString(!self->ready ? "none" : self->ex.kernel == MEL_KERNEL_AVX2 ? "avx2" : "generic");
+}
+
+static PyGetSetDef Extractor_getset[] = {
+    {"kernel", (getter)Extractor_get_kernel, NULL, "the instruction-set variant in use: 'avx2' or 'generic'", NULL},
+    {NULL}};
+
 static PyMethodDef Extractor_methods[] = {
     {"log_mel", (PyCFunction)Extractor_log_mel, METH_VARARGS,
      "log_mel(audio: float32[n], out: float32[n_mels * n_frames]) -> None, out is [n_mels][n_frames]"},
@@ -142,11 +160,12 @@ static PyTypeObject ExtractorType = {
     .tp_basicsize = sizeof(Extractor),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Extractor(n_fft, hop_length, window: float64[n_fft], filterbank: float64[n_mels * (n_fft/2+1)], "
-              "log_floor, normalize=False, dct: float64[n_mfcc * n_mels] | None)",
+              "log_floor, normalize=False, dct: float64[n_mfcc * n_mels] | None, kernel='auto'|'generic'|'avx2')",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Extractor_init,
     .tp_dealloc = (destructor)Extractor_dealloc,
     .tp_methods = Extractor_methods,
+    .tp_getset = Extractor_getset,
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_features", "C log-mel / MFCC extractor", -1, NULL};

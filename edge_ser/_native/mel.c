@@ -12,14 +12,20 @@ int mel_frames_avx2(const mel_extractor *ex, const float *x, long n, long n_fram
 #endif
 
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
-             const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct)
+             const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct,
+             int kernel)
 {
     memset(ex, 0, sizeof(*ex));
     if (hop <= 0 || n_mels <= 0 || !(log_floor > 0) || n_mfcc < 0 || n_mfcc > n_mels)
         return MEL_BADARG;
+    if (kernel == MEL_KERNEL_AUTO)
+        kernel = mel_best_kernel();
+    if (kernel != MEL_KERNEL_GENERIC && (kernel != MEL_KERNEL_AVX2 || mel_best_kernel() != MEL_KERNEL_AVX2))
+        return MEL_BADARG;
     int rc = fft_plan_init(&ex->plan, n_fft);
     if (rc)
         return rc == -1 ? MEL_BADARG : MEL_NOMEM;
+    ex->kernel = kernel;
     ex->n_fft = n_fft;
     ex->hop = hop;
     ex->n_mels = n_mels;
@@ -65,6 +71,15 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
 nomem:
     mel_free(ex);
     return MEL_NOMEM;
+}
+
+int mel_best_kernel(void)
+{
+#ifdef HAVE_AVX2_KERNEL
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return MEL_KERNEL_AVX2;
+#endif
+    return MEL_KERNEL_GENERIC;
 }
 
 void mel_free(mel_extractor *ex)
@@ -142,7 +157,7 @@ int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int
         return MEL_NOMEM;
     int rc;
 #ifdef HAVE_AVX2_KERNEL
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (ex->kernel == MEL_KERNEL_AVX2)
         rc = mel_frames_avx2(ex, x, n, n_frames, logmel);
     else
 #endif

@@ -8,8 +8,12 @@
 
 enum { MEL_OK = 0, MEL_NONFINITE = -1, MEL_NOMEM = -2, MEL_BADARG = -3 };
 
+/* Instruction-set variants of the per-frame kernel. */
+enum { MEL_KERNEL_AUTO = 0, MEL_KERNEL_GENERIC = 1, MEL_KERNEL_AVX2 = 2 };
+
 typedef struct {
     int n_fft, hop, n_mels, n_bins, n_mfcc, normalize;
+    int kernel;               /* MEL_KERNEL_GENERIC or MEL_KERNEL_AVX2, resolved by mel_init */
     int win_start, win_end;   /* nonzero part of the window within n_fft */
     double log_floor;
     double *window;           /* [n_fft] */
@@ -20,8 +24,12 @@ typedef struct {
 } mel_extractor;
 
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
-             const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct);
+             const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct,
+             int kernel);
 void mel_free(mel_extractor *ex);
+
+/* The best kernel this CPU runs (MEL_KERNEL_AVX2 or MEL_KERNEL_GENERIC). */
+int mel_best_kernel(void);
 
 /* Frames for n samples: 1 + n / hop, or 0 when n == 0. */
 long mel_n_frames(const mel_extractor *ex, long n);
