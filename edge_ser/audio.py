@@ -1,0 +1,559 @@
+"""Audio input: WAV parsing, raw PCM from stdin, other formats via soundfile, polyphase resampling.
+
+Everything returns float32 in [-1, 1] (float WAV files are returned as stored). The runtime needs
+only numpy here: WAV is parsed by hand (the stdlib `wave` module cannot read float or
+WAVE_FORMAT_EXTENSIBLE files), and the resampler reproduces `scipy.signal.resample_poly`'s
+defaults without scipy. `Resampler` and `iter_audio_chunks` work chunk by chunk in bounded
+memory, for hour-long recordings and live streams.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from .config import SAMPLE_RATE
+from .errors import AudioError
+
+MIN_SAMPLE_RATE = 8000  # Hz: lowest rate a file may declare
+MAX_SAMPLE_RATE = 192000  # Hz: highest rate a file may declare
+STDIN_PATH = "-"  # load_audio path that means raw PCM on standard input
+STDIN_NAME = "<stdin>"  # how standard input is named in error messages
+READ_BLOCK_FRAMES = 1 << 16  # frames read from disk or stdin at a time when streaming
+
+# The resampler's low-pass filter, as scipy.signal.resample_poly's defaults
+KAISER_BETA = 5.0  # window=('kaiser', 5.0)
+HALF_TAPS_PER_RATE = 10  # half_len = 10 * max(up, down) taps of the upsampled-rate filter
+MAX_BLOCK_ELEMENTS = 1 << 17  # outputs x taps gathered at once: ~0.5 MB arrays stay in cache
+
+# WAV format tags; WAVE_FORMAT_EXTENSIBLE carries one of the others in its sub-format GUID
+WAVE_FORMAT_PCM = 0x0001
+WAVE_FORMAT_IEEE_FLOAT = 0x0003
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+KSDATAFORMAT_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+UNSIZED_CHUNK = (0, 0xFFFFFFFF)  # data sizes written by streaming tools: read to end of file
+PCM_BITS = (8, 16, 24, 32)
+FLOAT_BITS = (32, 64)
+
+SOUNDFILE_HINT = "needs the optional soundfile package: pip install 'edge-ser[audio]'"
+# Leading bytes -> format name, for formats that go through soundfile
+MAGIC_FORMATS = (
+    (b"fLaC", "FLAC"),
+    (b"OggS", "OGG"),
+    (b"ID3", "MP3"),
+    (b"FORM", "AIFF"),
+    (b"RF64", "RF64"),
+    (b"riff", "W64"),
+    (b"caff", "CAF"),
+    (b".snd", "AU"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# WAV
+
+
+@dataclass(frozen=True)
+class WavFormat:
+    """What a WAV fmt chunk says, plus where the samples are."""
+
+    channels: int
+    sample_rate: int  # Hz
+    bits: int  # container bits per sample: 8, 16, 24, 32 (PCM) or 32, 64 (float)
+    is_float: bool
+    data_size: int | None  # bytes of sample data; None: read to end of file
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.bits // 8
+
+
+def read_wav(path_or_fileobj) -> tuple[np.ndarray, int]:
+    """Read a RIFF/WAVE file: PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE.
+
+    Returns (samples float32 [frames, channels], sample rate in Hz). Integer samples are
+    scaled to [-1, 1); float samples are returned as stored (not clipped).
+    Raises AudioError naming the file for anything it cannot read.
+    """
+    with _opened(path_or_fileobj) as (stream, name):
+        fmt = read_wav_header(stream, name)
+        raw = stream.read() if fmt.data_size is None else stream.read(fmt.data_size)
+    n_frames = len(raw) // fmt.frame_bytes  # a short data chunk: keep the whole frames present
+    if n_frames == 0:
+        raise AudioError(f"{name}: no audio (0 frames)")
+    return _decode_frames(raw[: n_frames * fmt.frame_bytes], fmt, name), fmt.sample_rate
+
+
+def read_wav_header(stream: BinaryIO, name: str) -> WavFormat:
+    """Parse the RIFF header and chunks up to the data chunk; leaves `stream` at the samples."""
+    head = stream.read(12)
+    if not head:
+        raise AudioError(f"{name}: empty file")
+    if len(head) < 12 and b"RIFF".startswith(head[:4]):
+        raise AudioError(f"{name}: truncated WAV header ({len(head)} bytes)")
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise AudioError(f"{name}: not a RIFF/WAVE file")
+    fmt_body = None
+    while True:
+        chunk_head = stream.read(8)
+        if len(chunk_head) < 8:
+            missing = "data" if fmt_body is not None else "fmt"
+            raise AudioError(f"{name}: no {missing} chunk")
+        chunk_id, size = struct.unpack("<4sI", chunk_head)
+        if chunk_id == b"data":
+            if fmt_body is None:
+                raise AudioError(f"{name}: no fmt chunk before the data chunk")
+            data_size = None if size in UNSIZED_CHUNK else size
+            return _parse_fmt(fmt_body, name, data_size)
+        if chunk_id == b"fmt ":
+            fmt_body = stream.read(size)
+            if len(fmt_body) < size:
+                raise AudioError(f"{name}: truncated fmt chunk")
+            _skip(stream, size & 1)
+        else:  # LIST, fact, cue, ...: not needed; chunks are padded to an even size
+            _skip(stream, size + (size & 1))
+
+
+def _parse_fmt(body: bytes, name: str, data_size: int | None) -> WavFormat:
+    """Validate a fmt chunk body and say how its samples are stored."""
+    if len(body) < 16:
+        raise AudioError(f"{name}: truncated fmt chunk ({len(body)} bytes, need 16)")
+    tag, channels, sample_rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == WAVE_FORMAT_EXTENSIBLE:
+        if len(body) < 40:
+            raise AudioError(f"{name}: truncated WAVE_FORMAT_EXTENSIBLE fmt chunk")
+        guid = body[24:40]
+        if guid[2:] != KSDATAFORMAT_GUID_TAIL:
+            raise AudioError(f"{name}: unsupported WAVE_FORMAT_EXTENSIBLE sub-format {guid.hex()}")
+        tag = struct.unpack("<H", guid[:2])[0]
+    if tag not in (WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT):
+        raise AudioError(f"{name}: unsupported WAV format tag 0x{tag:04x} (need PCM or IEEE float)")
+    is_float = tag == WAVE_FORMAT_IEEE_FLOAT
+    if bits not in (FLOAT_BITS if is_float else PCM_BITS):
+        raise AudioError(f"{name}: unsupported {bits}-bit {'float' if is_float else 'PCM'} WAV")
+    if channels == 0:
+        raise AudioError(f"{name}: WAV header says 0 channels")
+    _check_sample_rate(sample_rate, name)
+    return WavFormat(channels, sample_rate, bits, is_float, data_size)
+
+
+def _decode_frames(raw: bytes, fmt: WavFormat, name: str) -> np.ndarray:
+    """Little-endian interleaved sample bytes (whole frames) -> float32 [frames, channels]."""
+    if fmt.is_float:
+        samples = np.frombuffer(raw, dtype=f"<f{fmt.bits // 8}").astype(np.float32)
+        if not np.isfinite(samples).all():
+            raise AudioError(f"{name}: NaN or infinite samples")
+    elif fmt.bits == 8:  # 8-bit WAV is unsigned, centred on 128
+        samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128) / 128
+    elif fmt.bits == 24:
+        samples = _int24_to_int32(raw).astype(np.float32) / 2**23
+    else:
+        ints = np.frombuffer(raw, dtype=f"<i{fmt.bits // 8}")
+        samples = ints.astype(np.float32) / 2 ** (fmt.bits - 1)
+    return samples.reshape(-1, fmt.channels)
+
+
+def _int24_to_int32(raw: bytes) -> np.ndarray:
+    """Packed little-endian 24-bit ints -> int32: placed in the top 3 bytes, then shifted
+    down arithmetically so the sign extends."""
+    triples = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+    words = np.zeros((len(triples), 4), dtype=np.uint8)
+    words[:, 1:] = triples
+    return words.view("<i4")[:, 0] >> 8
+
+
+def _skip(stream: BinaryIO, n_bytes: int) -> None:
+    if n_bytes == 0:
+        return
+    if stream.seekable():
+        stream.seek(n_bytes, os.SEEK_CUR)
+    else:
+        stream.read(n_bytes)
+
+
+def _check_sample_rate(sample_rate: int, name: str) -> None:
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name}: sample rate {sample_rate} Hz is outside "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+        )
+
+
+@contextlib.contextmanager
+def _opened(path_or_fileobj) -> Iterator[tuple[BinaryIO, str]]:
+    """(binary stream, name for messages) from a path or an open binary file object;
+    closes only what it opened."""
+    if hasattr(path_or_fileobj, "read"):
+        yield path_or_fileobj, str(getattr(path_or_fileobj, "name", "<stream>"))
+        return
+    with _open_path(path_or_fileobj) as stream:
+        yield stream, str(path_or_fileobj)
+
+
+def _open_path(path) -> BinaryIO:
+    """open(path, 'rb') with one-line AudioErrors for the usual failures."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise AudioError(f"{path}: is a directory, not an audio file") from None
+    except PermissionError:
+        raise AudioError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise AudioError(f"{path}: cannot open: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw PCM on standard input
+
+
+def read_pcm16(stream: BinaryIO, name: str = STDIN_NAME) -> np.ndarray:
+    """Raw 16-bit little-endian mono PCM from a binary stream -> float32 [samples] in [-1, 1).
+
+    The sample rate is whatever the producer used; nothing here can check it. A trailing odd
+    byte (a sample cut in half) is dropped.
+    """
+    raw = stream.read()
+    if not isinstance(raw, (bytes, bytearray)):
+        raise AudioError(f"{name}: expected a binary stream of 16-bit PCM")
+    samples = _pcm16_to_float(raw[: len(raw) // 2 * 2])
+    if len(samples) == 0:
+        raise AudioError(f"{name}: no audio (0 samples)")
+    return samples
+
+
+def _pcm16_to_float(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768
+
+
+# ---------------------------------------------------------------------------------------------
+# Other formats (optional soundfile)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Format name from a file's first 12 bytes: "WAV", "FLAC", "OGG", "MP3", ... or None."""
+    if head[:4] == b"RIFF":
+        return "WAV"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG frame sync
+        return "MP3"
+    for magic, name in MAGIC_FORMATS:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _import_soundfile(path, kind: str | None):
+    """The soundfile module, or an AudioError saying how to get it."""
+    try:
+        import soundfile
+    except (ImportError, OSError):  # OSError: the package is there but libsndfile is not
+        what = f"{kind} audio" if kind else "audio that is not RIFF/WAVE"
+        raise AudioError(f"{path}: {what} {SOUNDFILE_HINT}") from None
+    return soundfile
+
+
+def _soundfile_error(path, kind: str | None, error: Exception) -> AudioError:
+    # LibsndfileError.error_string is libsndfile's reason without the repeated file name
+    detail = getattr(error, "error_string", None) or str(error) or type(error).__name__
+    if kind is None:
+        return AudioError(f"{path}: not a RIFF/WAVE file, nor audio soundfile can read ({detail})")
+    return AudioError(f"{path}: cannot read as {kind} file: {detail}")
+
+
+def _open_soundfile(path, kind: str | None):
+    """An open soundfile.SoundFile, with its sample rate checked."""
+    soundfile = _import_soundfile(path, kind)
+    try:
+        sound = soundfile.SoundFile(str(path))
+    except Exception as e:  # libsndfile's errors have no common base class worth naming
+        raise _soundfile_error(path, kind, e) from None
+    try:
+        _check_sample_rate(sound.samplerate, str(path))
+    except AudioError:
+        sound.close()
+        raise
+    return sound
+
+
+def _soundfile_blocks(sound, path, kind, block_frames: int) -> Iterator[np.ndarray]:
+    """float32 [frames, channels] blocks from an open SoundFile; closes it at the end."""
+    with sound:
+        while True:
+            try:
+                block = sound.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise _soundfile_error(path, kind, e) from None
+            if len(block) == 0:
+                return
+            if not np.isfinite(block).all():
+                raise AudioError(f"{path}: NaN or infinite samples")
+            yield block
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Any audio file -> float32 mono [samples] at `sample_rate` Hz.
+
+    WAV is read by `read_wav`; other formats (told apart by their header, not their name) by
+    the optional soundfile package. Channels are averaged. `path == "-"` reads raw 16-bit
+    little-endian mono PCM already at `sample_rate` from standard input.
+    """
+    if str(path) == STDIN_PATH:
+        return read_pcm16(sys.stdin.buffer)
+    samples, file_rate = _read_any(path)
+    return resample(to_mono(samples), file_rate, sample_rate)
+
+
+def _read_any(path) -> tuple[np.ndarray, int]:
+    """(float32 [frames, channels], sample rate) from a WAV or, via soundfile, anything else."""
+    with _open_path(path) as stream:
+        head = stream.read(12)
+    kind = sniff_format(head)
+    if kind == "WAV" or not head:
+        return read_wav(path)
+    sound = _open_soundfile(path, kind)
+    file_rate = sound.samplerate
+    blocks = list(_soundfile_blocks(sound, path, kind, -1))
+    if not blocks:
+        raise AudioError(f"{path}: no audio (0 frames)")
+    return np.concatenate(blocks), file_rate
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """[frames, channels] -> float32 [frames], the mean of the channels."""
+    if samples.shape[1] == 1:
+        return np.ascontiguousarray(samples[:, 0], dtype=np.float32)
+    return samples.mean(axis=1, dtype=np.float32)
+
+
+def pad_or_trim(audio: np.ndarray, length: int) -> np.ndarray:
+    """[..., samples] -> [..., length]: zero-padded at the end or cut, as in whisper."""
+    n = audio.shape[-1]
+    if n > length:
+        return audio[..., :length]
+    if n < length:
+        pad = [(0, 0)] * (audio.ndim - 1) + [(0, length - n)]
+        return np.pad(audio, pad)
+    return audio
+
+
+def iter_audio_chunks(
+    path, chunk_seconds: float, sample_rate: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """Yield float32 mono chunks of `chunk_seconds` at `sample_rate` Hz (the last may be
+    shorter), reading and resampling block by block: memory does not grow with the file.
+
+    Concatenated, the chunks equal `load_audio(path, sample_rate)`. Errors are raised when the
+    generator first runs (bad header) or when the bad block is reached (NaN samples).
+    """
+    chunk_len = round(chunk_seconds * sample_rate)
+    if chunk_len < 1:
+        raise ValueError(f"chunk_seconds must give at least one sample, got {chunk_seconds}")
+    name = STDIN_NAME if str(path) == STDIN_PATH else str(path)
+    blocks, file_rate = _open_blocks(path, sample_rate)
+    resampler = Resampler(file_rate, sample_rate)
+    n_frames = 0
+    pending = _Rechunker(chunk_len)
+    with contextlib.closing(blocks):  # closes the file even if the caller stops early
+        for block in blocks:
+            n_frames += len(block)
+            yield from pending.push(resampler(to_mono(block)))
+    if n_frames == 0:
+        raise AudioError(f"{name}: no audio (0 frames)")
+    yield from pending.push(resampler.flush())
+    yield from pending.finish()
+
+
+def _open_blocks(path, sample_rate: int) -> tuple[Iterator[np.ndarray], int]:
+    """(generator of float32 [frames, channels] blocks, their sample rate) for any input."""
+    if str(path) == STDIN_PATH:
+        return _pcm16_blocks(sys.stdin.buffer), sample_rate
+    stream = _open_path(path)
+    head = stream.read(12)
+    kind = sniff_format(head)
+    if kind == "WAV" or not head:
+        stream.seek(0)
+        try:
+            fmt = read_wav_header(stream, str(path))
+        except AudioError:
+            stream.close()
+            raise
+        return _wav_blocks(stream, fmt, str(path)), fmt.sample_rate
+    stream.close()
+    sound = _open_soundfile(path, kind)
+    return _soundfile_blocks(sound, path, kind, READ_BLOCK_FRAMES), sound.samplerate
+
+
+def _wav_blocks(stream: BinaryIO, fmt: WavFormat, name: str) -> Iterator[np.ndarray]:
+    """float32 [frames, channels] blocks from a stream positioned at WAV sample data; closes it."""
+    with stream:
+        remaining = fmt.data_size  # None: to end of file
+        while remaining is None or remaining > 0:
+            want = READ_BLOCK_FRAMES * fmt.frame_bytes
+            # a buffered file returns all it is asked for until the end of the file
+            raw = stream.read(want if remaining is None else min(want, remaining))
+            whole = len(raw) // fmt.frame_bytes * fmt.frame_bytes  # drop a cut-off last frame
+            if whole == 0:
+                return
+            if remaining is not None:
+                remaining -= len(raw)
+            yield _decode_frames(raw[:whole], fmt, name)
+
+
+def _pcm16_blocks(stream: BinaryIO) -> Iterator[np.ndarray]:
+    """float32 [samples, 1] blocks of raw 16-bit mono PCM from a binary stream."""
+    carry = b""  # half a sample left by a short read from a pipe or socket
+    while True:
+        raw = stream.read(READ_BLOCK_FRAMES * 2)
+        if not raw:
+            return
+        raw = carry + raw
+        whole = len(raw) // 2 * 2
+        carry = raw[whole:]
+        if whole:
+            yield _pcm16_to_float(raw[:whole])[:, None]
+
+
+class _Rechunker:
+    """Collects arrays of any length and hands them out `chunk_len` samples at a time."""
+
+    def __init__(self, chunk_len: int):
+        self.chunk_len = chunk_len
+        self.parts: list[np.ndarray] = []
+        self.size = 0
+
+    def push(self, samples: np.ndarray) -> Iterator[np.ndarray]:
+        if len(samples):
+            self.parts.append(samples)
+            self.size += len(samples)
+        while self.size >= self.chunk_len:
+            joined = np.concatenate(self.parts)
+            yield joined[: self.chunk_len]
+            rest = joined[self.chunk_len :]
+            self.parts, self.size = ([rest] if len(rest) else []), len(rest)
+
+    def finish(self) -> Iterator[np.ndarray]:
+        if self.size:
+            yield np.concatenate(self.parts)
+        self.parts, self.size = [], 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Resampling
+
+
+def lowpass_filter(n_taps: int, cutoff: float) -> np.ndarray:
+    """Kaiser-windowed sinc low-pass, unit gain at DC, as `scipy.signal.firwin(n_taps, cutoff,
+    window=('kaiser', KAISER_BETA))`. cutoff is relative to Nyquist (1.0). -> float64 [n_taps]"""
+    t = np.arange(n_taps) - (n_taps - 1) / 2
+    taps = cutoff * np.sinc(cutoff * t) * np.kaiser(n_taps, KAISER_BETA)
+    return taps / taps.sum()
+
+
+class Resampler:
+    """Stateful polyphase resampler from `orig_sr` to `target_sr` Hz, fed chunk by chunk.
+
+    Computes exactly what `scipy.signal.resample_poly(x, up, down)` does with its defaults
+    (Kaiser beta 5 windowed sinc of 20 * max(up, down) + 1 taps, zeros beyond both ends):
+    output m is the filter centred on upsampled position m * down, and the whole output has
+    ceil(n * up / down) samples. `__call__` returns every output whose inputs have all
+    arrived; `flush` returns the rest (treating the end as zeros) and resets the state.
+    Memory is bounded by one chunk plus one filter length.
+    """
+
+    def __init__(self, orig_sr: int, target_sr: int = SAMPLE_RATE):
+        if int(orig_sr) != orig_sr or int(target_sr) != target_sr or orig_sr < 1 or target_sr < 1:
+            raise ValueError(f"sample rates must be positive integers, got {orig_sr}, {target_sr}")
+        common = math.gcd(int(orig_sr), int(target_sr))
+        self.up = int(target_sr) // common
+        self.down = int(orig_sr) // common
+        self.half_len = HALF_TAPS_PER_RATE * max(self.up, self.down)
+        self.n_taps = -(-(2 * self.half_len + 1) // self.up)  # input samples under the filter
+        cutoff = 1 / max(self.up, self.down)  # the lower Nyquist, relative to the upsampled one
+        self.phases = self._polyphase(lowpass_filter(2 * self.half_len + 1, cutoff))
+        self._block = max(1, MAX_BLOCK_ELEMENTS // self.n_taps)
+        self.reset()
+
+    def _polyphase(self, taps: np.ndarray) -> np.ndarray:
+        """[2 * half_len + 1] filter -> float32 [up, n_taps]: row r holds the taps that meet
+        input samples when an output falls r upsampled steps past one, ordered to multiply
+        the inputs oldest first."""
+        padded = np.zeros(self.n_taps * self.up)
+        padded[: len(taps)] = taps * self.up  # upsampling by zero-stuffing costs a gain of up
+        phases = padded.reshape(self.n_taps, self.up).T[:, ::-1]
+        return np.ascontiguousarray(phases, dtype=np.float32)
+
+    def reset(self) -> None:
+        """Forget all input: the next chunk starts a new signal."""
+        self._history = np.zeros(self.n_taps - 1, dtype=np.float32)  # zeros before sample 0
+        self._history_start = -(self.n_taps - 1)  # absolute index of _history[0]
+        self._n_in = 0
+        self._n_out = 0
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        """float32 [samples] at orig_sr -> float32 [outputs now complete] at target_sr."""
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 1:
+            raise ValueError(f"resampler input must be mono [samples], got shape {chunk.shape}")
+        self._n_in += len(chunk)
+        if self.up == self.down == 1:
+            return chunk.copy()
+        self._history = np.concatenate([self._history, chunk])
+        # output m needs inputs up to (m * down + half_len) // up
+        ready = -((self.half_len - self._n_in * self.up) // self.down)
+        out = self._outputs(max(ready, self._n_out))
+        self._drop_used_history()
+        return out
+
+    def flush(self) -> np.ndarray:
+        """The remaining outputs, float32, with zeros after the last input; then reset."""
+        if self.up == self.down == 1:
+            self.reset()
+            return np.zeros(0, dtype=np.float32)
+        total = -(-self._n_in * self.up // self.down)
+        if total > self._n_out:
+            last_input = ((total - 1) * self.down + self.half_len) // self.up
+            missing = last_input + 1 - (self._history_start + len(self._history))
+            self._history = np.concatenate([self._history, np.zeros(max(missing, 0), np.float32)])
+        out = self._outputs(max(total, self._n_out))
+        self.reset()
+        return out
+
+    def _outputs(self, end: int) -> np.ndarray:
+        """Outputs self._n_out .. end-1, in blocks so the gathered windows stay small."""
+        if end <= self._n_out:
+            return np.zeros(0, dtype=np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(self._history, self.n_taps)
+        parts = []
+        for first in range(self._n_out, end, self._block):
+            m = np.arange(first, min(first + self._block, end), dtype=np.int64)
+            position = m * self.down + self.half_len
+            newest = position // self.up
+            rows = windows[newest - (self.n_taps - 1) - self._history_start]
+            parts.append(np.einsum("mk,mk->m", rows, self.phases[position % self.up]))
+        self._n_out = end
+        return np.concatenate(parts)
+
+    def _drop_used_history(self) -> None:
+        oldest_needed = (self._n_out * self.down + self.half_len) // self.up - (self.n_taps - 1)
+        drop = oldest_needed - self._history_start
+        if drop > 0:
+            self._history = self._history[drop:]
+            self._history_start += drop
+
+
+def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """float32 [samples] at orig_sr Hz -> float32 [ceil(samples * target_sr / orig_sr)] at
+    target_sr Hz, anti-aliased; equals `scipy.signal.resample_poly` with its defaults."""
+    resampler = Resampler(orig_sr, target_sr)
+    return np.concatenate([resampler(audio), resampler.flush()])
