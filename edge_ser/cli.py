@@ -1,0 +1,349 @@
+"""The `edge-ser` command (also `python -m edge_ser`).
+
+    edge-ser infer [--model PATH] [--threads N] [--format table|json|csv] [--timeline]
+                   [--output FILE] FILES|DIRS|-
+    edge-ser info --model PATH
+    edge-ser --version
+
+Directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line are
+read whatever their name; "-" is raw 16-bit little-endian mono PCM at the model's sample rate
+on stdin). A file that fails is reported on stderr as one line `edge-ser: <path>: <problem>`
+and the others still run. Exit codes: 0 all done, 1 some input failed, 2 usage or model error.
+No tracebacks: errors are one line; EDGE_SER_DEBUG=1 shows the traceback of unexpected ones.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import traceback
+
+from . import __version__
+from .errors import EdgeSerError
+
+PROG = "edge-ser"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory walk picks up
+STDIN = "-"
+STDIN_NAME = "<stdin>"  # how stdin is named in output and messages
+EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
+TOP_SCORES = 3  # scores shown per row in table output
+DEBUG_ENV = "EDGE_SER_DEBUG"
+
+
+class UsageError(EdgeSerError):
+    """A command line that cannot run (exit code 2)."""
+
+
+def _say(message: str) -> None:
+    """One line on stderr, prefixed with the program name."""
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _problem(error: Exception, name: str) -> str:
+    """An input's error as one line without the leading '<name>: ' the message may carry."""
+    text = _one_line(error)
+    return text[len(name) + 2:] if text.startswith(f"{name}: ") else text
+
+
+def _display_name(path: str) -> str:
+    return STDIN_NAME if path == STDIN else path
+
+
+# --- argument parsing ------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line (plus usage) and exit code 2, as argparse does
+        self.print_usage(sys.stderr)
+        _say(message)
+        sys.exit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Speech emotion recognition on the device.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    infer = commands.add_parser("infer", help="recognise emotions in audio files")
+    infer.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
+                       help=f"audio files, directories (walked for {' '.join(AUDIO_EXTENSIONS)}), "
+                            "or - for raw s16le mono PCM on stdin")
+    infer.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    infer.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    infer.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    infer.add_argument("--timeline", action="store_true", help="also show every scored window")
+    infer.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    info = commands.add_parser("info", help="describe a model file")
+    info.add_argument("--model", required=True, help="ONNX or TFLite model")
+    return parser
+
+
+# --- infer -----------------------------------------------------------------------------------
+
+
+def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
+    """Command-line inputs -> [(path, problem or None)], directories walked recursively in
+    sorted order; a missing path or a directory without audio is an entry with its problem."""
+    found = []
+    for item in inputs:
+        if item == STDIN:
+            found.append((item, None))
+        elif os.path.isdir(item):
+            files = sorted(str(p) for p in pathlib.Path(item).rglob("*")
+                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            found.extend((f, None) for f in files)
+            if not files:
+                found.append((item, f"no audio files ({' '.join(AUDIO_EXTENSIONS)}) in this directory"))
+        elif os.path.lexists(item):
+            found.append((item, None))
+        else:
+            found.append((item, "no such file or directory"))
+    return found
+
+
+def _top(scores: dict[str, float], n: int = TOP_SCORES) -> str:
+    best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]
+    return "  ".join(f"{label} {p:.2f}" for label, p in best)
+
+
+class TableWriter:
+    """Readable text: one row per file (label and top scores), timeline rows indented."""
+
+    def __init__(self, out, timeline: bool, labels: list[str]):
+        self.out, self.timeline = out, timeline
+        self.width = max(len(x) for x in labels)
+
+    def write(self, path: str, prediction) -> None:
+        self.out.write(f"{path}  {prediction.label:<{self.width}}  {_top(prediction.scores)}"
+                       f"  ({prediction.duration:.2f} s)\n")
+        if self.timeline:
+            for w in prediction.timeline:
+                self.out.write(f"    {w.start:7.2f}-{w.end:<7.2f} {w.label:<{self.width}}  {_top(w.scores)}\n")
+
+    def close(self) -> None:
+        pass
+
+
+class CsvWriter:
+    """CSV: file,row,start,end,label,<one column per label>; row is "file" or "window"."""
+
+    def __init__(self, out, timeline: bool, labels: list[str]):
+        self.timeline, self.labels = timeline, labels
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(["file", "row", "start", "end", "label", *labels])
+
+    def _row(self, path, kind, start, end, label, scores):
+        self.csv.writerow([path, kind, f"{start:.3f}", f"{end:.3f}", label,
+                           *(f"{scores[x]:.6f}" for x in self.labels)])
+
+    def write(self, path: str, prediction) -> None:
+        self._row(path, "file", 0.0, prediction.duration, prediction.label, prediction.scores)
+        if self.timeline:
+            for w in prediction.timeline:
+                self._row(path, "window", w.start, w.end, w.label, w.scores)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonWriter:
+    """One JSON document: a list of {file, label, scores, duration[, timeline]} objects."""
+
+    def __init__(self, out, timeline: bool, labels: list[str]):
+        self.out, self.timeline, self.results = out, timeline, []
+
+    def write(self, path: str, prediction) -> None:
+        result = {"file": path, "label": prediction.label, "scores": prediction.scores,
+                  "duration": prediction.duration}
+        if self.timeline:
+            result["timeline"] = [{"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
+                                  for w in prediction.timeline]
+        self.results.append(result)
+
+    def close(self) -> None:
+        json.dump(self.results, self.out, indent=2)
+        self.out.write("\n")
+
+
+WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter}
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write output ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise UsageError(f"{path}: cannot write output ({e.strerror or e})") from None
+        raise
+
+
+def run_infer(args) -> int:
+    from .recognizer import Recognizer  # imported here so --version/--help stay fast
+
+    if args.output and os.path.isdir(args.output):
+        raise UsageError(f"{args.output}: --output is a directory")
+    if args.inputs.count(STDIN) > 1:
+        raise UsageError("'-' (stdin) can be given only once")
+    recognizer = Recognizer(args.model, threads=args.threads)
+    buffer = io.StringIO() if args.output else sys.stdout
+    writer = WRITERS[args.format](buffer, args.timeline, recognizer.labels)
+    failed = 0
+    for path, problem in expand_inputs(args.inputs):
+        name = _display_name(path)
+        if problem is None:
+            try:
+                prediction = recognizer.predict(path)
+            except EdgeSerError as e:
+                problem = _problem(e, name)
+            except Exception as e:  # a bug or an unforeseen input: report it, keep going
+                if os.environ.get(DEBUG_ENV) == "1":
+                    traceback.print_exc()
+                problem = f"unexpected error: {type(e).__name__}: {_one_line(e)}"
+        if problem is not None:
+            failed += 1
+            _say(f"{name}: {problem}")
+            continue
+        writer.write(name, prediction)
+        if buffer is sys.stdout:
+            sys.stdout.flush()  # results appear as each file finishes
+    writer.close()
+    if args.output:
+        write_atomically(args.output, buffer.getvalue())
+    return EXIT_INPUT_FAILED if failed else EXIT_OK
+
+
+# --- info ------------------------------------------------------------------------------------
+
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+                 "ConvInteger")
+
+
+def onnx_details(path: str) -> dict[str, str]:
+    """Parameter count, opset and quantization of an ONNX file, read with `onnx` if installed."""
+    try:
+        import onnx
+    except ImportError:
+        unknown = "unknown (needs the onnx package)"
+        return {"parameters": unknown, "opset": unknown, "quantized": unknown}
+    import numpy as np
+
+    model = onnx.load(path, load_external_data=False)
+    graph = model.graph
+    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
+    opset = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    int8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    ops = sorted({n.op_type for n in graph.node
+                  if n.op_type in QUANTIZED_OPS or n.op_type.startswith("QLinear")})
+    int8_tensors = sum(t.data_type in int8 for t in graph.initializer)
+    quantized = "no"
+    if ops or int8_tensors:
+        quantized = "yes (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])) + ")"
+    return {"parameters": f"{params:,}", "opset": opset, "quantized": quantized}
+
+
+def tflite_details(session) -> dict[str, str]:
+    """Quantization of a TFLite model from its tensor types (parameter count: not read)."""
+    import numpy as np
+
+    tensors = session._interpreter.get_tensor_details()
+    int8 = sum(np.dtype(t["dtype"]) in (np.int8, np.uint8) for t in tensors)
+    return {"parameters": "unknown (not read from TFLite files)", "opset": "n/a (TFLite)",
+            "quantized": f"yes ({int8} int8 tensors)" if int8 else "no"}
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+
+
+def run_info(args) -> int:
+    from .session import OnnxSession, open_session
+
+    session = open_session(args.model)
+    info, cfg = session.info, session.info.feature_config
+    is_onnx = isinstance(session, OnnxSession)
+    details = onnx_details(args.model) if is_onnx else tflite_details(session)
+    features = (f"log-mel, {cfg.n_mels} bands, {cfg.fmin:g}-{cfg.fmax:g} Hz, "
+                f"{cfg.win_length}-sample window / {cfg.hop_length}-sample hop / n_fft {cfg.n_fft} "
+                f"at {cfg.sample_rate} Hz, normalize {cfg.normalize}")
+    rows = [
+        ("model", args.model),
+        ("format", "ONNX" if is_onnx else "TFLite"),
+        ("format version", info.format_version),
+        ("labels", f"{', '.join(info.labels)} ({len(info.labels)})"),
+        ("window", f"{info.window_seconds:g} s"),
+        ("features", features),
+        ("parameters", details["parameters"]),
+        ("file size", _size(os.path.getsize(args.model))),
+        ("opset", details["opset"]),
+        ("quantized", details["quantized"]),
+    ]
+    if info.card:
+        rows.append(("model card", json.dumps(info.card, sort_keys=True)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key + ':':<{width + 1}} {value}")
+    return EXIT_OK
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises, never prints a traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        _say("a command is required: infer or info")
+        return EXIT_USAGE
+    try:
+        return run_infer(args) if args.command == "infer" else run_info(args)
+    except EdgeSerError as e:
+        _say(_one_line(e))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except BrokenPipeError:
+        # stdout closed early (`| head`): point it at devnull so the exit flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INPUT_FAILED
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        _say(f"unexpected error: {type(e).__name__}: {_one_line(e)} "
+             f"(set {DEBUG_ENV}=1 for the traceback)")
+        return EXIT_USAGE

@@ -1,0 +1,250 @@
+"""Inference sessions: one model file -> a callable log-mel [B, n_mels, T] -> logits [B, C].
+
+`OnnxSession` wraps onnxruntime, `TFLiteSession` the LiteRT interpreter; `open_session` picks
+by file content. Both check the model against the contract (edge_ser.contract) when they open
+it, so a wrong model fails at load time with one line naming the file, not mid-inference.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+from .contract import INPUT_NAME, OUTPUT_NAME, ModelInfo, is_tflite, tflite_info
+from .errors import ModelError
+
+TFLITE_INSTALL_HINT = "pip install 'edge-ser[tflite]'"
+
+
+def _read_head(path: str, n: int = 8) -> bytes:
+    """First `n` bytes of a model file; ModelError naming it if it cannot be read or is empty."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(n)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not a model file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model file ({e.strerror or e})") from None
+    if not head:
+        raise ModelError(f"{path}: model file is empty")
+    return head
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _check_classes(path: str, n_classes, info: ModelInfo) -> None:
+    if isinstance(n_classes, (int, np.integer)) and n_classes > 0 and n_classes != len(info.labels):
+        raise ModelError(f"{path}: model outputs {n_classes} classes but its metadata lists "
+                         f"{len(info.labels)} labels")
+
+
+class OnnxSession:
+    """An ONNX model on onnxruntime's CPU provider.
+
+    `session(log_mel)`: float32 [B, n_mels, T] -> logits float32 [B, n_classes].
+    `fixed_frames` is the model's static frame count, or None when frames are dynamic.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        import onnxruntime as ort
+
+        self.path = path = os.fspath(path)
+        _read_head(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: warnings would break the one-line rule
+        try:
+            self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata(meta, path)
+        self._check_io()
+
+    def _check_io(self) -> None:
+        path, n_mels = self.path, self.info.feature_config.n_mels
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            names = [i.name for i in inputs]
+            raise ModelError(f"{path}: model must have one input named {INPUT_NAME!r}, has {names}")
+        x = inputs[0]
+        if x.type != "tensor(float)":
+            raise ModelError(f"{path}: input {INPUT_NAME!r} must be float32, is {x.type}")
+        if len(x.shape) != 3:
+            raise ModelError(f"{path}: input {INPUT_NAME!r} must be [batch, n_mels, frames], "
+                             f"has shape {x.shape}")
+        batch, bands, frames = x.shape
+        if isinstance(bands, int) and bands != n_mels:
+            raise ModelError(f"{path}: input has {bands} mel bands but the feature config has {n_mels}")
+        if isinstance(batch, int) and batch != 1:
+            raise ModelError(f"{path}: input batch must be dynamic or 1, is {batch}")
+        self._batch_one = batch == 1
+        self.fixed_frames = frames if isinstance(frames, int) and frames > 0 else None
+        logits = [o for o in outputs if o.name == OUTPUT_NAME]
+        if not logits:
+            raise ModelError(f"{path}: model has no output named {OUTPUT_NAME!r} "
+                             f"(outputs: {[o.name for o in outputs]})")
+        y = logits[0]
+        if y.type != "tensor(float)" or len(y.shape) != 2:
+            raise ModelError(f"{path}: output {OUTPUT_NAME!r} must be float32 [batch, n_classes], "
+                             f"is {y.type} {y.shape}")
+        _check_classes(path, y.shape[1], self.info)
+
+    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
+        """log_mel float32 [B, n_mels, T] -> logits float32 [B, n_classes]."""
+        log_mel = np.ascontiguousarray(log_mel, dtype=np.float32)
+        if self._batch_one:
+            parts = [self._run(log_mel[i:i + 1]) for i in range(log_mel.shape[0])]
+            return np.concatenate(parts, axis=0)
+        return self._run(log_mel)
+
+    def _run(self, log_mel: np.ndarray) -> np.ndarray:
+        try:
+            logits = self._session.run([OUTPUT_NAME], {INPUT_NAME: log_mel})[0]
+        except Exception as e:  # e.g. fewer frames than the network's receptive field
+            raise ModelError(f"{self.path}: inference failed on input {list(log_mel.shape)} "
+                             f"({_first_line(e)})") from None
+        _check_classes(self.path, logits.shape[-1], self.info)  # dynamic class axis: check now
+        return logits
+
+
+def _tflite_interpreter_class(path: str):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError(f"{path}: TFLite models need the LiteRT interpreter: "
+                             f"{TFLITE_INSTALL_HINT}") from None
+    return Interpreter
+
+
+class TFLiteSession:
+    """A TFLite model on the LiteRT interpreter (ai_edge_litert, else tflite_runtime).
+
+    `session(log_mel)`: float32 [B, n_mels, T] -> logits float32 [B, n_classes]. The input is
+    resized to T frames (and to B when the batch axis is dynamic, else run one item at a
+    time); int8/uint8 tensors are (de)quantized with their own scale and zero point.
+    """
+
+    fixed_frames = None  # the input is resized to any frame count
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        self.path = path = os.fspath(path)
+        _read_head(path)
+        Interpreter = _tflite_interpreter_class(path)
+        with open(path, "rb") as f:
+            content = f.read()
+        self.info = tflite_info(content, path)
+        try:
+            self._interpreter = Interpreter(model_content=content, num_threads=threads)
+            with _native_stderr_silenced():  # LiteRT logs an INFO line about XNNPACK here
+                self._interpreter.allocate_tensors()
+        except Exception as e:  # the interpreter raises ValueError/RuntimeError for bad files
+            raise ModelError(f"{path}: not a loadable TFLite model ({_first_line(e)})") from None
+        self._check_io()
+
+    def _check_io(self) -> None:
+        path, n_mels = self.path, self.info.feature_config.n_mels
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{path}: TFLite model must have one input and one output, "
+                             f"has {len(inputs)} and {len(outputs)}")
+        x, y = inputs[0], outputs[0]
+        if x["dtype"] not in (np.float32, np.int8, np.uint8):
+            raise ModelError(f"{path}: input must be float32 or int8, is {np.dtype(x['dtype']).name}")
+        shape = list(x.get("shape_signature", x["shape"]))
+        if len(shape) != 3:
+            raise ModelError(f"{path}: input must be [batch, n_mels, frames], has shape {shape}")
+        if shape[1] != n_mels:
+            raise ModelError(f"{path}: input has {shape[1]} mel bands but the feature config has {n_mels}")
+        out_shape = list(y.get("shape_signature", y["shape"]))
+        if len(out_shape) != 2:
+            raise ModelError(f"{path}: output must be [batch, n_classes], has shape {out_shape}")
+        _check_classes(path, out_shape[1], self.info)
+        for name, detail in (("input", x), ("output", y)):
+            if np.dtype(detail["dtype"]) != np.float32 and not detail["quantization"][0] > 0:
+                raise ModelError(f"{path}: integer {name} tensor has no quantization scale")
+        self._dynamic_batch = shape[0] == -1
+        self._input, self._output = x, y
+
+    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
+        """log_mel float32 [B, n_mels, T] -> logits float32 [B, n_classes]."""
+        log_mel = np.ascontiguousarray(log_mel, dtype=np.float32)
+        if self._dynamic_batch:
+            return self._run(log_mel)
+        return np.concatenate([self._run(log_mel[i:i + 1]) for i in range(log_mel.shape[0])])
+
+    def _run(self, log_mel: np.ndarray) -> np.ndarray:
+        interp, index = self._interpreter, self._input["index"]
+        if tuple(interp.get_input_details()[0]["shape"]) != log_mel.shape:
+            try:
+                interp.resize_tensor_input(index, list(log_mel.shape))
+                interp.allocate_tensors()
+            except Exception as e:
+                raise ModelError(f"{self.path}: cannot resize the input to {list(log_mel.shape)} "
+                                 f"({_first_line(e)})") from None
+        interp.set_tensor(index, _quantize(log_mel, self._input))
+        try:
+            interp.invoke()
+        except Exception as e:
+            raise ModelError(f"{self.path}: inference failed on input {list(log_mel.shape)} "
+                             f"({_first_line(e)})") from None
+        logits = _dequantize(interp.get_tensor(self._output["index"]), self._output)
+        _check_classes(self.path, logits.shape[-1], self.info)
+        return logits
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for the block (C++ logging bypasses sys.stderr)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """float32 -> the tensor's dtype, using its (scale, zero_point) when it is an integer type."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return x
+    scale, zero_point = detail["quantization"]
+    limits = np.iinfo(dtype)
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, limits.min, limits.max).astype(dtype)
+
+
+def _dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
+    if np.dtype(detail["dtype"]) == np.float32:
+        return q
+    scale, zero_point = detail["quantization"]
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def open_session(path: str | os.PathLike, threads: int = 1):
+    """A model file -> OnnxSession or TFLiteSession, chosen by content (TFL3 identifier) first."""
+    path = os.fspath(path)
+    if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
+        return TFLiteSession(path, threads)
+    return OnnxSession(path, threads)

@@ -1,0 +1,281 @@
+"""The `edge-ser` command, run as `python -m edge_ser` in a subprocess: outputs, exit codes,
+one-line errors without tracebacks."""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import wave
+
+import numpy as np
+import pytest
+
+import models
+from conftest import REPO
+from edge_ser import __version__, recognizer
+from edge_ser.config import SAMPLE_RATE
+
+TIMEOUT = 120  # s per command: generous for a loaded 2-core machine
+
+
+def run(*args, stdin: bytes | None = None, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE", **(env_extra or {})}
+    env.pop("EDGE_SER_DEBUG", None)
+    done = subprocess.run([sys.executable, "-m", "edge_ser", *map(str, args)], input=stdin,
+                          capture_output=True, env=env, timeout=TIMEOUT, cwd=REPO)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def assert_one_line_error(stderr: str, *fragments: str):
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr
+    errors = [x for x in lines if x.startswith("edge-ser: ")]
+    assert len(errors) == 1, stderr
+    for fragment in fragments:
+        assert fragment in errors[0], stderr
+
+
+def write_wav(path, audio: np.ndarray, rate: int = SAMPLE_RATE):
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.1, int(seconds * SAMPLE_RATE)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return models.save(models.build_model(), tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+@pytest.fixture
+def clips(tmp_path):
+    """Two good synthetic WAVs in tmp_path/audio (one nested in a subdirectory)."""
+    (tmp_path / "audio" / "sub").mkdir(parents=True)
+    return [write_wav(tmp_path / "audio" / "a.wav", noise(1.0, 1)),
+            write_wav(tmp_path / "audio" / "sub" / "b.wav", noise(4.5, 2))]
+
+
+def test_version():
+    code, out, _ = run("--version")
+    assert code == 0 and out.strip() == f"edge-ser {__version__}"
+
+
+def test_table_output(model, clips):
+    code, out, err = run("infer", "--model", model, "--timeline", *clips)
+    assert code == 0, err
+    assert err == ""
+    rows = [x for x in out.splitlines() if not x.startswith("    ")]
+    assert [r.split()[0] for r in rows] == [str(c) for c in clips]
+    for row in rows:
+        assert row.split()[1] in models.LABELS
+    assert len(out.splitlines()) > len(rows)  # indented timeline rows
+
+
+def test_json_output(model, clips):
+    code, out, err = run("infer", "--model", model, "--format", "json", "--timeline", *clips)
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["file"] for r in results] == [str(c) for c in clips]
+    for r in results:
+        assert r["label"] in models.LABELS
+        assert sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert r["timeline"] and all(w["label"] in models.LABELS for w in r["timeline"])
+    assert results[1]["duration"] == pytest.approx(4.5)
+
+
+def test_csv_output(model, clips):
+    code, out, err = run("infer", "--model", model, "--format", "csv", *clips)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["file"] for r in rows] == [str(c) for c in clips]
+    for r in rows:
+        assert r["row"] == "file" and r["label"] in models.LABELS
+        assert sum(float(r[x]) for x in models.LABELS) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_csv_timeline_rows(model, clips):
+    code, out, _ = run("infer", "--model", model, "--format", "csv", "--timeline", clips[1])
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and rows[0]["row"] == "file" and {r["row"] for r in rows[1:]} == {"window"}
+
+
+def test_directory_with_one_bad_file(model, clips, tmp_path):
+    bad = tmp_path / "audio" / "sub" / "broken.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    (tmp_path / "audio" / "notes.txt").write_text("not audio, not walked")
+    code, out, err = run("infer", "--model", model, tmp_path / "audio")
+    assert code == 1
+    assert_one_line_error(err, f"edge-ser: {bad}: ")
+    assert sorted(x.split()[0] for x in out.splitlines()) == sorted(str(c) for c in clips)
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_bytes(os.urandom(3000)), ""),
+    (lambda p: p.write_bytes(b"RIFF$\x00\x00\x00WAVEfmt "), ""),
+])
+def test_bad_input_file_fails_alone(model, clips, tmp_path, make, fragment):
+    bad = tmp_path / "bad.wav"
+    make(bad)
+    code, out, err = run("infer", "--model", model, clips[0], bad, clips[1])
+    assert code == 1
+    assert_one_line_error(err, f"edge-ser: {bad}: ", fragment)
+    assert [x.split()[0] for x in out.splitlines()] == [str(clips[0]), str(clips[1])]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "no such model file"),
+    (b"this is not an onnx model" * 20, "not a loadable ONNX model"),
+    (b"", "model file is empty"),
+])
+def test_unusable_model_exits_2(clips, tmp_path, content, fragment):
+    path = tmp_path / "model.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = run("infer", "--model", path, *clips)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, str(path), fragment)
+
+
+def test_model_without_metadata_exits_2(clips, tmp_path):
+    path = models.save(models.build_model(metadata=False), tmp_path / "plain.onnx")
+    code, _, err = run("infer", "--model", path, clips[0])
+    assert code == 2
+    assert_one_line_error(err, str(path), "not an edge-ser model")
+
+
+@pytest.mark.skipif(recognizer.DEFAULT_MODEL.exists(), reason="a default model is installed")
+def test_no_default_model_exits_2(clips):
+    code, _, err = run("infer", clips[0])
+    assert code == 2
+    assert_one_line_error(err, "no default model is installed yet; pass --model PATH")
+
+
+@pytest.mark.parametrize("args", [[], ["infer"], ["infer", "--format", "xml", "a.wav"],
+                                  ["infer", "--threads", "0", "a.wav"], ["info"], ["frobnicate"]])
+def test_usage_errors_exit_2(args):
+    code, _, err = run(*args)
+    assert code == 2 and "Traceback" not in err and "edge-ser: " in err
+
+
+def test_output_file_is_written_whole(model, clips, tmp_path):
+    target = tmp_path / "out" / "results.json"
+    target.parent.mkdir()
+    code, out, err = run("infer", "--model", model, "--format", "json", "--output", target, *clips)
+    assert code == 0 and out == "", err
+    assert [r["file"] for r in json.loads(target.read_text())] == [str(c) for c in clips]
+    assert os.listdir(target.parent) == ["results.json"]  # no temporary file left behind
+    _, stdout_run, _ = run("infer", "--model", model, "--format", "json", *clips)
+    assert target.read_text() == stdout_run
+
+
+def test_output_file_untouched_when_the_model_fails(clips, tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("previous results\n")
+    code, _, _ = run("infer", "--model", tmp_path / "missing.onnx", "--output", target, *clips)
+    assert code == 2
+    assert target.read_text() == "previous results\n"
+    assert sorted(os.listdir(tmp_path)) == ["audio", "results.csv"]
+
+
+def test_output_in_a_missing_directory_exits_2(model, clips, tmp_path):
+    target = tmp_path / "nowhere" / "results.csv"
+    code, _, err = run("infer", "--model", model, "--output", target, clips[0])
+    assert code == 2
+    assert_one_line_error(err, str(target))
+    assert not target.parent.exists()
+
+
+def test_stdin_raw_pcm(model):
+    pcm = (noise(1.5, 3) * 32767).astype("<i2").tobytes()
+    code, out, err = run("infer", "--model", model, "--format", "json", "-", stdin=pcm)
+    assert code == 0, err
+    [result] = json.loads(out)
+    assert result["file"] == "<stdin>" and result["duration"] == pytest.approx(1.5)
+
+
+def test_empty_stdin_fails_with_one_line(model):
+    code, _, err = run("infer", "--model", model, "-", stdin=b"")
+    assert code == 1
+    assert_one_line_error(err, "edge-ser: <stdin>: ")
+
+
+def test_real_emodb_directory(model, data_dir, tmp_path):
+    subset = tmp_path / "emodb"
+    subset.mkdir()
+    sources = sorted((data_dir / "emodb" / "wav").glob("03a01*.wav"))
+    for src in sources:  # symlinks: nothing of the corpus is copied
+        (subset / src.name).symlink_to(src)
+    code, out, err = run("infer", "--model", model, "--format", "csv", subset)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == len(sources) > 0
+    assert all(r["label"] in models.LABELS for r in rows)
+
+
+def info_fields(out: str) -> dict:
+    return dict(line.split(":", 1) for line in out.splitlines())
+
+
+def test_info(model):
+    code, out, err = run("info", "--model", model)
+    assert code == 0, err
+    fields = {k: v.strip() for k, v in info_fields(out).items()}
+    assert fields["labels"].startswith(", ".join(models.LABELS))
+    n_mels, n_classes = 64, len(models.LABELS)
+    assert fields["parameters"] == f"{n_mels * n_classes + n_classes:,}"
+    assert fields["opset"] == f"ai.onnx {models.OPSET}"
+    assert fields["quantized"] == "no"
+    assert fields["format version"] == "1"
+    assert fields["window"] == f"{models.WINDOW_SECONDS:g} s"
+    assert "64 bands" in fields["features"]
+
+
+def test_info_sees_quantization(model, tmp_path):
+    quantized = models.quantize(model, tmp_path / "q.onnx")
+    code, out, err = run("info", "--model", quantized)
+    assert code == 0, err
+    assert info_fields(out)["quantized"].strip().startswith("yes")
+
+
+def test_info_on_a_broken_model(tmp_path):
+    path = models.save(models.build_model(input_name="features"), tmp_path / "m.onnx")
+    code, out, err = run("info", "--model", path)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, str(path), "'log_mel'")
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(model, clips, monkeypatch, capsys):
+    from edge_ser import cli
+
+    def broken_predict(self, path, sample_rate=SAMPLE_RATE):
+        raise RuntimeError("simulated bug\nsecond line")
+
+    monkeypatch.setattr(recognizer.Recognizer, "predict", broken_predict)
+    monkeypatch.delenv("EDGE_SER_DEBUG", raising=False)
+    assert cli.main(["infer", "--model", str(model), str(clips[0])]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, str(clips[0]), "unexpected error: RuntimeError: simulated bug second line")
+    monkeypatch.setenv("EDGE_SER_DEBUG", "1")
+    assert cli.main(["infer", "--model", str(model), str(clips[0])]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_unexpected_error_outside_a_file_exits_2(model, clips, monkeypatch, capsys):
+    from edge_ser import cli
+
+    def broken_init(self, model=None, threads=1):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(recognizer.Recognizer, "__init__", broken_init)
+    monkeypatch.delenv("EDGE_SER_DEBUG", raising=False)
+    assert cli.main(["infer", "--model", str(model), str(clips[0])]) == 2
+    assert_one_line_error(capsys.readouterr().err, "unexpected error: MemoryError: simulated", "EDGE_SER_DEBUG=1")
