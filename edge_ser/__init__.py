@@ -1,2 +1,17 @@
-"""edge-ser: speech emotion recognition on the device."""
+"""edge-ser: speech emotion recognition on the device.
+
+    import edge_ser
+    prediction = edge_ser.Recognizer("model.onnx").predict("clip.wav")
+"""
 __version__ = "0.1.0"
+
+__all__ = ["Recognizer", "Prediction", "Window", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy, so `import edge_ser` (and `edge-ser --version`) does not load onnxruntime.
+    if name in ("Recognizer", "Prediction", "Window"):
+        from . import recognizer
+
+        return getattr(recognizer, name)
+    raise AttributeError(f"module 'edge_ser' has no attribute {name!r}")

@@ -3,6 +3,7 @@
     edge-ser infer [--model PATH] [--threads N] [--format table|json|csv] [--timeline]
                    [--output FILE] FILES|DIRS|-
     edge-ser info --model PATH
+    edge-ser vad [--format table|json|csv] [--output FILE] FILES|DIRS|-
     edge-ser --version
 
 Directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line are
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
     info = commands.add_parser("info", help="describe a model file")
     info.add_argument("--model", required=True, help="ONNX or TFLite model")
+    vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
+    vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
+    vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    vad.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
     return parser
 
 
@@ -207,22 +212,21 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def run_infer(args) -> int:
-    from .recognizer import Recognizer  # imported here so --version/--help stay fast
-
+def for_each_input(args, process, writer) -> int:
+    """Run `process(path)` on every input and hand each result to `writer`; a failing input is
+    reported on one line and the rest go on. Output goes to --output atomically, else stdout."""
     if args.output and os.path.isdir(args.output):
         raise UsageError(f"{args.output}: --output is a directory")
     if args.inputs.count(STDIN) > 1:
         raise UsageError("'-' (stdin) can be given only once")
-    recognizer = Recognizer(args.model, threads=args.threads)
     buffer = io.StringIO() if args.output else sys.stdout
-    writer = WRITERS[args.format](buffer, args.timeline, recognizer.labels)
+    writer = writer(buffer)
     failed = 0
     for path, problem in expand_inputs(args.inputs):
         name = _display_name(path)
         if problem is None:
             try:
-                prediction = recognizer.predict(path)
+                result = process(path)
             except EdgeSerError as e:
                 problem = _problem(e, name)
             except Exception as e:  # a bug or an unforeseen input: report it, keep going
@@ -233,13 +237,52 @@ def run_infer(args) -> int:
             failed += 1
             _say(f"{name}: {problem}")
             continue
-        writer.write(name, prediction)
+        writer.write(name, result)
         if buffer is sys.stdout:
             sys.stdout.flush()  # results appear as each file finishes
     writer.close()
     if args.output:
         write_atomically(args.output, buffer.getvalue())
     return EXIT_INPUT_FAILED if failed else EXIT_OK
+
+
+def run_infer(args) -> int:
+    from .recognizer import Recognizer  # imported here so --version/--help stay fast
+
+    recognizer = Recognizer(args.model, threads=args.threads)
+    return for_each_input(args, recognizer.predict,
+                          lambda out: WRITERS[args.format](out, args.timeline, recognizer.labels))
+
+
+class SegmentWriter:
+    """Speech segments per file: table (one line per segment), csv (file,start,end) or json."""
+
+    def __init__(self, out, fmt: str):
+        self.out, self.fmt, self.results = out, fmt, []
+        if fmt == "csv":
+            self.out.write("file,start,end\n")
+
+    def write(self, path: str, segments) -> None:
+        if self.fmt == "json":
+            self.results.append({"file": path, "segments": [[round(a, 3), round(b, 3)] for a, b in segments]})
+        elif self.fmt == "csv":
+            self.out.writelines(f"{path},{a:.3f},{b:.3f}\n" for a, b in segments)
+        else:
+            self.out.write(f"{path}  {len(segments)} speech segment{'s' * (len(segments) != 1)}\n")
+            self.out.writelines(f"    {a:7.2f}-{b:<7.2f}\n" for a, b in segments)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump(self.results, self.out, indent=2)
+            self.out.write("\n")
+
+
+def run_vad(args) -> int:
+    from .audio import load_audio
+    from .vad import speech_segments
+
+    return for_each_input(args, lambda path: speech_segments(load_audio(path)),
+                          lambda out: SegmentWriter(out, args.format))
 
 
 # --- info ------------------------------------------------------------------------------------
@@ -327,10 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        _say("a command is required: infer or info")
+        _say("a command is required: infer, info or vad")
         return EXIT_USAGE
     try:
-        return run_infer(args) if args.command == "infer" else run_info(args)
+        return {"infer": run_infer, "info": run_info, "vad": run_vad}[args.command](args)
     except EdgeSerError as e:
         _say(_one_line(e))
         return EXIT_USAGE

@@ -279,3 +279,29 @@ def test_unexpected_error_outside_a_file_exits_2(model, clips, monkeypatch, caps
     monkeypatch.delenv("EDGE_SER_DEBUG", raising=False)
     assert cli.main(["infer", "--model", str(model), str(clips[0])]) == 2
     assert_one_line_error(capsys.readouterr().err, "unexpected error: MemoryError: simulated", "EDGE_SER_DEBUG=1")
+
+
+def test_vad_finds_the_speech_between_silences(data_dir, tmp_path):
+    import soundfile as sf
+
+    a = sf.read(data_dir / "emodb" / "wav" / "03a01Fa.wav", dtype="float32")[0]
+    b = sf.read(data_dir / "emodb" / "wav" / "08a02Ab.wav", dtype="float32")[0]
+    silence = np.zeros(SAMPLE_RATE * 2, np.float32)
+    path = write_wav(tmp_path / "two.wav", np.concatenate([silence, a, silence, b, silence]))
+    code, out, err = run("vad", "--format", "json", path, tmp_path / "missing.wav")
+    assert code == 1
+    assert_one_line_error(err, "missing.wav", "no such file")
+    (result,) = json.loads(out)
+    segments = result["segments"]
+    assert len(segments) == 2, segments
+    # the clips span 2-4 s and 6-8 s; EmoDB clips start and end with a little silence
+    assert 1.9 <= segments[0][0] < segments[0][1] <= 4.1
+    assert 5.9 <= segments[1][0] < segments[1][1] <= 8.1
+
+
+def test_vad_table_and_csv(tmp_path):
+    path = write_wav(tmp_path / "silence.wav", np.zeros(SAMPLE_RATE, np.float32))
+    code, out, _ = run("vad", path)
+    assert code == 0 and "0 speech segments" in out
+    code, out, _ = run("vad", "--format", "csv", path)
+    assert code == 0 and out.splitlines() == ["file,start,end"]
