@@ -20,10 +20,6 @@ EXTENSIONS = [
         include_dirs=["edge_ser/_native"],
         extra_compile_args=CFLAGS,
     ),
-    ]
-
-# TEMPORARY during development: build only the extensions whose sources exist yet.
-import os
-EXTENSIONS = [e for e in EXTENSIONS if all(os.path.exists(s) for s in e.sources)]
+]
 
 setup(ext_modules=EXTENSIONS)
