@@ -4,19 +4,19 @@ import sys
 from setuptools import Extension, setup
 
 # -O3 lets gcc vectorise the per-frame loops; no -march=native, so a wheel built on one
-# x86_64 host still runs on another (the FFT picks AVX2 at run time where gcc supports it).
+# x86_64 host still runs on another (mel.c picks its AVX2 kernel at run time where the CPU has it).
 CFLAGS = [] if sys.platform == "win32" else ["-O3", "-std=c11", "-Wall", "-Wno-unknown-pragmas", "-Wno-psabi"]
 
 EXTENSIONS = [
     Extension(
         "edge_ser._features",
-        sources=["edge_ser/_native/features_module.c", "edge_ser/_native/fft.c", "edge_ser/_native/mel.c", "edge_ser/_native/mel_generic.c", "edge_ser/_native/mel_avx2.c"],
+        sources=[f"edge_ser/_native/{name}.c" for name in ("features_module", "fft", "mel", "mel_generic", "mel_avx2")],
         include_dirs=["edge_ser/_native"],
         extra_compile_args=CFLAGS,
     ),
     Extension(
         "edge_ser._vad",
-        sources=["edge_ser/_native/vad_module.c", "edge_ser/_native/vad.c"],
+        sources=[f"edge_ser/_native/{name}.c" for name in ("vad_module", "vad")],
         include_dirs=["edge_ser/_native"],
         extra_compile_args=CFLAGS,
     ),
