@@ -1,15 +1,26 @@
 """The `edge-ser` command (also `python -m edge_ser`).
 
-    edge-ser infer [--model PATH] [--threads N] [--format table|json|csv] [--timeline]
-                   [--output FILE] FILES|DIRS|-
+    edge-ser infer [--model PATH] [--threads N] [--format table|json|csv] [--segments]
+                   [--timeline] [--output FILE] FILES|DIRS|-
+    edge-ser stream [--model PATH] [--threads N] [--window S] [--hop S]
+                    [--format table|json|csv] -|FILE|--mic
     edge-ser info --model PATH
     edge-ser vad [--format table|json|csv] [--output FILE] FILES|DIRS|-
     edge-ser --version
 
-Directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line are
-read whatever their name; "-" is raw 16-bit little-endian mono PCM at the model's sample rate
-on stdin). A file that fails is reported on stderr as one line `edge-ser: <path>: <problem>`
+infer: directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line
+are read whatever their name; "-" is raw 16-bit little-endian mono PCM at the model's sample
+rate on stdin). Files are streamed, so an hour-long recording runs in bounded memory;
+--segments adds a row per speech segment (start, end, label, scores), --timeline a row per
+scored window. A file that fails is reported on stderr as one line `edge-ser: <path>: <problem>`
 and the others still run. Exit codes: 0 all done, 1 some input failed, 2 usage or model error.
+
+stream: live raw 16 kHz s16le mono PCM on stdin ("-"), a file, or the microphone (--mic, needs
+the sounddevice extra). Windows sit at a fixed hop from the start of the stream, speech or not
+(each row says its share of VAD speech frames), and each row is printed and flushed as soon as
+the window is scored, with the inference latency: table lines, CSV rows, or JSON Lines (one
+object per line). End of input or Ctrl-C ends it with exit code 0.
+
 No tracebacks: errors are one line; EDGE_SER_DEBUG=1 shows the traceback of unexpected ones.
 """
 from __future__ import annotations
@@ -79,6 +90,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Speech emotion recognition on the device.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -90,8 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
     infer.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
     infer.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    infer.add_argument("--segments", action="store_true",
+                       help="also show every speech segment (start, end, label, scores)")
     infer.add_argument("--timeline", action="store_true", help="also show every scored window")
     infer.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    stream = commands.add_parser("stream", help="recognise emotions in live audio, window by window")
+    stream.add_argument("source", nargs="?", metavar="-|FILE",
+                        help="- for live raw 16 kHz s16le mono PCM on stdin, or an audio file")
+    stream.add_argument("--mic", action="store_true",
+                        help="read the default microphone (needs: pip install 'edge-ser[mic]')")
+    stream.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    stream.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    stream.add_argument("--window", type=_positive_seconds, metavar="S",
+                        help="window length in seconds (default: the model's)")
+    stream.add_argument("--hop", type=_positive_seconds, metavar="S",
+                        help="seconds between window starts, at most --window (default: half a window)")
+    stream.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="json: one object per line (JSON Lines)")
     info = commands.add_parser("info", help="describe a model file")
     info.add_argument("--model", required=True, help="ONNX or TFLite model")
     vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
@@ -129,29 +165,42 @@ def _top(scores: dict[str, float], n: int = TOP_SCORES) -> str:
     return "  ".join(f"{label} {p:.2f}" for label, p in best)
 
 
-class TableWriter:
-    """Readable text: one row per file (label and top scores), timeline rows indented."""
+def _rows(prediction, segments: bool, timeline: bool):
+    """(kind, row, depth) for the rows below a file's: segments, windows, or segments each
+    followed by its windows (depth 1 below a segment)."""
+    if not segments:
+        return [("window", w, 0) for w in prediction.timeline] if timeline else []
+    rows = []
+    for segment in prediction.segments:
+        rows.append(("segment", segment, 0))
+        rows.extend(("window", w, 1) for w in segment.windows if timeline)
+    return rows
 
-    def __init__(self, out, timeline: bool, labels: list[str]):
-        self.out, self.timeline = out, timeline
+
+class TableWriter:
+    """Readable text: one row per file (label and top scores), segment and window rows indented."""
+
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.out, self.timeline, self.segments = out, timeline, segments
         self.width = max(len(x) for x in labels)
 
     def write(self, path: str, prediction) -> None:
         self.out.write(f"{path}  {prediction.label:<{self.width}}  {_top(prediction.scores)}"
                        f"  ({prediction.duration:.2f} s)\n")
-        if self.timeline:
-            for w in prediction.timeline:
-                self.out.write(f"    {w.start:7.2f}-{w.end:<7.2f} {w.label:<{self.width}}  {_top(w.scores)}\n")
+        for _, w, depth in _rows(prediction, self.segments, self.timeline):
+            self.out.write(f"    {'    ' * depth}{w.start:7.2f}-{w.end:<7.2f} {w.label:<{self.width}}"
+                           f"  {_top(w.scores)}\n")
 
     def close(self) -> None:
         pass
 
 
 class CsvWriter:
-    """CSV: file,row,start,end,label,<one column per label>; row is "file" or "window"."""
+    """CSV: file,row,start,end,label,<one column per label>; row is "file", "segment" or
+    "window" (a segment's windows follow it)."""
 
-    def __init__(self, out, timeline: bool, labels: list[str]):
-        self.timeline, self.labels = timeline, labels
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.timeline, self.labels, self.segments = timeline, labels, segments
         self.csv = csv.writer(out, lineterminator="\n")
         self.csv.writerow(["file", "row", "start", "end", "label", *labels])
 
@@ -161,26 +210,30 @@ class CsvWriter:
 
     def write(self, path: str, prediction) -> None:
         self._row(path, "file", 0.0, prediction.duration, prediction.label, prediction.scores)
-        if self.timeline:
-            for w in prediction.timeline:
-                self._row(path, "window", w.start, w.end, w.label, w.scores)
+        for kind, w, _ in _rows(prediction, self.segments, self.timeline):
+            self._row(path, kind, w.start, w.end, w.label, w.scores)
 
     def close(self) -> None:
         pass
 
 
-class JsonWriter:
-    """One JSON document: a list of {file, label, scores, duration[, timeline]} objects."""
+def _span(w) -> dict:
+    return {"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
 
-    def __init__(self, out, timeline: bool, labels: list[str]):
-        self.out, self.timeline, self.results = out, timeline, []
+
+class JsonWriter:
+    """One JSON document: a list of {file, label, scores, duration[, segments][, timeline]}."""
+
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.out, self.timeline, self.segments, self.results = out, timeline, segments, []
 
     def write(self, path: str, prediction) -> None:
         result = {"file": path, "label": prediction.label, "scores": prediction.scores,
                   "duration": prediction.duration}
+        if self.segments:
+            result["segments"] = [_span(s) for s in prediction.segments]
         if self.timeline:
-            result["timeline"] = [{"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
-                                  for w in prediction.timeline]
+            result["timeline"] = [_span(w) for w in prediction.timeline]
         self.results.append(result)
 
     def close(self) -> None:
@@ -251,7 +304,63 @@ def run_infer(args) -> int:
 
     recognizer = Recognizer(args.model, threads=args.threads)
     return for_each_input(args, recognizer.predict,
-                          lambda out: WRITERS[args.format](out, args.timeline, recognizer.labels))
+                          lambda out: WRITERS[args.format](out, args.timeline, recognizer.labels,
+                                                           segments=args.segments))
+
+
+# --- stream ----------------------------------------------------------------------------------
+
+
+class LiveWriter:
+    """One line per streamed window, flushed at once: table, CSV (header first) or JSON Lines.
+    Columns: start, end (s from the start of the stream), label, the share of VAD speech
+    frames, the inference latency in ms, then the scores (table: the top TOP_SCORES)."""
+
+    def __init__(self, out, fmt: str, labels: list[str]):
+        self.out, self.fmt, self.labels = out, fmt, labels
+        self.width = max(len(x) for x in labels)
+        if fmt == "csv":
+            self.csv = csv.writer(out, lineterminator="\n")
+            self.csv.writerow(["start", "end", "label", "speech", "latency_ms", *labels])
+            out.flush()
+
+    def write(self, w) -> None:
+        if self.fmt == "json":
+            self.out.write(json.dumps({**_span(w), "speech": round(w.speech, 3),
+                                       "latency_ms": round(w.latency_ms, 3)}) + "\n")
+        elif self.fmt == "csv":
+            self.csv.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.label, f"{w.speech:.3f}",
+                               f"{w.latency_ms:.3f}", *(f"{w.scores[x]:.6f}" for x in self.labels)])
+        else:
+            self.out.write(f"{w.start:8.2f}-{w.end:<8.2f} {w.label:<{self.width}}  {_top(w.scores)}"
+                           f"  speech {w.speech:.2f}  {w.latency_ms:6.1f} ms\n")
+        self.out.flush()
+
+
+def stream_source(args):
+    """The stream command's input: "-" (stdin PCM), a file, or microphone chunks."""
+    from .stream import microphone_chunks
+
+    if args.mic == (args.source is not None):
+        raise UsageError("stream needs exactly one input: - (stdin), a FILE, or --mic")
+    return microphone_chunks() if args.mic else args.source
+
+
+def run_stream(args) -> int:
+    from .recognizer import Recognizer
+
+    source = stream_source(args)
+    recognizer = Recognizer(args.model, threads=args.threads)
+    window = args.window or recognizer.info.window_seconds
+    if args.hop is not None and args.hop > window:
+        raise UsageError(f"--hop ({args.hop:g} s) must not exceed the window ({window:g} s)")
+    writer = LiveWriter(sys.stdout, args.format, recognizer.labels)
+    try:
+        for w in recognizer.stream(source, window=window, hop=args.hop):
+            writer.write(w)
+    except KeyboardInterrupt:  # Ctrl-C is how a live stream ends
+        pass
+    return EXIT_OK
 
 
 class SegmentWriter:
@@ -370,14 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        _say("a command is required: infer, info or vad")
+        _say("a command is required: infer, stream, info or vad")
         return EXIT_USAGE
     try:
-        return {"infer": run_infer, "info": run_info, "vad": run_vad}[args.command](args)
+        commands = {"infer": run_infer, "stream": run_stream, "info": run_info, "vad": run_vad}
+        return commands[args.command](args)
     except EdgeSerError as e:
         _say(_one_line(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
+        if args.command == "stream":  # Ctrl-C while the model loads: still a clean stop
+            return EXIT_OK
         _say("interrupted")
         return 130
     except BrokenPipeError:

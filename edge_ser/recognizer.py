@@ -1,23 +1,33 @@
 """Recognizer: audio in, emotion scores out, with the model's own feature definition.
 
-    Recognizer(model=None, threads=1).predict("clip.wav")
-        -> Prediction(label, scores, timeline, duration)
+    rec = Recognizer(model=None, threads=1)
+    rec.predict("clip.wav")         -> Prediction(label, scores, timeline, duration, segments)
+    rec.iter_segments("hour.wav")   -> Segment, Segment, ... as the speech segments end
+    rec.stream(sys.stdin.buffer)    -> Window, Window, ... live, at a fixed hop
 
 Audio up to SINGLE_WINDOW_FACTOR x the model's window goes through the model as one window.
 Longer audio is cut into windows of `window_seconds` placed on the speech segments the VAD finds
-(`edge_ser.vad.speech_segments`): a segment longer than one window gets windows about
-WINDOW_HOP_FRACTION of a window apart, spread from its start to its end; a shorter segment
-gets one window holding the segment, zero-padded to the window length (the EmoDB training clips
-were zero-padded the same way, and equal lengths let all windows run as one batch). Long
-audio in which the VAD finds no speech at all falls back to windows over the whole audio.
-The overall scores are the mean of the windows' softmax scores weighted by the seconds of audio
-each window holds.
+(`edge_ser.vad`), each cut every MAX_STRETCH_SECONDS: a segment longer than one window gets
+windows about WINDOW_HOP_FRACTION of a window apart, spread from its start to its end; a shorter
+segment gets one window holding the segment, zero-padded to the window length (the EmoDB
+training clips were zero-padded the same way, and equal lengths let windows run as one batch).
+Long audio in which the VAD finds no speech at all falls back to windows over the whole audio.
+A segment's scores, and the overall scores, are the mean of their windows' softmax scores
+weighted by the seconds of audio each window holds.
+
+Files (and raw PCM on stdin) are read as a stream (`edge_ser.stream.SpeechStretches`): the VAD
+runs chunk by chunk and each segment is scored when it ends, so memory does not grow with the
+duration; the result equals that of the same audio passed as an array. `stream` places windows
+at a fixed hop instead (see `edge_ser.stream`), each with its share of speech and its latency.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import pathlib
+import time
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -25,6 +35,8 @@ from . import features
 from .config import SAMPLE_RATE
 from .errors import AudioError, ModelError
 from .session import open_session
+from .stream import (MAX_STRETCH_SECONDS, FixedWindows, SpeechStretches, Stretch, audio_chunks,
+                     split_stretch)
 
 DEFAULT_MODEL = pathlib.Path(__file__).resolve().parent / "models" / "default.onnx"
 SINGLE_WINDOW_FACTOR = 1.5  # audio up to this many model windows is scored as one window
@@ -34,22 +46,41 @@ MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """One scored stretch of audio: [start, end) in seconds, its top label and softmax scores."""
+    """One scored window of audio: [start, end) in seconds, its top label and softmax scores.
+    From `Recognizer.stream` also: `speech`, the share of its 10 ms frames the VAD calls
+    speech (0..1), and `latency_ms`, the wall time its features and inference took."""
 
     start: float
     end: float
     label: str
     scores: dict[str, float]
+    speech: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A stretch the windows were placed on: a VAD speech segment (cut every
+    MAX_STRETCH_SECONDS), or the whole audio when it is one window or holds no speech.
+    [start, end) s, top label, scores (its windows' duration-weighted mean), its windows."""
+
+    start: float
+    end: float
+    label: str
+    scores: dict[str, float]
+    windows: tuple[Window, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """The result for one input: top label, scores summing to 1, the windows, duration in s."""
+    """The result for one input: top label, scores summing to 1, the windows, duration in s,
+    and the segments the windows lie on (each window is in exactly one)."""
 
     label: str
     scores: dict[str, float]
     timeline: list[Window]
     duration: float
+    segments: list[Segment] = dataclasses.field(default_factory=list)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -66,17 +97,26 @@ def window_spans(duration: float, window: float, segments: list[tuple[float, flo
     1 + round((length - window) / hop) spans of exactly `window` seconds, spread evenly from
     the segment start to its end (so neighbours are at most 0.75 window apart and the segment
     is covered, except at most hop / 4 at each end when one window is used). No segments
-    (silence-only audio) -> the same tiling over [0, duration)."""
+    (silence-only audio) -> the same tiling over [0, duration). Segments longer than
+    MAX_STRETCH_SECONDS are first cut into pieces (`stream.split_stretch`)."""
+    return [span for stretch in stretches(duration, segments) for span in stretch_windows(*stretch, window)]
+
+
+def stretches(duration: float, segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Speech segments [(start_s, end_s)] -> the stretches windows go on: each segment cut every
+    MAX_STRETCH_SECONDS; no segments -> [0, duration) cut the same way."""
+    return [piece for start, end in segments or [(0.0, duration)]
+            for piece in split_stretch(start, end, MAX_STRETCH_SECONDS)]
+
+
+def stretch_windows(start: float, end: float, window: float) -> list[tuple[float, float]]:
+    """One stretch [start, end) s -> its window spans (see `window_spans`)."""
+    if end - start <= window:
+        return [(start, end)]
     hop = window * WINDOW_HOP_FRACTION
-    spans = []
-    for start, end in segments or [(0.0, duration)]:
-        if end - start <= window:
-            spans.append((start, end))
-            continue
-        n = 1 + int(round((end - start - window) / hop))
-        starts = np.linspace(start, end - window, n) if n > 1 else [(start + end - window) / 2]
-        spans.extend((float(s), float(s) + window) for s in starts)
-    return spans
+    n = 1 + int(round((end - start - window) / hop))
+    starts = np.linspace(start, end - window, n) if n > 1 else [(start + end - window) / 2]
+    return [(float(s), float(s) + window) for s in starts]
 
 
 class Recognizer:
@@ -102,35 +142,44 @@ class Recognizer:
         # A model with a static frame axis gets every window padded/cut to exactly its frames.
         self.fixed_samples = None if fixed is None else max(1, (fixed - 1) * self.config.hop_length)
 
+    # --- whole inputs ------------------------------------------------------------------------
+
     def predict(self, audio: str | os.PathLike | np.ndarray, sample_rate: int = 16000) -> Prediction:
         """A file path ("-" = raw s16le PCM on stdin) or mono float [samples] at `sample_rate` Hz
         (ignored for files, whose header says) -> Prediction.
 
         Short audio is one window; long audio gets windows on its VAD speech segments, and when
         the VAD finds no speech at all, windows over the whole audio (so a prediction is always
-        made; its timeline then covers silence). Raises AudioError naming the input."""
-        waveform = self._load(audio, sample_rate)
-        duration = len(waveform) / self.sample_rate
-        # Every window of one call has the same length, so they stack into one batch.
-        if duration <= SINGLE_WINDOW_FACTOR * self.info.window_seconds:
-            spans, length = [(0.0, duration)], max(len(waveform), self.min_single_samples)
-        else:
-            spans, length = self._spans(waveform, duration), self.window_samples
-        length = length if self.fixed_samples is None else self.fixed_samples
-        batch = np.stack([self._features(waveform, s, e, length) for s, e in spans])
-        probs = softmax(self.session(batch))
-        timeline = [Window(s, e, self.labels[int(p.argmax())], self._scores(p))
-                    for (s, e), p in zip(spans, probs)]
-        weights = np.maximum([e - s for s, e in spans], 1e-9)  # seconds of audio per window
-        overall = (probs * weights[:, None]).sum(axis=0) / weights.sum()
-        return Prediction(self.labels[int(overall.argmax())], self._scores(overall), timeline, duration)
+        made; its timeline then covers silence). Files are streamed: memory stays bounded
+        whatever their length (the result holds one Window per window). Raises AudioError
+        naming the input."""
+        if isinstance(audio, np.ndarray):
+            waveform = self._checked_array(audio, sample_rate)
+            return self._prediction(self._array_segments(waveform), len(waveform) / self.sample_rate)
+        counted = _Counted(audio_chunks(audio, self.sample_rate, self.sample_rate))
+        segments = list(self._stream_segments(counted))
+        return self._prediction(segments, counted.n_samples / self.sample_rate)
 
-    def _load(self, audio, sample_rate: int) -> np.ndarray:
-        """Path or array -> float32 mono [samples] at the model's sample rate."""
-        from . import audio as audio_io
+    def iter_segments(self, audio, sample_rate: int = SAMPLE_RATE) -> Iterator[Segment]:
+        """Long audio -> its Segments, each as soon as the VAD has seen its end; the same
+        segments as `predict(audio).segments`, in bounded memory.
 
-        if not isinstance(audio, np.ndarray):
-            return audio_io.load_audio(os.fspath(audio), sample_rate=self.sample_rate)
+        audio: a path ("-": raw s16le PCM on stdin), a binary file object of raw s16le PCM, a
+        float array, or an iterable of float32 mono chunks (PCM, arrays and chunks at
+        `sample_rate` Hz). Short input (up to SINGLE_WINDOW_FACTOR windows) is one segment.
+        Audio without any speech gives its fallback segments only at its end."""
+        return self._stream_segments(audio_chunks(audio, self.sample_rate, sample_rate))
+
+    def _prediction(self, segments: list[Segment], duration: float) -> Prediction:
+        timeline = [w for segment in segments for w in segment.windows]
+        overall = self._weighted_mean(timeline)
+        return Prediction(self.labels[int(overall.argmax())], self._scores(overall), timeline,
+                          duration, segments)
+
+    def _checked_array(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mono float array -> float32 [samples] at the model's sample rate, or AudioError."""
+        from .audio import resample
+
         waveform = np.asarray(audio, dtype=np.float32)
         if waveform.ndim != 1:
             raise AudioError(f"<array>: audio must be mono [samples], got shape {waveform.shape}")
@@ -139,24 +188,149 @@ class Recognizer:
         if not np.isfinite(waveform).all():
             raise AudioError("<array>: audio contains NaN or infinite samples")
         if sample_rate != self.sample_rate:
-            waveform = audio_io.resample(waveform, sample_rate, self.sample_rate)
+            waveform = resample(waveform, sample_rate, self.sample_rate)
         return waveform
 
-    def _spans(self, waveform: np.ndarray, duration: float) -> list[tuple[float, float]]:
-        """Long audio -> window spans [(start_s, end_s)] on its speech segments."""
+    def _is_single(self, n_samples: int) -> bool:
+        return n_samples / self.sample_rate <= SINGLE_WINDOW_FACTOR * self.info.window_seconds
+
+    def _array_segments(self, waveform: np.ndarray) -> list[Segment]:
+        """A whole waveform -> its scored segments; all windows run as one batch."""
+        duration = len(waveform) / self.sample_rate
+        if self._is_single(len(waveform)):
+            return [self._single(waveform)]
+        groups = [(a, b, stretch_windows(a, b, self.info.window_seconds))
+                  for a, b in stretches(duration, self._speech_segments(waveform))]
+        spans = [span for _, _, group in groups for span in group]
+        windows = iter(self._score(waveform, 0, spans, self._length(self.window_samples)))
+        return [self._segment(a, b, list(itertools.islice(windows, len(group)))) for a, b, group in groups]
+
+    def _speech_segments(self, waveform: np.ndarray) -> list[tuple[float, float]]:
+        """Waveform at the model's rate -> VAD speech segments [(start_s, end_s)]."""
+        from . import vad  # imported here: short clips never need the VAD
         from .audio import resample
-        from .vad import speech_segments  # imported here: short clips never need the VAD
 
         if self.sample_rate != SAMPLE_RATE:  # the VAD works at 16 kHz whatever the model uses
             waveform = resample(waveform, self.sample_rate, SAMPLE_RATE)
-        return window_spans(duration, self.info.window_seconds, speech_segments(waveform))
+        return vad.speech_segments(waveform)
 
-    def _features(self, waveform: np.ndarray, start: float, end: float, length: int) -> np.ndarray:
+    # --- streams -----------------------------------------------------------------------------
+
+    def _stream_segments(self, chunks: Iterator[np.ndarray]) -> Iterator[Segment]:
+        """Chunks at the model's rate -> scored Segments as they end (see `iter_segments`)."""
+        head, n_samples = [], 0
+        for chunk in chunks:  # hold audio only until it is too long for one window
+            head.append(chunk)
+            n_samples += len(chunk)
+            if not self._is_single(n_samples):
+                break
+        else:
+            if n_samples == 0:
+                raise AudioError("<stream>: no audio (0 samples)")
+            yield self._single(np.concatenate(head))
+            return
+        stretches_ = SpeechStretches(self.sample_rate)
+        held = []  # fallback segments: given out only if the whole input has no speech
+        for chunk in itertools.chain(head, chunks):
+            for stretch in stretches_.push(chunk):
+                yield from self._hold_or_give(stretch, held)
+        for stretch in stretches_.finish():
+            yield from self._hold_or_give(stretch, held)
+        if not stretches_.speech_found:
+            yield from held
+
+    def _hold_or_give(self, stretch: Stretch, held: list) -> Iterator[Segment]:
+        segment = self._stretch_segment(stretch)
+        if stretch.speech:
+            held.clear()
+            yield segment
+        else:
+            held.append(segment)
+
+    def _stretch_segment(self, stretch: Stretch) -> Segment:
+        spans = stretch_windows(stretch.start, stretch.end, self.info.window_seconds)
+        windows = self._score(stretch.audio, stretch.offset, spans, self._length(self.window_samples))
+        return self._segment(stretch.start, stretch.end, windows)
+
+    def stream(self, source, window: float | None = None, hop: float | None = None) -> Iterator[Window]:
+        """Live audio -> a Window every `hop` seconds, as soon as its audio is in.
+
+        source: a binary file object (or "-" for stdin) of raw s16le mono PCM at 16 kHz, read as
+        it arrives; an iterable of float32 mono chunks at 16 kHz; or a file path. Windows are
+        `window` s long (default: the model's), at a fixed hop (default: half a window) from
+        the start; each carries `speech` (its share of VAD speech frames; the VAD's lookahead
+        delays a window ~0.5 s past its end) and `latency_ms`. At the end of the input, audio
+        after the last whole window gets one shorter window, zero-padded like the rest."""
+        window = self.info.window_seconds if window is None else window
+        hop = window * WINDOW_HOP_FRACTION if hop is None else hop
+        if not (window > 0 and 0 < hop <= window):
+            raise ValueError(f"need window > 0 and 0 < hop <= window, got window {window}, hop {hop}")
+        window_samples = self.config.n_samples(window)
+        windows = FixedWindows(self.sample_rate, window_samples, max(1, self.config.n_samples(hop)))
+        length = self._length(window_samples)
+        for chunk in audio_chunks(source, self.sample_rate, live=True):
+            for live in windows.push(chunk):
+                yield self._live(live, length)
+        for live in windows.finish():
+            yield self._live(live, length)
+
+    def _live(self, live, length: int) -> Window:
+        began = time.perf_counter()
+        [window] = self._score(live.audio, round(live.start * self.sample_rate), [(live.start, live.end)], length)
+        latency_ms = 1000 * (time.perf_counter() - began)
+        return dataclasses.replace(window, speech=live.speech, latency_ms=latency_ms)
+
+    # --- scoring -----------------------------------------------------------------------------
+
+    def _length(self, n_samples: int) -> int:
+        """Samples every window of a batch is padded or cut to."""
+        return n_samples if self.fixed_samples is None else self.fixed_samples
+
+    def _single(self, waveform: np.ndarray) -> Segment:
+        """Short audio -> one segment of one window over all of it."""
+        duration = len(waveform) / self.sample_rate
+        length = self._length(max(len(waveform), self.min_single_samples))
+        return self._segment(0.0, duration, self._score(waveform, 0, [(0.0, duration)], length))
+
+    def _score(self, audio: np.ndarray, offset: int, spans: list[tuple[float, float]], length: int) -> list[Window]:
+        """Spans [(start_s, end_s)] of `audio` (whose first sample is sample `offset` of the
+        input) -> scored Windows, run as one batch of `length`-sample windows."""
+        batch = np.stack([self._features(audio, offset, s, e, length) for s, e in spans])
+        probs = softmax(self.session(batch))
+        return [Window(s, e, self.labels[int(p.argmax())], self._scores(p)) for (s, e), p in zip(spans, probs)]
+
+    def _features(self, audio: np.ndarray, offset: int, start: float, end: float, length: int) -> np.ndarray:
         """Audio span [start, end) s, zero-padded or cut to `length` samples -> log-mel
         [n_mels, frames]."""
         a = int(round(start * self.sample_rate))
-        piece = waveform[a:max(int(round(end * self.sample_rate)), a + 1)][:length]
+        b = max(int(round(end * self.sample_rate)), a + 1)
+        piece = audio[a - offset:b - offset][:length]
         return features.log_mel(np.pad(piece, (0, length - len(piece))), self.config)
+
+    def _segment(self, start: float, end: float, windows: list[Window]) -> Segment:
+        mean = self._weighted_mean(windows)
+        return Segment(start, end, self.labels[int(mean.argmax())], self._scores(mean), tuple(windows))
+
+    def _weighted_mean(self, windows: list[Window]) -> np.ndarray:
+        """Windows -> float64 [n_classes]: their scores weighted by the seconds each holds."""
+        probs = np.array([[w.scores[x] for x in self.labels] for w in windows])
+        weights = np.maximum([w.end - w.start for w in windows], 1e-9)
+        return (probs * weights[:, None]).sum(axis=0) / weights.sum()
 
     def _scores(self, probs: np.ndarray) -> dict[str, float]:
         return {label: float(p) for label, p in zip(self.labels, probs)}
+
+
+class _Counted:
+    """An iterator of sample chunks that counts the samples it has passed on."""
+
+    def __init__(self, chunks: Iterable[np.ndarray]):
+        self.chunks, self.n_samples = iter(chunks), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> np.ndarray:
+        chunk = next(self.chunks)
+        self.n_samples += len(chunk)
+        return chunk

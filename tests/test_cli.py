@@ -305,3 +305,48 @@ def test_vad_table_and_csv(tmp_path):
     assert code == 0 and "0 speech segments" in out
     code, out, _ = run("vad", "--format", "csv", path)
     assert code == 0 and out.splitlines() == ["file,start,end"]
+
+
+# --- long audio: segments --------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_file(tmp_path):
+    """12 s: quiet noise with two tones (speech-like to the VAD) at 2-3.2 s and 7-8 s."""
+    from test_vad import background, harmonic_tone, with_bursts
+
+    audio = with_bursts(background(12.0), [(2.0, harmonic_tone(1.2)), (7.0, harmonic_tone(1.0, f0=220))])
+    return write_wav(tmp_path / "long.wav", audio)
+
+
+def test_segments_in_every_format(model, long_file):
+    code, out, err = run("infer", "--model", model, "--format", "json", "--segments", long_file)
+    assert code == 0, err
+    [result] = json.loads(out)
+    segments = result["segments"]
+    assert len(segments) == 2 and "timeline" not in result
+    assert segments[0]["start"] == pytest.approx(2.0, abs=0.3) and segments[0]["end"] == pytest.approx(3.2, abs=0.3)
+    assert segments[1]["start"] == pytest.approx(7.0, abs=0.3) and segments[1]["end"] == pytest.approx(8.0, abs=0.3)
+    assert all(s["label"] in models.LABELS for s in segments)
+
+    code, out, _ = run("infer", "--model", model, "--format", "csv", "--segments", "--timeline", long_file)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    kinds = [r["row"] for r in rows]
+    assert code == 0 and kinds[0] == "file" and kinds.count("segment") == 2
+    assert kinds[1] == "segment" and "window" in kinds  # each segment is followed by its windows
+    assert [(float(r["start"]), r["label"]) for r in rows if r["row"] == "segment"] == \
+        [(pytest.approx(s["start"], abs=1e-3), s["label"]) for s in segments]
+
+    code, out, _ = run("infer", "--model", model, "--segments", long_file)
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and all(x.startswith("    ") for x in lines[1:])
+    assert [x.split()[1] for x in lines[1:]] == [s["label"] for s in segments]
+
+
+def test_long_file_on_stdin_is_streamed_too(model, long_file):
+    pcm = long_file.read_bytes()[44:]  # the samples of the 16-bit WAV written above
+    code, out, err = run("infer", "--model", model, "--format", "json", "--segments", "-", stdin=pcm)
+    assert code == 0, err
+    _, file_out, _ = run("infer", "--model", model, "--format", "json", "--segments", long_file)
+    [from_stdin], [from_file] = json.loads(out), json.loads(file_out)
+    assert from_stdin["segments"] == from_file["segments"] and from_stdin["duration"] == pytest.approx(12.0)

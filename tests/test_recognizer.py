@@ -199,3 +199,37 @@ def test_long_recording_timeline_lies_on_the_speech(rec, data_dir):
         assert any(a - EDGE_TOLERANCE <= w.start and w.end <= b + EDGE_TOLERANCE for a, b in speech), (w.start, w.end)
     for a, b in speech:  # and every clip got a window
         assert any(a - EDGE_TOLERANCE <= w.start < b for w in prediction.timeline), (a, b)
+
+
+# --- segments and streamed files -------------------------------------------------------------
+
+
+def test_short_audio_is_one_segment_of_one_window(rec):
+    prediction = rec.predict(tone(1.7))
+    [segment] = prediction.segments
+    assert segment.windows == tuple(prediction.timeline)
+    assert (segment.start, segment.end, segment.label, segment.scores) == \
+        (0.0, pytest.approx(1.7), prediction.label, prediction.scores)
+
+
+def test_short_file_gives_what_the_array_gives(rec, tmp_path):
+    from test_cli import write_wav
+
+    path = write_wav(tmp_path / "short.wav", tone(2.9))  # just under SINGLE_WINDOW_FACTOR windows
+    from_file, from_array = rec.predict(path), rec.predict(load_audio(path))
+    assert len(from_file.timeline) == 1 and from_file == from_array
+
+
+def test_segments_hold_every_window_once(rec):
+    audio = np.concatenate([tone(2.4, 180), np.zeros(SAMPLE_RATE, np.float32), tone(4.4, 900)])
+    prediction = rec.predict(audio)
+    assert [w for s in prediction.segments for w in s.windows] == prediction.timeline
+    assert len(prediction.segments) >= 1
+
+
+def test_iter_segments_on_chunks(rec):
+    chunks = [tone(0.3)] * 5  # 1.5 s in pieces: one window
+    [segment] = list(rec.iter_segments(iter(chunks)))
+    assert segment.end == pytest.approx(1.5)
+    with pytest.raises(AudioError, match="no audio"):
+        list(rec.iter_segments(iter([np.zeros(0, np.float32)])))

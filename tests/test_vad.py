@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge_ser import features, vad
-from edge_ser.config import SAMPLE_RATE
+from edge_ser.config import FRAMES_PER_SECOND, SAMPLE_RATE
 from edge_ser.errors import AudioError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -196,3 +196,70 @@ def test_floor_adapts_to_louder_noise():
     segments = vad.speech_segments(audio)
     assert segments[-1][0] == pytest.approx(3.5, abs=TOLERANCE_S)
     assert all(end - start < 1.0 for start, end in segments[:-1])
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+def random_chunks(audio: np.ndarray, rng, most: int) -> list[np.ndarray]:
+    cuts = np.sort(rng.choice(np.arange(1, len(audio)), size=len(audio) // most, replace=False))
+    return np.split(audio, cuts)
+
+
+def streamed(detector, chunks) -> np.ndarray:
+    return np.concatenate([*(detector.push(c) for c in chunks), detector.finish()])
+
+
+def test_log_mel_stream_equals_the_whole_signal():
+    audio = with_bursts(background(3.0), [(0.5, harmonic_tone(1.0))])
+    rng = np.random.default_rng(RNG_SEED)
+    for most in (100, 5000, len(audio)):
+        mel = vad.LogMelStream()
+        got = np.concatenate([*(mel.push(c) for c in random_chunks(audio, rng, most)), mel.finish()], axis=1)
+        np.testing.assert_array_equal(got, features.log_mel(audio))
+
+
+def test_smoothing_stream_equals_smoothing_everything_at_once():
+    """Random decision runs, random smoothing times, random pieces: always the same result."""
+    rng = np.random.default_rng(RNG_SEED)
+    for _ in range(500):
+        runs = rng.integers(1, 12, size=60)
+        raw = np.repeat(rng.integers(0, 2, size=60), runs)[: rng.integers(1, 400)].astype(np.uint8)
+        params = dict(hangover=int(rng.integers(0, 12)), min_gap=int(rng.integers(0, 50)),
+                      min_speech=int(rng.integers(0, 12)), pre_roll=int(rng.integers(0, 6)))
+        whole = raw.copy()
+        vad._vad.smooth(whole, **params)
+        pieces = np.split(raw, np.sort(rng.integers(0, len(raw), size=rng.integers(0, 20))))
+        np.testing.assert_array_equal(streamed(vad.SmoothingStream(**params), pieces), whole.view(bool))
+
+
+def test_streaming_vad_equals_speech_frames():
+    audio = with_bursts(background(20.0), [(0.4, harmonic_tone(0.6)), (1.6, harmonic_tone(0.8)),
+                                           (5.0, harmonic_tone(3.0)), (9.3, harmonic_tone(0.03)),
+                                           (12.0, harmonic_tone(5.0, f0=220))])
+    offline = vad.speech_frames(features.log_mel(audio))
+    assert 0.1 < offline.mean() < 0.9
+    rng = np.random.default_rng(RNG_SEED)
+    for most in (50, 3000, 40000, len(audio)):
+        np.testing.assert_array_equal(streamed(vad.StreamingVAD(), random_chunks(audio, rng, most)), offline)
+    tuned = dict(min_gap=0.1, hangover=0.2, snr_threshold_db=6.0)
+    np.testing.assert_array_equal(streamed(vad.StreamingVAD(**tuned), random_chunks(audio, rng, 2000)),
+                                  vad.speech_frames(features.log_mel(audio), **tuned))
+
+
+def test_streaming_vad_decides_frames_after_its_lookahead():
+    """After 1 s of audio, the frames whose FFT window is complete, less the smoothing's
+    lookahead, are final; `finish` gives the rest of the 1 + samples // hop frames."""
+    detector = vad.StreamingVAD()
+    first = len(detector.push(background(1.0)))
+    complete = (SAMPLE_RATE - vad.VAD_CONFIG.n_fft // 2) // vad.VAD_CONFIG.hop_length + 1
+    assert first == complete - round(detector.lookahead_seconds * FRAMES_PER_SECOND) > 0
+    assert 0 < detector.lookahead_seconds < 1.0
+    assert first + len(detector.finish()) == detector.frames_done == vad.VAD_CONFIG.n_frames(SAMPLE_RATE)
+
+
+def test_streaming_vad_rejects_bad_chunks():
+    with pytest.raises(AudioError, match="NaN"):
+        vad.StreamingVAD().push(np.array([0.0, np.inf], np.float32))
+    with pytest.raises(AudioError, match="mono"):
+        vad.StreamingVAD().push(np.zeros((2, 10), np.float32))
