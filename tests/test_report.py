@@ -1,24 +1,49 @@
-"""The benchmark report: its figures are the input's, and a missed target shows as FAIL."""
+"""The benchmark report: its figures are the input's, a missed target shows as FAIL, the accuracy
+table and report.html come from the files given, and the benchmark suite runs in quick mode."""
 import json
+import os
+import subprocess
+import sys
 
+import pytest
+
+import models
 from benchmarks import report
 
+REPO = report.pathlib.Path(__file__).resolve().parents[1]
 
-def bench(c_ms: float, scipy_ms: float, librosa_ms: float) -> dict:
-    def entry(impl, ms):
-        return {"group": "log-mel 3 s", "name": f"test_log_mel[{impl}-3]", "extra_info":
-                {"kind": "features", "impl": impl, "clip_seconds": 3},
-                "stats": {"median": ms / 1e3, "min": ms / 1e3 * 0.9, "rounds": 10}}
+
+def feature(impl: str, ms: float, seconds: int = 3) -> dict:
+    return {"group": f"log-mel {seconds} s", "name": f"test_log_mel[{impl}-{seconds}]", "extra_info":
+            {"kind": "features", "impl": impl, "clip_seconds": seconds},
+            "stats": {"median": ms / 1e3, "min": ms / 1e3 * 0.9, "rounds": 10}}
+
+
+def model_info(model: str, family: str, fmt: str, precision: str, file_bytes: int, params=None, teacher=None) -> dict:
+    return {"model": model, "family": family, "format": fmt, "precision": precision, "origin": "test",
+            "file_bytes": file_bytes, "n_parameters": params, "teacher_parameters": teacher}
+
+
+def e2e(info: dict, seconds: int, p50_ms: float, p95_ms: float) -> dict:
+    return {"group": f"end-to-end {seconds} s", "name": f"test_predict[{info['model']}-{seconds}]",
+            "extra_info": {"kind": "e2e", "clip_seconds": seconds, "p50": p50_ms / 1e3, "p95": p95_ms / 1e3, **info},
+            "stats": {"median": p50_ms / 1e3, "min": p50_ms / 1e3 * 0.9, "rounds": 60}}
+
+
+def bench(c_ms: float, scipy_ms: float, librosa_ms: float, extra=()) -> dict:
     return {"datetime": "2026-11-22T00:00:00", "machine_info": {"loadavg_at_start": [0.5, 0.4, 0.3]},
-            "benchmarks": [entry("edge_ser_c", c_ms), entry("scipy_fft", scipy_ms),
-                           entry("numpy_reference", scipy_ms * 3), entry("librosa", librosa_ms)]}
+            "benchmarks": [feature("edge_ser_c", c_ms), feature("scipy_fft", scipy_ms),
+                           feature("numpy_reference", scipy_ms * 3), feature("librosa", librosa_ms), *extra]}
 
 
-def run(tmp_path, data: dict) -> str:
+def run(tmp_path, data: dict, results=None, with_html: bool = False) -> str:
     src = tmp_path / "bench.json"
     src.write_text(json.dumps(data))
     out = tmp_path / "report.md"
-    assert report.main([str(src), "--out", str(out)]) == 0
+    results = results or tmp_path / "no_results"
+    results.mkdir(exist_ok=True)
+    html = [] if with_html else ["--no-html"]
+    assert report.main([str(src), "--out", str(out), "--results", str(results), *html]) == 0
     return out.read_text()
 
 
@@ -35,9 +60,80 @@ def test_missed_targets_fail(tmp_path):
     assert "| C log-mel vs librosa, 3 s | >= 6x faster | 5.0x faster | FAIL |" in text
 
 
+def test_model_targets_pass_and_fail_with_input_figures(tmp_path):
+    fast = model_info("small-int8", "small", "onnx", "int8", 250_000, params=1_000_000, teacher=5_000_000)
+    fast_fp32 = model_info("small-fp32", "small", "onnx", "fp32", 1_000_000, params=1_000_000, teacher=5_000_000)
+    slow = model_info("big-int8", "big", "onnx", "int8", 3_500_000, params=2_000_000, teacher=5_000_000)
+    slow_fp32 = model_info("big-fp32", "big", "onnx", "fp32", 10_000_000, params=2_000_000, teacher=5_000_000)
+    runs = [e2e(fast, 3, 2.5, 3.5), e2e(fast_fp32, 3, 5.0, 6.0), e2e(slow, 3, 20.0, 30.0), e2e(slow_fp32, 10, 70.0, 80.0)]
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs))
+    name = "end-to-end p95, 3 s clip, 1 thread"
+    assert f"| {name}: small-int8 | <= 24 ms | 3.50 ms | PASS |" in text
+    assert f"| {name}: small-int8 (Pi 4 budget here) | <= 4 ms | 3.50 ms | PASS |" in text
+    assert f"| {name}: small-fp32 (Pi 4 budget here) | <= 4 ms | 6.00 ms | FAIL |" in text
+    assert f"| {name}: big-int8 | <= 24 ms | 30.00 ms | FAIL |" in text
+    assert "| parameters: small (test) vs its teacher | >= 3x fewer | 5.0x fewer (1.00 M vs 5.00 M) | PASS |" in text
+    assert "| parameters: big (test) vs its teacher | >= 3x fewer | 2.5x fewer (2.00 M vs 5.00 M) | FAIL |" in text
+    assert "| INT8 file size: small onnx | <= 30 % of FP32 | 25.0 % (0.25 MB vs 1.00 MB) | PASS |" in text
+    assert "| INT8 file size: big onnx | <= 30 % of FP32 | 35.0 % (3.50 MB vs 10.00 MB) | FAIL |" in text
+    assert "| big-fp32 | test | onnx | fp32 | 10.00 | 2.00 M | n/a | 70.00 / 80.00 |" in text
+
+
+def test_no_teacher_is_not_a_pass(tmp_path):
+    lone = model_info("m", "m", "onnx", "fp32", 1000, params=10)
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, [e2e(lone, 3, 1.0, 2.0)]))
+    assert "| parameters: deployed model vs its teacher | >= 3x fewer | no benchmarked model card names its " \
+           "teacher_parameters | n/a |" in text
+
+
+def accuracy_file(path, ua: float, n_parameters=None) -> None:
+    summary = {"n_folds": 10, "labels": ["a", "b"], "complete": True, "pooled": {"ua": ua, "wa": 0.5, "macro_f1": 0.25},
+               "pooled_confusion": [[3, 1], [2, 4]], "fold_mean": {"ua": 0.3}, "fold_std": {"ua": 0.05},
+               "train_seconds": 120.0}
+    row = {"model": "tiny", "result_set": "single", "n_parameters": n_parameters, "summary": summary,
+           "config": {"run": {"corpus": "emodb", "protocol": "loso"}, "environment": {"date": "2026-01-02"}},
+           "train_seconds_per_protocol": 600.0}
+    path.write_text(json.dumps({"name": path.stem, "results": [row]}))
+
+
+def test_accuracy_table_and_html_from_the_files_given(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    accuracy_file(results / "emodb_tiny.json", ua=0.123, n_parameters=2_500_000)
+    (results / "vad_other.json").write_text(json.dumps({"date": "x"}))  # not an accuracy table: ignored
+    info = model_info("small-int8", "small", "onnx", "int8", 250_000, params=1_000_000)
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, [e2e(info, 3, 2.5, 3.5)]), results, with_html=True)
+    assert ("| emodb | loso | tiny | single | 2.50 M | 12.3 | 50.0 | 25.0 | 30.0 ± 5.0 | 10 |  | 2026-01-02 | "
+            "10.0 min | `emodb_tiny.json` |") in text
+    page = (tmp_path / "report.html").read_text()
+    assert "<td>12.3</td>" in page and '<td class="PASS">PASS</td>' in page
+    assert "http://" not in page and "https://" not in page  # self-contained
+    pytest.importorskip("matplotlib")
+    assert page.count("data:image/png;base64,") >= 3  # latency, timings, trade-off (+ confusion)
+
+
 def test_unreadable_json_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert report.main([str(bad), "--out", str(tmp_path / "r.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.json" in err
+
+
+def test_benchmark_suite_runs_in_quick_mode(tmp_path):
+    """The CI command on a subset (C paths, a tiny ONNX model, no stand-in export), then the report."""
+    model = models.save(models.build_model(), tmp_path / "tiny.onnx")
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "EDGE_SER_BENCH_BUILD": "0", "EDGE_SER_BENCH_MODELS": str(model),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", f"--benchmark-json={out}",
+           "--benchmark-min-time=0.02", "--benchmark-max-time=0.05", "--benchmark-columns=min,median,rounds",
+           "-k", "log_mel and scipy_fft or vad and edge_ser_c or predict or cold or startup"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    bench = json.loads(out.read_text())
+    kinds = {b["extra_info"]["kind"] for b in bench["benchmarks"]}
+    assert kinds == {"features", "vad", "e2e", "coldstart"}
+    text = run(tmp_path, bench)
+    assert "end-to-end p95, 3 s clip, 1 thread: tiny.onnx" in text
+    assert "| tiny.onnx | $EDGE_SER_BENCH_MODELS | onnx | fp32 |" in text

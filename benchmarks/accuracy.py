@@ -1,0 +1,105 @@
+"""The accuracy side of the report, read from benchmarks/results/*.json: one row per result set
+(training and export runs, the openSMILE baseline), each with its protocol, data, date and cost.
+
+A result file is {"name", "results": [row, ...]} with, per row, "model", "result_set",
+"n_parameters", "summary" {"pooled": {"ua", "wa", "macro_f1"}, "fold_mean", "fold_std",
+"n_folds", "labels", "pooled_confusion", "complete"}, "config" {"run": {"corpus", "protocol"},
+"environment": {"date"}} and "train_seconds_per_protocol" (train/report.py writes these).
+Files of another shape (e.g. vad_emodb.json) are not accuracy tables and are skipped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyRow:
+    source: str  # result file name
+    corpus: str
+    protocol: str
+    model: str
+    result_set: str
+    n_parameters: int | None
+    ua: float  # pooled, fraction
+    wa: float
+    macro_f1: float
+    fold_ua_mean: float
+    fold_ua_std: float
+    n_folds: int
+    complete: bool
+    date: str
+    cost_seconds: float | None  # training (or SVM) seconds for the whole protocol
+    labels: tuple[str, ...]
+    confusion: tuple[tuple[int, ...], ...]
+    peer_ua: float | None  # the figure a peer reported for the same set-up, when known
+
+
+def _row(source: str, r: dict) -> AccuracyRow:
+    s, config = r["summary"], r.get("config", {})
+    run, env = config.get("run", {}), config.get("environment", {})
+    return AccuracyRow(
+        source=source, corpus=run.get("corpus", "?"), protocol=run.get("protocol", "?"), model=r["model"],
+        result_set=r.get("result_set", ""), n_parameters=r.get("n_parameters"),
+        ua=s["pooled"]["ua"], wa=s["pooled"]["wa"], macro_f1=s["pooled"].get("macro_f1", float("nan")),
+        fold_ua_mean=s.get("fold_mean", {}).get("ua", float("nan")),
+        fold_ua_std=s.get("fold_std", {}).get("ua", float("nan")),
+        n_folds=s.get("n_folds", 0), complete=s.get("complete", True), date=env.get("date", "?"),
+        cost_seconds=r.get("train_seconds_per_protocol", s.get("train_seconds")),
+        labels=tuple(s.get("labels", ())), confusion=tuple(tuple(x) for x in s.get("pooled_confusion", ())),
+        peer_ua=r.get("peer_ua"))
+
+
+def load(results_dir: pathlib.Path = RESULTS_DIR) -> tuple[list[AccuracyRow], list[str]]:
+    """Every accuracy row in results_dir/*.json -> (rows sorted by corpus, protocol, UA desc;
+    problems with unreadable files, one line each)."""
+    rows, problems = [], []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            problems.append(f"{path.name}: cannot read ({e})")
+            continue
+        if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
+            continue  # not an accuracy table
+        for r in payload["results"]:
+            try:
+                rows.append(_row(path.name, r))
+            except (KeyError, TypeError) as e:
+                problems.append(f"{path.name}: a result row lacks {e}")
+    rows.sort(key=lambda r: (r.corpus, r.protocol, -r.ua))
+    return rows, problems
+
+
+def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
+    """One line from vad_emodb.json (frame F1 of edge_ser's VAD on EmoDB), or None."""
+    path = results_dir / "vad_emodb.json"
+    try:
+        v = json.loads(path.read_text())
+        return (f"VAD accuracy (`{path.name}`, {v['date']}): frame F1 {v['clean']['f1']:.3f} clean, "
+                f"{v['noisy_10db']['f1']:.3f} with noise at 10 dB SNR; 'all speech' baseline "
+                f"{v['baseline_all_speech_f1']:.3f}. Details: `benchmarks/results/vad_emodb.md`.")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}"
+
+
+def table(rows: list[AccuracyRow]) -> list[str]:
+    """Markdown table lines, one per result set."""
+    out = ["| corpus | protocol | model | result set | params | UA % | WA % | macro-F1 % | fold UA % | folds | "
+           "peer UA % | date | cost | source |",
+           "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---|"]
+    for r in rows:
+        params = "n/a" if not r.n_parameters else f"{r.n_parameters / 1e6:.2f} M"
+        cost = "n/a" if r.cost_seconds is None else f"{r.cost_seconds / 60:.1f} min"
+        folds = f"{r.n_folds}" + ("" if r.complete else " (incomplete)")
+        out.append(f"| {r.corpus} | {r.protocol} | {r.model} | {r.result_set} | {params} | {_pct(r.ua)} | "
+                   f"{_pct(r.wa)} | {_pct(r.macro_f1)} | {_pct(r.fold_ua_mean)} ± {_pct(r.fold_ua_std)} | {folds} | "
+                   f"{'' if r.peer_ua is None else _pct(r.peer_ua)} | {r.date} | {cost} | `{r.source}` |")
+    return out

@@ -1,0 +1,283 @@
+"""The models the end-to-end and cold-start suites run: stand-ins built from the training code's
+architectures, and any model files found in benchmarks/models/ or $EDGE_SER_BENCH_MODELS.
+
+Stand-ins: `train.models.build("cnn" | "deit", ...)` with seeded random weights (latency and
+size do not depend on the weights), exported to ONNX FP32 (torch.onnx, dynamo), ONNX INT8
+(onnxruntime dynamic quantization, QInt8 weights) and TFLite FP32 / dynamic-range INT8
+(litert-torch), each with the model contract's metadata. They are written to a cache directory
+keyed by a hash of the code that builds them, so a machine builds them once.
+
+Each model is described by a `BenchModel`: what the report needs to pair and check them
+(family, format, precision, file size, parameter count, the teacher's count if the card says).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+from edge_ser.config import FeatureConfig
+from edge_ser.contract import ModelInfo
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "models"
+MODELS_ENV = "EDGE_SER_BENCH_MODELS"  # extra model files or folders, os.pathsep-separated
+BUILD_ENV = "EDGE_SER_BENCH_BUILD"  # "0": skip the stand-ins (e.g. the quick self-test)
+CACHE_ENV = "EDGE_SER_BENCH_CACHE"  # where stand-ins are cached (default: the temp dir)
+MODEL_SUFFIXES = (".onnx", ".tflite")
+
+LABELS = ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral")  # EmoDB's 7
+WINDOW_SECONDS = 2.0  # train.run.RunConfig.seconds
+FEATURES = FeatureConfig()  # 64 mels, as training's default
+ARCHITECTURES = ("cnn", "deit")  # train.models.build kinds, default options
+# format -> (file suffix, precision); the issue's formats plus FP32 TFLite for the INT8 ratio.
+FORMATS = {"onnx-fp32": (".onnx", "fp32"), "onnx-int8": (".int8.onnx", "int8"),
+           "tflite-fp32": (".tflite", "fp32"), "tflite-int8": (".int8.tflite", "int8")}
+SEED = 0
+# The code whose change must rebuild the stand-ins.
+BUILD_SOURCES = (ROOT / "train" / "models.py", pathlib.Path(__file__), ROOT / "edge_ser" / "contract.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchModel:
+    """One model file to benchmark and what the report needs to know about it."""
+
+    name: str  # e.g. "cnn-onnx-int8" or the file name
+    path: pathlib.Path
+    family: str  # models sharing weights before quantization share a family
+    format: str  # "onnx" | "tflite"
+    precision: str  # "fp32" | "int8"
+    origin: str  # "stand-in (random weights)" | "shipped" | "$EDGE_SER_BENCH_MODELS"
+    n_parameters: int | None
+    teacher_parameters: int | None
+
+    @property
+    def file_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def extra_info(self) -> dict:
+        """The fields stored with every benchmark of this model (pytest-benchmark extra_info)."""
+        return {"model": self.name, "family": self.family, "format": self.format, "precision": self.precision,
+                "origin": self.origin, "file_bytes": self.file_bytes, "n_parameters": self.n_parameters,
+                "teacher_parameters": self.teacher_parameters}
+
+
+# --- stand-ins -----------------------------------------------------------------------------------
+
+
+def stand_in_names() -> list[str]:
+    """Names of the stand-ins, known without building them (for test parametrisation)."""
+    return [f"{arch}-{fmt}" for arch in ARCHITECTURES for fmt in FORMATS]
+
+
+def cache_dir() -> pathlib.Path:
+    """<cache root>/edge-ser-bench-models/<hash of BUILD_SOURCES>: rebuilt when that code changes."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in BUILD_SOURCES)).hexdigest()[:12]
+    root = pathlib.Path(os.environ.get(CACHE_ENV) or tempfile.gettempdir())
+    return root / "edge-ser-bench-models" / digest
+
+
+def _input_shape() -> tuple[int, int]:
+    """(n_mels, frames) of one training window."""
+    return FEATURES.n_mels, FEATURES.n_frames(FEATURES.n_samples(WINDOW_SECONDS))
+
+
+def _torch_model(arch: str):
+    """train.models classifier with seeded random weights, eval mode, one thread."""
+    import torch
+
+    from train import models
+
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED)
+    return models.build(arch, len(LABELS), _input_shape()).eval()
+
+
+def _info(arch: str, precision: str, n_parameters: int, teacher_parameters: int) -> ModelInfo:
+    card = {"source": f"benchmark stand-in: train.models.build({arch!r}) with random weights (seed {SEED})",
+            "precision": precision, "n_parameters": n_parameters, "teacher": "deit",
+            "teacher_parameters": teacher_parameters}
+    return ModelInfo(LABELS, FEATURES, WINDOW_SECONDS, card=card)
+
+
+def _export_onnx(model, arch: str, path: pathlib.Path) -> None:
+    """Dynamic batch; dynamic frames unless the architecture fixes them (DeiT's patch grid)."""
+    import torch
+
+    x = torch.zeros(1, *_input_shape())
+    axes = {0: torch.export.Dim("batch", max=256)}
+    if arch == "cnn":
+        axes[2] = torch.export.Dim("frames", min=32, max=100_000)
+    torch.onnx.export(model, (x,), str(path), input_names=["log_mel"], output_names=["logits"],
+                      dynamic_shapes=(axes,), dynamo=True, external_data=False, verbose=False)
+
+
+def _quantize_onnx(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Dynamic INT8 (QInt8 weights, activations quantized at run time), the fastest variant in
+    the toolchain notes."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The dynamo exporter's value_info can disagree with onnx's own shape inference, which the
+    # quantizer runs: drop it and let shapes be inferred afresh.
+    model = onnx.load(str(src))
+    del model.graph.value_info[:]
+    plain = dst.with_name(f".plain-{src.name}")
+    onnx.save(model, str(plain))
+    try:
+        quantize_dynamic(str(plain), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def _export_tflite(model, path: pathlib.Path, int8: bool) -> None:
+    """litert-torch conversion at one window; INT8 = dynamic-range (int8 weights, float activations)."""
+    import litert_torch
+    import torch
+
+    quant = None
+    if int8:
+        from litert_torch.generative.quantize import quant_recipes
+
+        quant = quant_recipes.full_dynamic_recipe()
+    litert_torch.convert(model, (torch.zeros(1, *_input_shape()),), quant_config=quant).export(str(path))
+
+
+def _inline_buffers(buf: bytes) -> bytes:
+    """TFLite flatbuffer whose buffers may live after it (offset/size, as the INT8 quantizer
+    writes them) -> the same model with every buffer's data inside the flatbuffer.
+    Needed because `write_tflite_metadata` re-packs the model and keeps only inline data."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(buf), 0)
+    moved = 0
+    for b in model.buffers or []:
+        if b.offset > 1 and b.size:  # offset 1 marks an empty buffer in this format
+            b.data = np.frombuffer(buf[b.offset:b.offset + b.size], dtype=np.uint8)
+            moved += 1
+        b.offset = b.size = 0
+    if not moved:
+        return buf
+    builder = flatbuffers.Builder(len(buf) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _with_metadata(path: pathlib.Path, info: ModelInfo) -> None:
+    from edge_ser.contract import write_onnx_metadata, write_tflite_metadata
+
+    if path.suffix == ".tflite":
+        path.write_bytes(write_tflite_metadata(_inline_buffers(path.read_bytes()), info))
+    else:
+        import onnx
+
+        model = onnx.load(str(path))
+        write_onnx_metadata(model, info)
+        onnx.save(model, str(path))
+
+
+def build_stand_ins(out: pathlib.Path, formats=tuple(FORMATS)) -> dict[str, BenchModel]:
+    """Export every architecture in `formats` into `out` (files already there are reused)
+    -> {name: BenchModel}. A format whose toolchain is missing or whose export fails is left
+    out, its reason in `out/skipped.json` (the suites skip it with that reason)."""
+    from train import models
+
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = models.n_parameters(_torch_model("deit"))
+    built, skipped = {}, {}
+    for arch in ARCHITECTURES:
+        model = _torch_model(arch)
+        n = models.n_parameters(model)
+        for fmt in formats:
+            suffix, precision = FORMATS[fmt]
+            path = out / f"{arch}{suffix}"
+            try:
+                if not path.exists():
+                    _make(model, arch, fmt, path, out)
+                    _with_metadata(path, _info(arch, precision, n, teacher))
+            except ImportError as e:
+                skipped[f"{arch}-{fmt}"] = f"{e.name or e} is not installed"
+                continue
+            except Exception as e:  # a converter failing on one format must not hide the others
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                skipped[f"{arch}-{fmt}"] = f"export failed: {type(e).__name__}: {first}"
+                continue
+            built[f"{arch}-{fmt}"] = BenchModel(f"{arch}-{fmt}", path, arch, fmt.split("-")[0], precision,
+                                                "stand-in (random weights)", n, teacher)
+    (out / "skipped.json").write_text(json.dumps(skipped))
+    return built
+
+
+def _make(model, arch: str, fmt: str, path: pathlib.Path, out: pathlib.Path) -> None:
+    """Write one format to a temporary name, then rename: a killed run leaves no half file."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    if fmt == "onnx-fp32":
+        _export_onnx(model, arch, tmp)
+    elif fmt == "onnx-int8":
+        fp32 = out / f"{arch}{FORMATS['onnx-fp32'][0]}"
+        if not fp32.exists():
+            _make(model, arch, "onnx-fp32", fp32, out)
+        _quantize_onnx(fp32, tmp)
+    else:
+        _export_tflite(model, tmp, int8=fmt == "tflite-int8")
+    tmp.replace(path)
+
+
+# --- model files found on disk -------------------------------------------------------------------
+
+
+def model_files() -> list[tuple[pathlib.Path, str]]:
+    """[(path, origin)] of *.onnx / *.tflite in SHIPPED_DIR and $EDGE_SER_BENCH_MODELS (files or folders)."""
+    found = [(p, "shipped") for p in sorted(SHIPPED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
+    for entry in filter(None, os.environ.get(MODELS_ENV, "").split(os.pathsep)):
+        p = pathlib.Path(entry)
+        paths = sorted(q for q in p.rglob("*") if q.suffix in MODEL_SUFFIXES) if p.is_dir() else [p]
+        found += [(q, f"${MODELS_ENV}") for q in paths]
+    return found
+
+
+def describe_file(path: pathlib.Path, origin: str) -> BenchModel:
+    """A model file -> BenchModel: precision from its card, else from its quantized ops/tensors;
+    parameters from its card, else (ONNX) the initializers' element count."""
+    from edge_ser.session import open_session
+
+    session = open_session(path, threads=1)
+    card = session.info.card or {}
+    fmt = "tflite" if path.suffix == ".tflite" else "onnx"
+    precision = card.get("precision") or _detect_precision(path, fmt, session)
+    params = card.get("n_parameters") or (_onnx_parameters(path) if fmt == "onnx" else None)
+    family = card.get("family") or _family(path)
+    return BenchModel(path.name, path, family, fmt, precision, origin, params, card.get("teacher_parameters"))
+
+
+def _family(path: pathlib.Path) -> str:
+    """File name without format and precision tokens: model.int8.onnx and model.onnx pair up."""
+    stem = path.name.split(".")[0]
+    for token in ("_int8", "-int8", "_fp32", "-fp32", "_quant", "-quant"):
+        stem = stem.replace(token, "")
+    return stem
+
+
+def _detect_precision(path: pathlib.Path, fmt: str, session) -> str:
+    import numpy as np
+
+    if fmt == "onnx":
+        from edge_ser.cli import onnx_details
+
+        return "int8" if onnx_details(str(path))["quantized"].startswith("yes") else "fp32"
+    tensors = session._interpreter.get_tensor_details()
+    return "int8" if any(np.dtype(t["dtype"]) in (np.int8, np.uint8) for t in tensors) else "fp32"
+
+
+def _onnx_parameters(path: pathlib.Path) -> int | None:
+    try:
+        import numpy as np
+        import onnx
+    except ImportError:
+        return None
+    return sum(int(np.prod(t.dims)) for t in onnx.load(str(path), load_external_data=False).graph.initializer)
