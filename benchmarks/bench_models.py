@@ -146,33 +146,11 @@ def _export_tflite(model, path: pathlib.Path, int8: bool) -> None:
     litert_torch.convert(model, (torch.zeros(1, *_input_shape()),), quant_config=quant).export(str(path))
 
 
-def _inline_buffers(buf: bytes) -> bytes:
-    """TFLite flatbuffer whose buffers may live after it (offset/size, as the INT8 quantizer
-    writes them) -> the same model with every buffer's data inside the flatbuffer.
-    Needed because `write_tflite_metadata` re-packs the model and keeps only inline data."""
-    import flatbuffers
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(bytearray(buf), 0)
-    moved = 0
-    for b in model.buffers or []:
-        if b.offset > 1 and b.size:  # offset 1 marks an empty buffer in this format
-            b.data = np.frombuffer(buf[b.offset:b.offset + b.size], dtype=np.uint8)
-            moved += 1
-        b.offset = b.size = 0
-    if not moved:
-        return buf
-    builder = flatbuffers.Builder(len(buf) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
 def _with_metadata(path: pathlib.Path, info: ModelInfo) -> None:
     from edge_ser.contract import write_onnx_metadata, write_tflite_metadata
 
     if path.suffix == ".tflite":
-        path.write_bytes(write_tflite_metadata(_inline_buffers(path.read_bytes()), info))
+        path.write_bytes(write_tflite_metadata(path.read_bytes(), info))
     else:
         import onnx
 

@@ -247,11 +247,6 @@ def notes(bench: dict) -> list[str]:
     if fixed:
         out.append(f"Static frame axis (frames in brackets): {', '.join(fixed)}. The runtime pads or cuts every window "
                    "to that length, so these models score the 3 s clip on its first 2 s.")
-    pinned = sorted({i["model"] for i in e2e if i.get("frames_pinned_by_benchmark")})
-    if pinned:
-        out.append(f"{', '.join(pinned)}: litert-torch exported no dynamic frame axis and the runtime's TFLite session "
-                   "does not yet read a static one (it tries to resize the input and fails on 301 frames), so the "
-                   "benchmark pads/cuts their windows as the runtime does for ONNX (benchmarks/test_e2e_bench.py).")
     if of_kind(bench, "e2e"):
         out.append("End-to-end = `Recognizer(model, threads=1).predict(wav_path)`: WAV read, log-mel, VAD-placed "
                    "windows (for audio longer than 1.5 model windows), inference, softmax. The 3 s clip is one "

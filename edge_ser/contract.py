@@ -236,6 +236,12 @@ def write_tflite_metadata(buf: bytes, info: ModelInfo) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(buf), 0)
+    # Re-packing writes only data held inside the flatbuffer, so weights the quantizer stored
+    # after it (offset/size; offset 1 marks an empty buffer) are moved inside first.
+    for b in model.buffers or []:
+        if b.offset > 1 and b.size:
+            b.data = np.frombuffer(buf[b.offset:b.offset + b.size], dtype=np.uint8)
+        b.offset = b.size = 0
     blob = json.dumps(info.to_metadata(), sort_keys=True).encode("utf-8")
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(blob, dtype=np.uint8)

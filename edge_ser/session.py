@@ -132,11 +132,11 @@ class TFLiteSession:
     """A TFLite model on the LiteRT interpreter (ai_edge_litert, else tflite_runtime).
 
     `session(log_mel)`: float32 [B, n_mels, T] -> logits float32 [B, n_classes]. The input is
-    resized to T frames (and to B when the batch axis is dynamic, else run one item at a
-    time); int8/uint8 tensors are (de)quantized with their own scale and zero point.
+    resized to T frames when its frame axis is dynamic (and to B when the batch axis is, else
+    run one item at a time); int8/uint8 tensors are (de)quantized with their own scale and zero
+    point. `fixed_frames` is the static frame count of models converted with a fixed shape
+    (litert-torch exports fixed shapes), or None; the recognizer pads or cuts windows to it.
     """
-
-    fixed_frames = None  # the input is resized to any frame count
 
     def __init__(self, path: str | os.PathLike, threads: int = 1):
         self.path = path = os.fspath(path)
@@ -176,6 +176,7 @@ class TFLiteSession:
             if np.dtype(detail["dtype"]) != np.float32 and not detail["quantization"][0] > 0:
                 raise ModelError(f"{path}: integer {name} tensor has no quantization scale")
         self._dynamic_batch = shape[0] == -1
+        self.fixed_frames = int(shape[2]) if shape[2] > 0 else None
         self._input, self._output = x, y
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
