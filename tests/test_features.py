@@ -145,3 +145,20 @@ def test_config_validation_and_key():
     assert FeatureConfig.from_dict(FeatureConfig(n_mels=128).to_dict()) == FeatureConfig(n_mels=128)
     assert FeatureConfig().key() != FeatureConfig(n_mels=128).key()
     assert FeatureConfig().key() == FeatureConfig().key()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(hop_length=700, win_length=300, n_fft=512)],
+                         ids=["default", "gappy"])
+def test_every_nonfinite_position_is_rejected(config, kernel):
+    # NaN/inf are found from the frames they reach, plus a scan of samples no frame reads
+    # (the gaps when hop > window, the window's zero-weight ends): check every position.
+    n = 3000
+    ex = features.extractor(config, kernel=kernel)
+    out = np.empty((config.n_mels, config.n_frames(n)), np.float32)
+    for pos in range(n):
+        for bad in (np.nan, np.inf):
+            x = np.full(n, 0.01, np.float32)
+            x[pos] = bad
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                ex.log_mel(x, out)

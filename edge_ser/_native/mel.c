@@ -5,10 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mel_frames_generic(const mel_extractor *ex, const float *x, long n, long n_frames, double *logmel);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-int mel_frames_avx2(const mel_extractor *ex, const float *x, long n, long n_frames, double *logmel);
-#define HAVE_AVX2_KERNEL 1
+#define HAVE_AVX2_KERNEL 1 /* mel_avx2.c compiles to the kernel */
 #endif
 
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
@@ -33,20 +31,23 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
     ex->n_mfcc = n_mfcc;
     ex->normalize = normalize;
     ex->log_floor = log_floor;
-    ex->window = malloc(sizeof(double) * n_fft);
+    ex->half_window = malloc(sizeof(double) * n_fft);
     ex->band_lo = calloc(n_mels, sizeof(int));
     ex->band_len = calloc(n_mels, sizeof(int));
-    ex->band_w = calloc(n_mels, sizeof(double *));
-    if (!ex->window || !ex->band_lo || !ex->band_len || !ex->band_w)
+    if (!ex->half_window || !ex->band_lo || !ex->band_len)
         goto nomem;
-    memcpy(ex->window, window, sizeof(double) * n_fft);
+    for (int i = 0; i < n_fft; i++)
+        ex->half_window[i] = 0.5 * window[i];
     ex->win_start = 0;
     while (ex->win_start < n_fft && window[ex->win_start] == 0.0)
         ex->win_start++;
     ex->win_end = n_fft;
     while (ex->win_end > ex->win_start && window[ex->win_end - 1] == 0.0)
         ex->win_end--;
+    ex->win_start &= ~1; /* rounded out to even: the FFT reads samples in pairs */
+    ex->win_end += ex->win_end & 1;
     /* Mel filters are triangles: keeping only their nonzero span makes the filterbank ~30x cheaper. */
+    int n_weights = 0;
     for (int b = 0; b < n_mels; b++) {
         const double *row = filterbank + (long)b * ex->n_bins;
         int lo = 0, hi = ex->n_bins;
@@ -56,10 +57,15 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
             hi--;
         ex->band_lo[b] = lo;
         ex->band_len[b] = hi - lo;
-        ex->band_w[b] = malloc(sizeof(double) * (hi - lo + 1));
-        if (!ex->band_w[b])
-            goto nomem;
-        memcpy(ex->band_w[b], row + lo, sizeof(double) * (hi - lo));
+        n_weights += hi - lo;
+    }
+    ex->band_w = malloc(sizeof(double) * (n_weights + 1));
+    if (!ex->band_w)
+        goto nomem;
+    double *w = ex->band_w;
+    for (int b = 0; b < n_mels; b++) {
+        memcpy(w, filterbank + (long)b * ex->n_bins + ex->band_lo[b], sizeof(double) * ex->band_len[b]);
+        w += ex->band_len[b];
     }
     if (n_mfcc > 0) {
         ex->dct = malloc(sizeof(double) * n_mfcc * n_mels);
@@ -84,28 +90,42 @@ int mel_best_kernel(void)
 
 void mel_free(mel_extractor *ex)
 {
-    if (ex->band_w)
-        for (int b = 0; b < ex->n_mels; b++)
-            free(ex->band_w[b]);
     free(ex->band_w);
     free(ex->band_lo);
     free(ex->band_len);
-    free(ex->window);
+    free(ex->half_window);
     free(ex->dct);
     fft_plan_free(&ex->plan);
     memset(ex, 0, sizeof(*ex));
 }
 
-/* NaN/inf have an all-ones exponent; an integer OR over the bits vectorises, isfinite() does not. */
+/* NaN/inf have an all-ones exponent, so |bits| + 2^23 carries into the sign bit exactly for them;
+ * integer ANDs, adds and ORs vectorise, isfinite() does not. */
 static int has_nonfinite(const float *x, long n)
 {
-    uint32_t bad = 0;
+    uint32_t carry = 0;
     for (long i = 0; i < n; i++) {
         uint32_t bits;
         memcpy(&bits, x + i, sizeof bits); /* not a pointer cast: that would break strict aliasing */
-        bad |= ((bits & 0x7f800000u) == 0x7f800000u);
+        carry |= (bits & 0x7fffffffu) + 0x00800000u;
     }
-    return bad != 0;
+    return (carry & 0x80000000u) != 0;
+}
+
+/* NaN/inf among the samples the kernel does not read: it flags those in the windows of the frames
+ * (they make every bin of the frame NaN), so only the ends, or everything when windows leave gaps
+ * between frames or no band has a weight, are left to scan here. */
+static int unread_nonfinite(const mel_extractor *ex, const float *x, long n, long n_frames)
+{
+    int any_weight = 0;
+    for (int b = 0; b < ex->n_mels; b++)
+        any_weight |= ex->band_len[b] > 0;
+    if (ex->hop > ex->win_end - ex->win_start || !any_weight)
+        return has_nonfinite(x, n);
+    long first = ex->win_start - ex->n_fft / 2, end = (n_frames - 1) * ex->hop - ex->n_fft / 2 + ex->win_end;
+    first = first < 0 ? 0 : first < n ? first : n;
+    end = end < first ? first : end < n ? end : n;
+    return has_nonfinite(x, first) || has_nonfinite(x + end, n - end);
 }
 
 long mel_n_frames(const mel_extractor *ex, long n)
@@ -145,34 +165,35 @@ static void apply_dct(const mel_extractor *ex, const double *logmel, long n_fram
 int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int mfcc)
 {
     long n_frames = mel_n_frames(ex, n);
-    if (has_nonfinite(x, n))
-        return MEL_NONFINITE;
     if (n_frames == 0)
         return MEL_OK;
+    if (unread_nonfinite(ex, x, n, n_frames))
+        return MEL_NONFINITE;
     if (mfcc && !ex->dct)
         return MEL_BADARG;
-    /* Scratch is per call, so one extractor serves any number of threads. */
-    double *logmel = malloc(sizeof(double) * ex->n_mels * n_frames);
-    if (!logmel)
+    /* Plain log-mel goes straight to out; normalisation and the DCT work on a double copy.
+     * Scratch is per call, so one extractor serves any number of threads. */
+    int direct = !ex->normalize && !mfcc;
+    double *logmel = direct ? NULL : malloc(sizeof(double) * ex->n_mels * n_frames);
+    if (!direct && !logmel)
         return MEL_NOMEM;
+    float *out32 = direct ? out : NULL;
     int rc;
 #ifdef HAVE_AVX2_KERNEL
     if (ex->kernel == MEL_KERNEL_AVX2)
-        rc = mel_frames_avx2(ex, x, n, n_frames, logmel);
+        rc = mel_frames_avx2(ex, x, n, n_frames, logmel, out32);
     else
 #endif
-        rc = mel_frames_generic(ex, x, n, n_frames, logmel);
-    if (rc != MEL_OK) {
-        free(logmel);
-        return rc;
+        rc = mel_frames_generic(ex, x, n, n_frames, logmel, out32);
+    if (rc == MEL_OK && !direct) {
+        if (ex->normalize)
+            normalize_bands(logmel, ex->n_mels, n_frames);
+        if (mfcc)
+            apply_dct(ex, logmel, n_frames, out);
+        else
+            for (long i = 0; i < (long)ex->n_mels * n_frames; i++)
+                out[i] = (float)logmel[i];
     }
-    if (ex->normalize)
-        normalize_bands(logmel, ex->n_mels, n_frames);
-    if (mfcc)
-        apply_dct(ex, logmel, n_frames, out);
-    else
-        for (long i = 0; i < (long)ex->n_mels * n_frames; i++)
-            out[i] = (float)logmel[i];
     free(logmel);
-    return MEL_OK;
+    return rc;
 }

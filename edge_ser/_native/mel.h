@@ -14,11 +14,11 @@ enum { MEL_KERNEL_AUTO = 0, MEL_KERNEL_GENERIC = 1, MEL_KERNEL_AVX2 = 2 };
 typedef struct {
     int n_fft, hop, n_mels, n_bins, n_mfcc, normalize;
     int kernel;               /* MEL_KERNEL_GENERIC or MEL_KERNEL_AVX2, resolved by mel_init */
-    int win_start, win_end;   /* nonzero part of the window within n_fft */
     double log_floor;
-    double *window;           /* [n_fft] */
+    double *half_window;      /* [n_fft] the window / 2, which spares the real-FFT split its halvings */
+    int win_start, win_end;   /* nonzero part of the window within n_fft, rounded out to even */
     int *band_lo, *band_len;  /* [n_mels] nonzero bins of each filter */
-    double **band_w;          /* [n_mels] -> [band_len] weights */
+    double *band_w;           /* [sum of band_len] the nonzero weights, band after band */
     double *dct;              /* [n_mfcc * n_mels] or NULL */
     fft_plan plan;
 } mel_extractor;
@@ -37,5 +37,11 @@ long mel_n_frames(const mel_extractor *ex, long n);
 /* x [n] -> out [n_mels][n_frames] (log-mel) or [n_mfcc][n_frames] (MFCC) when mfcc != 0.
  * Returns MEL_NONFINITE if x holds NaN/inf, MEL_NOMEM on allocation failure. */
 int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int mfcc);
+
+/* The kernels behind mel_compute: x [n] -> log-mel [n_mels][n_frames] into exactly one of logmel
+ * (double) or out (float). Return MEL_OK, MEL_NOMEM, or MEL_NONFINITE for NaN/inf among the
+ * samples under the frames' windows (win_start .. win_end). */
+int mel_frames_generic(const mel_extractor *ex, const float *x, long n, long n_frames, double *logmel, float *out);
+int mel_frames_avx2(const mel_extractor *ex, const float *x, long n, long n_frames, double *logmel, float *out);
 
 #endif
