@@ -1,0 +1,170 @@
+"""`python -m export COMMAND ...`: teacher | distill | prune | onnx | quantize | tflite | fold | loso |
+report. Each model step reads a model file and writes one plus its `.card.json`. See docs/export.md."""
+from __future__ import annotations
+
+import os
+
+# Must precede the torch import: OpenMP spin-waiting on a shared 2-core machine is ruinous.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+
+def widths(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must look like 16,32,64,128, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import distill as kd
+    from . import quantize, steps
+
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("teacher", help="wrap a training checkpoint as an export model file")
+    p.add_argument("--run", required=True, type=pathlib.Path, help="training run directory (runs/<run>)")
+    p.add_argument("--fold", required=True)
+    p.add_argument("--variant", default="samsg", help="checkpoint name: samsg | none | phase1 | single")
+    p.add_argument("--out", required=True, type=pathlib.Path)
+
+    p = sub.add_parser("distill", help="teacher .pt -> CNN student .pt")
+    p.add_argument("--teacher", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    p.add_argument("--widths", type=widths, default=steps.STUDENT_WIDTHS)
+    p.add_argument("--epochs", type=int, default=kd.EPOCHS)
+    p.add_argument("--temperature", type=float, default=kd.TEMPERATURE)
+    p.add_argument("--alpha", type=float, default=kd.ALPHA, help="soft-target weight; 0 = labels only")
+
+    p = sub.add_parser("prune", help=".pt -> pruned .pt, fine-tuned from the teacher")
+    p.add_argument("--model", required=True, type=pathlib.Path)
+    p.add_argument("--teacher", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--keep", type=float, help="structured: fraction of channels / heads / MLP units kept")
+    group.add_argument("--sparsity", type=float, help="unstructured: fraction of weights zeroed")
+    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
+
+    p = sub.add_parser("onnx", help=".pt -> FP32 .onnx")
+    p.add_argument("--model", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    p.add_argument("--no-optimise", action="store_true", help="skip the onnxruntime graph optimisation pass")
+
+    p = sub.add_parser("quantize", help="FP32 .onnx -> INT8 .onnx")
+    p.add_argument("--model", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    p.add_argument("--mode", choices=("static", "dynamic"), default="static")
+    p.add_argument("--method", choices=quantize.CALIBRATION_METHODS, default="minmax")
+    p.add_argument("--activations", choices=quantize.ACTIVATION_TYPES, default="u8")
+    p.add_argument("--keep-float", choices=quantize.KEEP_FLOAT, default="none",
+                   help="static: leave the first conv (first) or the first conv and the head (edges) in float")
+
+    p = sub.add_parser("tflite", help=".pt -> .tflite (FP32 or INT8)")
+    p.add_argument("--model", required=True, type=pathlib.Path)
+    p.add_argument("--out", required=True, type=pathlib.Path)
+    p.add_argument("--int8", action="store_true")
+    p.add_argument("--reference", type=pathlib.Path, help="ONNX file to compare with (default: PyTorch)")
+
+    for name, text in (("fold", "the whole chain on one fold"), ("loso", "the whole chain on every trained fold")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--run", required=True, type=pathlib.Path)
+        p.add_argument("--variant", default="samsg")
+        p.add_argument("--out", required=True, type=pathlib.Path, help="output root (one folder per fold)")
+        if name == "fold":
+            p.add_argument("--fold", required=True)
+        else:
+            p.add_argument("--folds", help="comma-separated subset (default: every fold with a checkpoint)")
+        p.add_argument("--epochs", type=int, default=kd.EPOCHS)
+        p.add_argument("--widths", type=widths, default=steps.STUDENT_WIDTHS)
+        p.add_argument("--prune", action="store_true", help="also the pruning curve")
+        p.add_argument("--prune-folds", help="loso: comma-separated folds that get the pruning curve")
+        p.add_argument("--prune-epochs", type=int, default=15)
+        p.add_argument("--no-labels-baseline", action="store_true")
+
+    p = sub.add_parser("report", help="pool fold results into benchmarks/results/export_<name>.json + .md")
+    p.add_argument("--out", required=True, type=pathlib.Path, help="the output root of `fold`/`loso`")
+    p.add_argument("--name", required=True)
+    p.add_argument("--cost", type=pathlib.Path, help="JSON with the wall time of the runs (optional)")
+    p.add_argument("--compare", action="append", default=[], metavar="RUN:SET",
+                   help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
+    return parser
+
+
+def settings_of(args, prune: bool):
+    from .pipeline import Settings
+
+    return Settings(epochs=args.epochs, widths=args.widths, prune=prune, prune_epochs=args.prune_epochs,
+                    labels_baseline=not args.no_labels_baseline)
+
+
+def trained_folds(run: pathlib.Path, variant: str) -> list[str]:
+    from .folds import run_config
+
+    return [f for f in run_config(run)["folds"] if (run / "checkpoints" / f / f"{variant}.pt").exists()]
+
+
+def dispatch(args) -> object:
+    from . import pipeline, report, steps
+
+    c = args.command
+    if c == "teacher":
+        return steps.teacher(args.run, args.fold, args.variant, args.out)
+    if c == "distill":
+        return steps.distill(args.teacher, args.out, args.widths, args.epochs, args.temperature, args.alpha)
+    if c == "prune":
+        return steps.prune_model(args.model, args.out, args.teacher, keep=args.keep, sparsity=args.sparsity,
+                                 epochs=args.epochs)
+    if c == "onnx":
+        return steps.to_onnx(args.model, args.out, optimise=not args.no_optimise)
+    if c == "quantize":
+        return steps.quantize_onnx(args.model, args.out, args.mode, args.method, args.activations,
+                                   keep_float=args.keep_float)
+    if c == "tflite":
+        return steps.to_tflite(args.model, args.out, args.int8, args.reference)
+    if c == "fold":
+        return pipeline.run_fold(args.run, args.variant, args.fold, args.out, settings_of(args, args.prune))
+    if c == "loso":
+        chosen = args.folds.split(",") if args.folds else trained_folds(args.run, args.variant)
+        prune_folds = set(args.prune_folds.split(",")) if args.prune_folds else set()
+        for fold in chosen:
+            print(f"{fold}: running", flush=True)
+            pipeline.run_fold(args.run, args.variant, fold, args.out, settings_of(args, args.prune or fold in prune_folds))
+        return chosen
+    if c == "report":
+        return report.write(args.out, args.name, args.cost, args.compare)
+    raise AssertionError(c)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        result = dispatch(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.command == "report":
+        print(f"{result} and {result.with_suffix('.md')}")
+    elif isinstance(result, pathlib.Path):
+        from .model_files import card_path
+
+        card = json.loads(card_path(result).read_text())
+        test = card.get("test", {})
+        print(f"{result}: UA {100 * test.get('ua', float('nan')):.1f}% WA {100 * test.get('wa', float('nan')):.1f}%"
+              f" (card {card_path(result)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

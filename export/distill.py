@@ -1,0 +1,97 @@
+"""Knowledge distillation: a student trained on soft teacher targets plus the labels.
+
+loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+       + (1 - alpha) * cross-entropy(student, labels)        (Hinton et al., 2015)
+
+The teacher is either a module taking the same log-mel batch as the student (run on the very
+same augmented batch, so targets stay consistent with what the student sees) or a tensor of
+precomputed logits [N, n_classes] for the training clips: a teacher with other inputs (e.g. a
+fusion model with an SSL encoder) is distilled by computing its logits once, and the student
+stays log-mel only, so the device needs no SSL encoder. Training on the training folds only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from train.loop import class_weights, cosine_lr, time_shift
+
+TEMPERATURE = 4.0  # softens the teacher's distribution (dark knowledge between emotions)
+ALPHA = 0.7  # weight of the soft-target term
+EPOCHS = 40  # as the CNN baseline run (runs/emodb_loso_cnn)
+LR = 2e-3
+WEIGHT_DECAY = 0.05
+BATCH_SIZE = 32
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [B, C], teacher logits [B, C], class ids [B] -> scalar loss."""
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
+    hard = F.cross_entropy(student_logits, targets, weight=weight)
+    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+
+
+@torch.no_grad()
+def teacher_targets(teacher, batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Teacher logits [B, C] for a batch: run a module, or index precomputed logits."""
+    if isinstance(teacher, torch.Tensor):
+        return teacher[index]
+    return teacher(batch)
+
+
+def distill(student: nn.Module, teacher, features: torch.Tensor, targets: torch.Tensor, n_classes: int, *,
+            epochs: int = EPOCHS, lr: float = LR, temperature: float = TEMPERATURE, alpha: float = ALPHA,
+            weight_decay: float = WEIGHT_DECAY, batch_size: int = BATCH_SIZE, seed: int = 0,
+            augment: bool = True, desc: str = "distil", progress: bool = True) -> list[float]:
+    """Train `student` in place on features [N, n_mels, frames] and class ids [N]; returns the
+    mean loss per epoch. `teacher`: module or precomputed logits [N, n_classes] (then the time
+    shift augmentation is off, since the logits belong to the unshifted clips)."""
+    precomputed = isinstance(teacher, torch.Tensor)
+    if precomputed and len(teacher) != len(features):
+        raise ValueError(f"teacher logits cover {len(teacher)} clips, the training set has {len(features)}")
+    if not precomputed:
+        teacher.eval()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = math.ceil(len(features) / batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, epochs * steps, steps))
+    weight = class_weights(targets, n_classes)
+    epochs_iter = range(epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc=desc, unit="epoch", leave=False)
+    history = []
+    for _ in epochs_iter:
+        student.train()
+        order, losses = torch.randperm(len(features), generator=generator), []
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            batch = features[index]
+            if augment and not precomputed:
+                batch = time_shift(batch, generator)
+            loss = kd_loss(student(batch), teacher_targets(teacher, batch, index), targets[index],
+                           temperature, alpha, weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)))
+        if progress:
+            epochs_iter.set_postfix(loss=f"{history[-1]:.3f}")
+    student.eval()
+    return history
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, features: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Logits [N, C] of a log-mel model for features [N, n_mels, frames] (eval mode)."""
+    model.eval()
+    return torch.cat([model(features[s:s + batch_size]) for s in range(0, len(features), batch_size)])

@@ -1,0 +1,145 @@
+"""The whole chain on one fold of a training run, resumable file by file:
+
+    teacher.pt -> teacher.onnx                                   (size / latency reference)
+    teacher.pt -> student.pt (distilled) [-> student_labels.pt: same student, labels only]
+    student.pt -> student.onnx -> student_int8_{u8,s8}_{method}[_{first,edges}float].onnx,
+                                  student_int8_dynamic.onnx
+    student.pt -> student.tflite, student_int8.tflite
+    student.pt -> pruned_keep{r}.pt (+ .onnx), sparse{s}.pt                  (pruning curve)
+
+The deployed ONNX INT8 is the static U8S8 variant (calibration method; first conv / head kept
+in float or not) whose logits follow FP32 most closely on held-out *training* clips (never the
+test speaker). `fold_result` gathers every card into one
+JSON; `export.report` pools the folds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+
+from . import distill as kd
+from . import folds, model_files, quantize, steps
+
+# (activations, calibration, layers kept in float); the U8S8 ones are the deployment candidates.
+STATIC_VARIANTS = (tuple(("u8", m, "none") for m in quantize.CALIBRATION_METHODS)
+                   + (("u8", "minmax", "first"), ("u8", "minmax", "edges"), ("s8", "minmax", "none")))
+
+
+@dataclasses.dataclass
+class Settings:
+    epochs: int = kd.EPOCHS
+    widths: tuple[int, ...] = steps.STUDENT_WIDTHS
+    temperature: float = kd.TEMPERATURE
+    alpha: float = kd.ALPHA
+    labels_baseline: bool = True  # also train the student on labels only (is distillation worth it?)
+    prune: bool = False  # pruning curve (costly: one fine-tune per point)
+    keep_ratios: tuple[float, ...] = (0.75, 0.5, 0.25)
+    sparsities: tuple[float, ...] = (0.5, 0.75, 0.9)
+    prune_epochs: int = 15
+    teacher_onnx: bool = True
+    progress: bool = True
+
+
+def static_name(activations: str, method: str, keep_float: str = "none") -> str:
+    suffix = "" if keep_float == "none" else f"_{keep_float}float"
+    return f"student_int8_{activations}_{method}{suffix}.onnx"
+
+
+def step(path: pathlib.Path, make) -> pathlib.Path:
+    """Run `make()` unless `path` and its card already exist (resume)."""
+    if path.exists() and model_files.card_path(path).exists():
+        return path
+    started = time.time()
+    made = make()
+    card = model_files.read_card(made)
+    card["step_seconds"] = time.time() - started
+    model_files.write_card(made, card)
+    return made
+
+
+def run_fold(run_dir: pathlib.Path, variant: str, fold: str, out_root: pathlib.Path, settings: Settings) -> dict:
+    """Every model of one fold in `out_root/<fold>/`; returns (and writes) the fold's result."""
+    out = pathlib.Path(out_root) / fold
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    data = folds.fold_data(run_dir, fold)
+    teacher = step(out / "teacher.pt", lambda: steps.teacher(run_dir, fold, variant, out / "teacher.pt", data))
+    if settings.teacher_onnx:
+        step(out / "teacher.onnx", lambda: steps.to_onnx(teacher, out / "teacher.onnx", data=data))
+    student = step(out / "student.pt", lambda: steps.distill(
+        teacher, out / "student.pt", settings.widths, settings.epochs, settings.temperature, settings.alpha,
+        data=data, progress=settings.progress))
+    if settings.labels_baseline:
+        step(out / "student_labels.pt", lambda: steps.distill(
+            teacher, out / "student_labels.pt", settings.widths, settings.epochs, settings.temperature, 0.0,
+            data=data, progress=settings.progress))
+    fp32 = step(out / "student.onnx", lambda: steps.to_onnx(student, out / "student.onnx", data=data))
+    for activations, method, keep_float in STATIC_VARIANTS:
+        path = out / static_name(activations, method, keep_float)
+        step(path, lambda: steps.quantize_onnx(fp32, path, "static", method, activations, data=data,
+                                               keep_float=keep_float))
+    step(out / "student_int8_dynamic.onnx",
+         lambda: steps.quantize_onnx(fp32, out / "student_int8_dynamic.onnx", "dynamic", data=data))
+    deployed = deployed_int8(out, data)
+    step(out / "student.tflite", lambda: steps.to_tflite(student, out / "student.tflite", False, fp32, data=data))
+    step(out / "student_int8.tflite",
+         lambda: steps.to_tflite(student, out / "student_int8.tflite", True, deployed, data=data))
+    if settings.prune:
+        pruning_curve(out, student, teacher, data, settings)
+    result = fold_result(out, deployed)
+    result["wall_seconds_this_session"] = time.time() - started
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
+    """The static U8S8 file whose logits follow FP32 most closely (mean |difference|) on the
+    held-out training clips; ties go to the earlier of STATIC_VARIANTS. Cards written before that
+    criterion existed get it computed here when the fold's data is given."""
+    candidates = [out / static_name(*v) for v in STATIC_VARIANTS if v[0] == "u8" and (out / static_name(*v)).exists()]
+    for path in candidates:
+        card = model_files.read_card(path)
+        if "selection_logit_error_vs_fp32" not in card and data is not None:
+            _, selection = folds.calibration_split(len(data.train_x), steps.N_CALIBRATION)
+            card.update(steps.selection_scores(path, out / "student.onnx", data.train_x.numpy()[selection]))
+            model_files.write_card(path, card)
+    return min(candidates, key=lambda p: model_files.read_card(p).get("selection_logit_error_vs_fp32", float("inf")))
+
+
+def pruning_curve(out: pathlib.Path, student: pathlib.Path, teacher: pathlib.Path, data, settings: Settings) -> None:
+    for keep in settings.keep_ratios:
+        path = out / f"pruned_keep{keep:g}.pt"
+        step(path, lambda: steps.prune_model(student, path, teacher, keep=keep, epochs=settings.prune_epochs,
+                                             data=data, progress=settings.progress))
+        onnx_path = path.with_suffix(".onnx")
+        step(onnx_path, lambda: steps.to_onnx(path, onnx_path, data=data))
+    for sparsity in settings.sparsities:
+        path = out / f"sparse{sparsity:g}.pt"
+        step(path, lambda: steps.prune_model(student, path, teacher, sparsity=sparsity,
+                                             epochs=settings.prune_epochs, data=data, progress=settings.progress))
+
+
+SUMMARY_FIELDS = ("format", "parameters", "nonzero_parameters", "size_bytes", "quantization", "opset",
+                  "agreement_with_reference", "max_abs_logit_diff_vs_reference", "reference",
+                  "selection_agreement_vs_fp32", "selection_logit_error_vs_fp32", "keep_float", "float_ops", "pruning", "step_seconds")
+
+
+def fold_result(out: pathlib.Path, deployed: pathlib.Path) -> dict:
+    """Every card of a fold folder, reduced to what the report needs."""
+    models = {}
+    for card_file in sorted(out.glob("*" + model_files.CARD_SUFFIX)):
+        card = json.loads(card_file.read_text())
+        name = card_file.name[: -len(model_files.CARD_SUFFIX)]
+        entry = {k: card[k] for k in SUMMARY_FIELDS if k in card}
+        entry["test"] = card["test"]
+        if (out / name).exists() and name.endswith((".onnx", ".tflite")):
+            entry["size_bytes"] = (out / name).stat().st_size  # the finished file, metadata included
+        entry["latency_ms"] = (card.get("latency") or card.get("latency_torch") or {}).get("median_ms")
+        if "distillation" in card:
+            entry["distillation"] = {k: v for k, v in card["distillation"].items() if k != "loss"}
+        models[name] = entry
+    card = model_files.read_card(out / "student.pt")
+    return {"fold": out.name, "protocol": card.get("protocol"), "source": card.get("source"),
+            "deployed_onnx_int8": deployed.name, "models": models, "date": model_files.now()}

@@ -1,0 +1,145 @@
+"""INT8 ONNX with onnxruntime: static QDQ (per-channel int8 weights, activations uint8 "U8S8" or
+int8 "S8S8", calibrated on real training-fold log-mel features with min-max, percentile or
+entropy ranges) and dynamic quantization (int8 weights, activations quantized per call).
+
+`quant_pre_process` (shape inference + graph optimisation) runs first, as onnxruntime advises.
+`float_ops` reports which nodes stay in float: on this CPU, LayerNormalization, Gelu, Softmax and
+the like have no int8 kernel, and dynamic quantization only covers MatMul/Conv weights.
+"""
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+import numpy as np
+
+from edge_ser.contract import INPUT_NAME
+
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+ACTIVATION_TYPES = ("u8", "s8")
+KEEP_FLOAT = ("none", "first", "edges")
+PERCENTILE = 99.999  # percentile calibration: clip the rarest activation outliers
+INTEGER_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+               "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
+
+
+class FeatureReader:
+    """onnxruntime CalibrationDataReader over log-mel features [N, n_mels, frames], one clip per
+    call (the ranges then reflect single-clip inference, as on the device)."""
+
+    def __init__(self, features: np.ndarray):
+        self.features = np.ascontiguousarray(features, dtype=np.float32)
+        if self.features.ndim != 3 or len(self.features) == 0:
+            raise ValueError(f"calibration features must be a non-empty [N, n_mels, frames] array, "
+                             f"got shape {self.features.shape}")
+        self.position = 0
+
+    def get_next(self) -> dict | None:
+        if self.position >= len(self.features):
+            return None
+        item = {INPUT_NAME: self.features[self.position:self.position + 1]}
+        self.position += 1
+        return item
+
+    def rewind(self) -> None:
+        self.position = 0
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def pre_process(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+    return pathlib.Path(dst)
+
+
+def float_layers(path: pathlib.Path, keep_float: str) -> list[str]:
+    """Names of the nodes to leave in float: "none", "first" (the first Conv: its input is the
+    standardised spectrogram, the widest-ranged activation, and it holds 0.1 % of the weights) or
+    "edges" (the first Conv and the final Gemm/MatMul)."""
+    import onnx
+
+    if keep_float not in KEEP_FLOAT:
+        raise ValueError(f"unknown keep-float choice {keep_float!r}: use one of {', '.join(KEEP_FLOAT)}")
+    nodes = onnx.load(str(path)).graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    heads = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
+    if keep_float == "none" or not convs:
+        return []
+    return convs[:1] + (heads[-1:] if keep_float == "edges" else [])
+
+
+def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, method: str = "minmax",
+               activations: str = "u8", per_channel: bool = True, keep_float: str = "none") -> pathlib.Path:
+    """Static QDQ quantization of an FP32 ONNX file, calibrated on `features`; `keep_float`
+    (see `float_layers`) leaves the most sensitive layers in float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration method {method!r}: use one of {', '.join(CALIBRATION_METHODS)}")
+    if activations not in ACTIVATION_TYPES:
+        raise ValueError(f"unknown activation type {activations!r}: use u8 or s8")
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    extra = {"CalibPercentile": PERCENTILE} if method == "percentile" else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = pre_process(src, pathlib.Path(tmp) / "prepared.onnx")
+        quantize_static(str(prepared), str(dst), FeatureReader(features), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
+                        calibrate_method=methods[method], extra_options=extra,
+                        nodes_to_exclude=float_layers(prepared, keep_float))
+    return pathlib.Path(dst)
+
+
+def dynamic(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
+    """Dynamic quantization: int8 weights, activations quantized at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = pre_process(src, pathlib.Path(tmp) / "prepared.onnx")
+        quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8, per_channel=True)
+    return pathlib.Path(dst)
+
+
+def float_ops(path: pathlib.Path) -> dict[str, int]:
+    """Op types (with counts) that compute in float in a quantized ONNX graph.
+
+    QDQ: a compute node whose float inputs do not all come from DequantizeLinear, or whose
+    output does not feed a QuantizeLinear, is not fused into an integer kernel. Dynamic: every
+    node that is not one of the integer ops. Graph-level view; the kernels ORT actually picks can
+    differ (it may run some of them in float anyway)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    constants = {i.name for i in graph.initializer}
+    is_qdq = any(n.op_type == "QuantizeLinear" for n in graph.node) and \
+        not any(n.op_type == "DynamicQuantizeLinear" for n in graph.node)
+    result: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type in INTEGER_OPS:
+            continue
+        if is_qdq:
+            inputs = [i for i in node.input if i and i not in constants]
+            fed = all(producers.get(i) is not None and producers[i].op_type == "DequantizeLinear" for i in inputs)
+            feeds = all(c.op_type == "QuantizeLinear" for o in node.output for c in consumers.get(o, [])) and \
+                any(consumers.get(o) for o in node.output)
+            if fed and feeds:
+                continue
+        result[node.op_type] = result.get(node.op_type, 0) + 1
+    return dict(sorted(result.items()))
+
+
+def file_size(path: pathlib.Path) -> int:
+    return pathlib.Path(path).stat().st_size
+
+
+def calibration_features(train_x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(train_x)[indices], dtype=np.float32)

@@ -1,0 +1,248 @@
+"""Pool the per-fold results of `python -m export fold|loso` into
+`benchmarks/results/export_<name>.json` + `.md`: every model's pooled UA/WA over the folds' test
+speakers, size, parameters, latency, agreements, and the acceptance gates of the export issue."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from train import metrics
+
+from .folds import REPO
+
+RESULTS = REPO / "benchmarks" / "results"
+# Gates (fractions): FP32 vs INT8 agreement, UA drop from quantization, ONNX INT8 vs TFLite INT8
+# agreement, INT8/FP32 file size, teacher/student parameters (minimum and aim), student UA drop.
+MIN_INT8_AGREEMENT = 0.98
+MAX_QUANT_UA_DROP = 0.01
+MIN_ONNX_TFLITE_AGREEMENT = 0.97
+MAX_INT8_SIZE_RATIO = 0.30
+MIN_PARAM_RATIO, AIM_PARAM_RATIO = 3.0, 10.0
+MAX_STUDENT_UA_DROP = 0.02
+DEPLOYED = "student_int8_deployed.onnx"  # per fold, the U8S8 variant picked on training clips
+
+
+def load_folds(out: pathlib.Path) -> list[dict]:
+    """Every finished fold (one with result.json), re-read from its cards and files."""
+    from .pipeline import deployed_int8, fold_result
+
+    results = []
+    for path in sorted(pathlib.Path(out).glob("*/result.json")):
+        result = fold_result(path.parent, deployed_int8(path.parent))
+        result["date"] = json.loads(path.read_text())["date"]
+        results.append(result)
+    if not results:
+        raise FileNotFoundError(f"{out}: no <fold>/result.json yet")
+    for result in results:  # the deployed INT8 file under one name across folds
+        result["models"][DEPLOYED] = result["models"][result["deployed_onnx_int8"]]
+    return results
+
+
+def predictions(result: dict, name: str) -> np.ndarray | None:
+    model = result["models"].get(name)
+    return None if model is None else np.asarray(model["test"]["predicted"])
+
+
+def pooled_agreement(results: list[dict], a: str, b: str) -> float | None:
+    """Top-1 agreement of models `a` and `b` over all test clips of the folds having both."""
+    pairs = [(predictions(r, a), predictions(r, b)) for r in results]
+    pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+    if not pairs:
+        return None
+    return float(np.mean(np.concatenate([x == y for x, y in pairs])))
+
+
+def model_rows(results: list[dict]) -> dict:
+    """name -> pooled scores and means over the folds that have the model."""
+    names = sorted({n for r in results for n in r["models"]})
+    rows = {}
+    for name in names:
+        entries = [r["models"][name] for r in results if name in r["models"]]
+        pooled = metrics.scores(np.sum([np.array(e["test"]["confusion"]) for e in entries], axis=0))
+        uas = [e["test"]["ua"] for e in entries]
+        mean = lambda key: (float(np.mean([e[key] for e in entries if e.get(key) is not None]))  # noqa: E731
+                            if any(e.get(key) is not None for e in entries) else None)
+        rows[name] = {"n_folds": len(entries), "folds": [r["fold"] for r in results if name in r["models"]],
+                      "pooled": pooled, "fold_mean_ua": float(np.mean(uas)), "fold_std_ua": float(np.std(uas)),
+                      "parameters": mean("parameters"), "nonzero_parameters": mean("nonzero_parameters"),
+                      "size_bytes": mean("size_bytes"), "latency_ms": mean("latency_ms"),
+                      "max_abs_logit_diff_vs_reference": max((e.get("max_abs_logit_diff_vs_reference") or 0)
+                                                             for e in entries),
+                      "mean_step_seconds": mean("step_seconds"),
+                      "quantization": entries[0].get("quantization"), "float_ops": entries[0].get("float_ops"),
+                      "pruning": entries[0].get("pruning")}
+    return rows
+
+
+def gates(results: list[dict], rows: dict) -> list[dict]:
+    """The issue's acceptance checks, each with its measured value and pass/fail."""
+    def ua(name):
+        return rows[name]["pooled"]["ua"] if name in rows else None
+
+    checks = []
+
+    def add(name, value, limit, ok):
+        checks.append({"gate": name, "value": value, "limit": limit,
+                       "pass": None if value is None else bool(ok(value))})
+
+    for int8, fp32 in ((DEPLOYED, "student.onnx"), ("student_int8.tflite", "student.tflite")):
+        add(f"top-1 agreement {fp32} vs {int8}", pooled_agreement(results, fp32, int8), f">= {MIN_INT8_AGREEMENT}",
+            lambda v: v >= MIN_INT8_AGREEMENT)
+        drop = None if ua(fp32) is None or ua(int8) is None else ua(fp32) - ua(int8)
+        add(f"pooled UA drop {fp32} -> {int8}", drop, f"<= {MAX_QUANT_UA_DROP}", lambda v: v <= MAX_QUANT_UA_DROP)
+    add(f"top-1 agreement {DEPLOYED} vs student_int8.tflite", pooled_agreement(results, DEPLOYED, "student_int8.tflite"),
+        f">= {MIN_ONNX_TFLITE_AGREEMENT}", lambda v: v >= MIN_ONNX_TFLITE_AGREEMENT)
+    for int8, fp32 in ((DEPLOYED, "student.onnx"), ("student_int8.tflite", "student.tflite")):
+        ratio = (rows[int8]["size_bytes"] / rows[fp32]["size_bytes"]) if int8 in rows and fp32 in rows else None
+        add(f"file size {int8} / {fp32}", ratio, f"<= {MAX_INT8_SIZE_RATIO}", lambda v: v <= MAX_INT8_SIZE_RATIO)
+    if "teacher.pt" in rows and "student.pt" in rows:
+        ratio = rows["teacher.pt"]["parameters"] / rows["student.pt"]["parameters"]
+        add("parameters teacher / student", ratio, f">= {MIN_PARAM_RATIO} (aim {AIM_PARAM_RATIO})",
+            lambda v: v >= MIN_PARAM_RATIO)
+        add("pooled UA drop teacher.pt -> student.pt", ua("teacher.pt") - ua("student.pt"),
+            f"<= {MAX_STUDENT_UA_DROP}", lambda v: v <= MAX_STUDENT_UA_DROP)
+        add(f"pooled UA drop teacher.pt -> {DEPLOYED}", ua("teacher.pt") - ua(DEPLOYED),
+            f"<= {MAX_STUDENT_UA_DROP}", lambda v: v <= MAX_STUDENT_UA_DROP)
+    return checks
+
+
+def training_rows(results: list[dict], compare: list[str]) -> dict:
+    """Training-run result sets (`RUN:SET`, e.g. runs/emodb_loso_cnn:single) pooled over the same
+    folds, from their fold JSONs: how the exported models compare with what train/ measured."""
+    rows = {}
+    for spec in compare:
+        run, _, result_set = spec.rpartition(":")
+        if not run:
+            raise ValueError(f"{spec}: compare with RUN:SET, e.g. runs/emodb_loso_cnn:single")
+        found = [pathlib.Path(run) / result_set / f"fold_{r['fold']}.json" for r in results]
+        entries = [json.loads(p.read_text()) for p in found if p.exists()]
+        if not entries:
+            continue
+        config = json.loads((pathlib.Path(run) / "config.json").read_text())
+        uas = [e["scores"]["ua"] for e in entries]
+        rows[spec] = {"n_folds": len(entries), "folds": [e["fold"] for e in entries],
+                      "pooled": metrics.scores(np.sum([np.array(e["confusion"]) for e in entries], axis=0)),
+                      "fold_mean_ua": float(np.mean(uas)), "fold_std_ua": float(np.std(uas)),
+                      "parameters": config.get("n_parameters"), "model": config["run"]["model"]}
+    return rows
+
+
+def summary(out: pathlib.Path, cost: pathlib.Path | None = None, compare: list[str] = ()) -> dict:
+    results = load_folds(out)
+    rows = model_rows(results)
+    first = results[0]
+    return {"protocol": {**(first.get("protocol") or {}), "fold": None, "test_speakers": None,
+                         "folds": [r["fold"] for r in results]},
+            "source": {k: v for k, v in (first.get("source") or {}).items() if k != "fold"},
+            "deployed_onnx_int8_per_fold": {r["fold"]: r["deployed_onnx_int8"] for r in results},
+            "models": rows, "gates": gates(results, rows), "training_runs": training_rows(results, list(compare)),
+            "agreements": {f"{a} vs {b}": pooled_agreement(results, a, b) for a, b in AGREEMENT_PAIRS},
+            "cost": {"step_wall_seconds_total": float(sum(m.get("step_seconds") or 0 for r in results
+                                                          for m in r["models"].values() if m is not r["models"][DEPLOYED])),
+                     "threads": 1, "note": "wall time of every step (training, export, evaluation), one torch/ORT "
+                                           "thread, on 2 cores shared with the training runs",
+                     **(json.loads(pathlib.Path(cost).read_text()) if cost else {})},
+            "fold_dates": {r["fold"]: r["date"] for r in results}, "environment": environment(),
+            "data_note": "EmoDB here is the 2-s processed copy (each utterance cut to its first 2.0 s or "
+                         "zero-padded, peak-normalised): not comparable one-to-one with full-utterance figures."}
+
+
+AGREEMENT_PAIRS = (("teacher.pt", "student.pt"), ("student.pt", "student.onnx"), ("student.onnx", "student.tflite"),
+                   ("student.onnx", "student_int8_dynamic.onnx"), ("student.onnx", "student_int8_s8_minmax.onnx"),
+                   ("student.onnx", "student_int8_u8_minmax.onnx"), ("student.onnx", "student_int8_u8_percentile.onnx"),
+                   ("student.onnx", "student_int8_u8_entropy.onnx"),
+                   ("student.onnx", "student_int8_u8_minmax_firstfloat.onnx"),
+                   ("student.onnx", "student_int8_u8_minmax_edgesfloat.onnx"), ("student.onnx", DEPLOYED),
+                   ("student.onnx", "student_int8.tflite"),
+                   (DEPLOYED, "student_int8.tflite"))
+
+
+def environment() -> dict:
+    """Versions of what the numbers depend on, and the commit the code came from."""
+    import importlib.metadata as meta
+    import platform
+    import subprocess
+
+    versions = {}
+    for package in ("torch", "onnx", "onnxruntime", "onnxscript", "litert-torch", "ai-edge-litert", "numpy"):
+        try:
+            versions[package] = meta.version(package)
+        except meta.PackageNotFoundError:
+            versions[package] = None
+    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=REPO).stdout.strip()  # noqa: E731
+    return {"versions": versions, "python": platform.python_version(), "machine": platform.machine(),
+            "commit": git("rev-parse", "HEAD"), "export_code_uncommitted": bool(git("status", "--porcelain", "export"))}
+
+
+def percent(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def markdown(name: str, s: dict) -> str:
+    """The summary as a Markdown page."""
+    p = s["protocol"]
+    lines = [f"# Export results: {name}", "",
+             f"Teacher: `{s['source'].get('run')}` variant `{s['source'].get('variant')}`; corpus {p.get('corpus')}, "
+             f"protocol {p.get('protocol')} (speaker-independent: {p.get('speaker_independent')}), "
+             f"folds ({len(p['folds'])}): {', '.join(p['folds'])}.", "", f"Data: {s['data_note']}", "",
+             f"Date: {min(s['fold_dates'].values())} to {max(s['fold_dates'].values())} (UTC). "
+             f"Versions: {s['environment']['versions']}, Python {s['environment']['python']}, "
+             f"{s['environment']['machine']}, commit {s['environment']['commit'][:10]}"
+             f"{' + uncommitted export code' if s['environment']['export_code_uncommitted'] else ''}.", "",
+             "Scores are on each fold's test speaker, pooled over the folds listed (UA = mean per-class recall). "
+             "ONNX/TFLite files are scored through the runtime's own sessions (`edge_ser.session`). Latency: "
+             "median of 30 single-clip calls (2.0 s clip, 201 frames), one thread, on a shared 2-core machine "
+             "while training ran: compare rows with each other, not with other sessions.", "",
+             "## Gates", "", "| gate | value | limit | pass |", "|---|---|---|---|"]
+    for g in s["gates"]:
+        value = "-" if g["value"] is None else (f"{g['value']:.2f}x" if "parameters" in g["gate"] else
+                                                 f"{g['value']:.4f}")
+        lines.append(f"| {g['gate']} | {value} | {g['limit']} | {'-' if g['pass'] is None else ('yes' if g['pass'] else 'NO')} |")
+    lines += ["", "## Models", "",
+              "| model | folds | params | nonzero | size KB | UA % | WA % | fold UA % | latency ms | max abs diff vs ref | quantization |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for model, r in s["models"].items():
+        size = "-" if r["size_bytes"] is None else f"{r['size_bytes'] / 1024:.0f}"
+        params = "-" if r["parameters"] is None else f"{r['parameters'] / 1e3:.1f} k"
+        nonzero = "-" if r["nonzero_parameters"] is None else f"{r['nonzero_parameters'] / 1e3:.1f} k"
+        lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}"
+        lines.append(f"| {model} | {r['n_folds']} | {params} | {nonzero} | {size} | {percent(r['pooled']['ua'])} | "
+                     f"{percent(r['pooled']['wa'])} | {percent(r['fold_mean_ua'])} ± {percent(r['fold_std_ua'])} | {lat} | "
+                     f"{r['max_abs_logit_diff_vs_reference']:.2g} | {r['quantization'] or '-'} |")
+    if s.get("training_runs"):
+        lines += ["", "## Training runs on the same folds (from their fold JSONs, PyTorch)", "",
+                  "| run:set | model | folds | params | UA % | WA % | fold UA % |", "|---|---|---|---|---|---|---|"]
+        for spec, r in s["training_runs"].items():
+            lines.append(f"| {spec} | {r['model']} | {r['n_folds']} | {(r['parameters'] or 0) / 1e3:.1f} k | "
+                         f"{percent(r['pooled']['ua'])} | {percent(r['pooled']['wa'])} | "
+                         f"{percent(r['fold_mean_ua'])} ± {percent(r['fold_std_ua'])} |")
+    lines += ["", "## Top-1 agreement (pooled over test clips)", "", "| pair | agreement % |", "|---|---|"]
+    lines += [f"| {pair} | {percent(v)} |" for pair, v in s["agreements"].items()]
+    lines += ["", "## Ops left in float (graph view)", "", "| model | float ops |", "|---|---|"]
+    lines += [f"| {m} | {r['float_ops']} |" for m, r in s["models"].items() if r.get("float_ops") is not None]
+    lines += ["", f"Deployed ONNX INT8 per fold (closest to FP32 logits on held-out training clips): "
+                  f"{s['deployed_onnx_int8_per_fold']}", ""]
+    if s.get("cost"):
+        lines += ["## Cost", "", f"{s['cost']['step_wall_seconds_total'] / 60:.1f} min of step wall time in total "
+                  f"({s['cost']['note']}). Mean per fold and model:", "",
+                  "| model | mean step seconds |", "|---|---|"]
+        lines += [f"| {m} | {r['mean_step_seconds']:.0f} |" for m, r in s["models"].items()
+                  if r.get("mean_step_seconds") and m != DEPLOYED]
+        extra = {k: v for k, v in s["cost"].items() if k not in ("step_wall_seconds_total", "threads", "note")}
+        if extra:
+            lines += ["", "```", json.dumps(extra, indent=1), "```"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write(out: pathlib.Path, name: str, cost: pathlib.Path | None = None, compare: list[str] = (),
+          results_dir: pathlib.Path = RESULTS) -> pathlib.Path:
+    """Write export_<name>.json and .md; returns the JSON path."""
+    s = summary(out, cost, compare)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"export_{name}.json"
+    path.write_text(json.dumps(s, indent=1))
+    path.with_suffix(".md").write_text(markdown(name, s))
+    return path

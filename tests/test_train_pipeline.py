@@ -1,0 +1,228 @@
+"""Training package on real clips: data loaders, cached features = the runtime's, quick-mode
+end-to-end training, rollout rendering, checkpoint loading, MAE pretraining."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from edge_ser.config import FeatureConfig  # noqa: E402
+from edge_ser.features import log_mel  # noqa: E402
+from train import data, features, models, rollout  # noqa: E402
+from train.__main__ import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(data_dir, tmp_path_factory):
+    """A --quick SAMSG run (3 speakers x 10 clips, 2 folds, 1 epoch) shared by several tests."""
+    root = tmp_path_factory.mktemp("quick")
+    out = root / "run"
+    argv = ["samsg", "--quick", "--data", str(data_dir), "--out", str(out), "--cache", str(root / "cache"),
+            "--no-progress"]
+    main(argv)
+    return out, argv
+
+
+def test_emodb_labels_and_speakers_from_file_names(data_dir):
+    corpus = data.load_emodb(data_dir)
+    speakers = sorted(set(corpus.speakers()))
+    assert len(speakers) == 10 and speakers[0] == "03"
+    assert corpus.labels == list(data.EMODB_EMOTIONS.values())
+    by_name = {c.path.name: c for c in corpus.clips}
+    assert by_name["03a01Fa.wav"].label == "happiness" and by_name["03a01Fa.wav"].speaker == "03"
+    assert np.bincount(corpus.targets()).min() > 0
+
+
+def test_ravdess_labels_and_actors(data_dir):
+    if not (data_dir / "ravdess").is_dir():
+        pytest.skip(f"RAVDESS not found under {data_dir}")
+    corpus = data.load_ravdess(data_dir)
+    assert len(set(corpus.speakers())) == 24
+    clip = next(c for c in corpus.clips if c.path.stem.startswith("03-01-05-01-02-01-12"))
+    assert clip.label == "anger" and clip.speaker == "12"
+
+
+def test_harmonised_labels_combine_corpora(data_dir):
+    emodb = data.harmonise(data.load_emodb(data_dir))
+    assert "boredom" not in {c.label for c in emodb.clips}
+    assert emodb.labels == ["anger", "disgust", "fear", "happiness", "sadness", "neutral"]
+    both = data.combine(emodb, emodb)
+    assert len(both.clips) == 2 * len(emodb.clips) and both.speakers()[0].startswith("emodb:")
+
+
+def test_manifest_corpus(data_dir, tmp_path):
+    wavs = sorted((data_dir / "emodb" / "wav").glob("*.wav"))[:3]
+    manifest = tmp_path / "mine.csv"
+    manifest.write_text("path,label,speaker\n" + "".join(f"{w},{w.stem[5]},{w.stem[:2]}\n" for w in wavs))
+    corpus = data.load_corpus(str(manifest))
+    assert [c.path for c in corpus.clips] == wavs and corpus.labels == sorted({w.stem[5] for w in wavs})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,emotion\nx.wav,W\n")
+    with pytest.raises(ValueError, match="bad.csv"):
+        data.load_manifest(bad)
+
+
+def test_training_features_equal_the_runtime(data_dir, tmp_path):
+    config = FeatureConfig()
+    for path in sorted((data_dir / "emodb" / "wav").glob("*.wav"))[:3]:
+        audio = data.read_audio(path)
+        assert len(audio) == config.n_samples(2.0)  # the processed EmoDB copy: exactly 2.0 s
+        expected = log_mel(audio, config)
+        assert np.array_equal(features.cached_log_mel(path, config, 2.0, tmp_path), expected)  # computed
+        assert np.array_equal(features.cached_log_mel(path, config, 2.0, tmp_path), expected)  # from cache
+        assert np.array_equal(features.cached_log_mel(path, config, 2.0, None), expected)
+
+
+def test_feature_cache_is_keyed_on_the_config(data_dir, tmp_path):
+    path = sorted((data_dir / "emodb" / "wav").glob("*.wav"))[0]
+    base, fewer_mels = FeatureConfig(), FeatureConfig(n_mels=40)
+    features.cached_log_mel(path, base, 2.0, tmp_path)
+    entry = tmp_path / f"{features.cache_key(path, base, 2.0)}.npy"
+    sentinel = np.full((2, 2), 7.0, dtype=np.float32)
+    np.save(entry, sentinel)  # prove the cache is what gets read for an unchanged config ...
+    assert np.array_equal(features.cached_log_mel(path, base, 2.0, tmp_path), sentinel)
+    # ... and that a changed feature config (or clip length) never sees that entry.
+    assert features.cached_log_mel(path, fewer_mels, 2.0, tmp_path).shape == (40, base.n_frames(32000))
+    assert features.cached_log_mel(path, base, 1.0, tmp_path).shape == (64, base.n_frames(16000))
+    assert len(list(tmp_path.glob("*.npy"))) == 3
+
+
+def test_fix_length_centre_crops_and_pads():
+    audio = np.arange(10, dtype=np.float32)
+    assert features.fix_length(audio, 4).tolist() == [3, 4, 5, 6]
+    assert features.fix_length(audio[:2], 4).tolist() == [0, 1, 0, 0]
+
+
+def test_quick_samsg_run_writes_results_and_resumes(quick_run, data_dir):
+    out, argv = quick_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["speaker_independent"] and config["run"]["threads"] == 1
+    for name in ("phase1", "none", "samsg"):
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["n_folds"] == 2 and 0.0 <= summary["pooled"]["ua"] <= 1.0
+        assert (out / name / "confusion.png").stat().st_size > 0
+        for fold_file in (out / name).glob("fold_*.json"):
+            fold = json.loads(fold_file.read_text())
+            test_speakers = {n[:2] for n in fold["test_clips"]}
+            assert test_speakers == set(fold["test_speakers"]) and len(test_speakers) == 1
+            assert len(fold["predicted"]) == fold["n_test"] == sum(map(sum, fold["confusion"]))
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")}
+    main(argv)  # a rerun resumes: finished folds are not trained again
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")} == before
+    assert len(json.loads((out / "cost.json").read_text())["sessions"]) == 2
+
+
+def test_rollout_png_from_a_run(quick_run, data_dir, tmp_path):
+    out, _ = quick_run
+    png = tmp_path / "rollout.png"
+    clip = sorted((data_dir / "emodb" / "wav").glob("08*.wav"))[0]
+    main(["rollout", "--run", str(out), "--fold", "spk-03", "--audio", str(clip), "--png", str(png)])
+    assert png.stat().st_size > 0
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        main(["rollout", "--run", str(out), "--fold", "spk-99", "--audio", str(clip), "--png", str(png)])
+
+
+def tiny_deit(**kw):
+    return models.build("deit", 7, (32, 40), patch=(16, 8), depth=2, dim=32, heads=2, **kw)
+
+
+def test_recorded_attention_equals_softmax_qk():
+    torch.manual_seed(0)
+    model = tiny_deit().eval()
+    x = torch.randn(2, 32, 40)
+    qkv_out = []
+    hook = model.backbone.blocks[1].attn.qkv.register_forward_hook(lambda m, i, o: qkv_out.append(o))
+    with torch.no_grad(), rollout.recorded_attention(model.backbone) as attentions:
+        logits = model(x)
+    hook.remove()
+    attn = model.backbone.blocks[1].attn
+    q, k, _ = qkv_out[0].reshape(2, -1, 3, 2, 16).permute(2, 0, 3, 1, 4)
+    expected = (q @ k.transpose(-2, -1) * attn.scale).softmax(dim=-1)
+    assert len(attentions) == 2 and torch.allclose(attentions[1], expected, atol=1e-6)
+    assert all(b.attn.fused_attn == f for b, f in zip(model.backbone.blocks, [attn.fused_attn] * 2))
+    with torch.no_grad():
+        assert torch.allclose(model(x), logits, atol=1e-5)  # fused path restored, same function
+    importance = rollout.patch_importance(model, x)
+    assert importance.shape == (2, 2, 5) and torch.all(importance > 0)
+
+
+def test_init_from_a_local_timm_checkpoint(tmp_path):
+    from train._compat import import_timm
+
+    import_timm()
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(1)
+    rgb = VisionTransformer(img_size=(32, 32), patch_size=(16, 8), in_chans=3, num_classes=10, embed_dim=32,
+                            depth=2, num_heads=2)
+    path = tmp_path / "tiny.pth"
+    torch.save({"model": rgb.state_dict()}, path)
+    model = tiny_deit()
+    fresh = models.init_vit_from(model.backbone, path)
+    vit, source = model.backbone, rgb.state_dict()
+    assert torch.allclose(vit.patch_embed.proj.weight, source["patch_embed.proj.weight"].sum(1, keepdim=True))
+    assert torch.equal(vit.blocks[1].mlp.fc2.weight, source["blocks.1.mlp.fc2.weight"])
+    assert vit.pos_embed.shape == (1, 1 + 2 * 5, 32)
+    assert fresh == ["head.bias", "head.weight"]
+    torch.save({"model": {"unrelated": torch.zeros(3)}}, path)
+    with pytest.raises(ValueError, match="no tensor matches"):
+        models.init_vit_from(vit, path)
+
+
+def test_mae_patches_and_pretraining_update_the_encoder():
+    from train.pretrain import MaskedAutoencoder, pretrain
+
+    torch.manual_seed(2)
+    model = tiny_deit()
+    mae = MaskedAutoencoder(model)
+    image = torch.arange(32 * 40, dtype=torch.float32).view(1, 1, 32, 40)
+    patches = mae.patches(image)
+    assert patches.shape == (1, 10, 128)
+    assert torch.equal(patches[0, 6], image[0, 0, 16:32, 8:16].reshape(-1))  # row 1, column 1
+    x = torch.randn(16, 32, 40)
+    model.standardize.fit(x)
+    before = model.backbone.blocks[0].attn.qkv.weight.clone()
+    history = pretrain(model, x, epochs=2, batch_size=8, progress=False)
+    assert len(history) == 2 and np.isfinite(history).all()
+    assert not torch.equal(model.backbone.blocks[0].attn.qkv.weight, before)
+
+
+def test_ablation_reuses_phase1_only_when_trained_the_same_way(quick_run, tmp_path):
+    out, argv = quick_run
+    ablation = tmp_path / "random"
+    i = argv.index("--out")
+    common = argv[:i] + argv[i + 2 :]
+    main([*common, "--out", str(ablation), "--variants", "random", "--phase1-from", str(out)])
+    for fold in ("spk-03", "spk-08"):
+        assert (ablation / "random" / f"fold_{fold}.json").exists()
+        assert not (ablation / "checkpoints" / fold / "phase1.pt").exists()
+    with pytest.raises(SystemExit, match="trained differently.*seed"):
+        main([*common, "--out", str(tmp_path / "other"), "--variants", "random", "--phase1-from", str(out),
+              "--seed", "5"])
+
+
+def test_report_tables_a_run(quick_run, tmp_path):
+    from train.report import write_report
+
+    out, _ = quick_run
+    md = write_report("quick", [out], tmp_path)
+    text = md.read_text()
+    summary = json.loads((out / "samsg" / "summary.json").read_text())
+    assert f"| deit | samsg |" in text and f"{100 * summary['pooled']['ua']:.1f}" in text
+    assert "processed copy" in text and "speaker-independent" in text
+    assert json.loads((tmp_path / "quick.json").read_text())["results"][0]["result_set"] == "phase1"
+
+
+def test_quick_run_with_mae_pretraining_on_extra_audio(data_dir, tmp_path):
+    extra = data_dir / "noise" / "household"
+    if not extra.is_dir():
+        pytest.skip(f"no unlabelled audio folder at {extra}")
+    out = tmp_path / "run"
+    main(["fit", "--model", "deit", "--quick", "--data", str(data_dir), "--out", str(out), "--cache",
+          str(tmp_path / "cache"), "--pretrain-epochs", "1", "--pretrain-extra", str(extra), "--no-progress"])
+    assert json.loads((out / "single" / "summary.json").read_text())["n_folds"] == 2
+    with pytest.raises(SystemExit, match="no .wav/.flac files"):
+        main(["fit", "--model", "deit", "--quick", "--data", str(data_dir), "--out", str(tmp_path / "x"),
+              "--pretrain-epochs", "1", "--pretrain-extra", str(tmp_path / "run" / "single")])

@@ -1,0 +1,128 @@
+"""Training package, pure logic: rollout maths, masking, splits, metrics, checkpoint loading."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from train import masking, metrics, protocols, rollout  # noqa: E402
+
+
+def test_rollout_matches_hand_computation():
+    a1 = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]])
+    a2 = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    # One head each, [B=1, H=1, N=3, N=3]; rows already sum to 1, so 0.5A + 0.5I needs no rescaling.
+    l1, l2 = 0.5 * a1 + 0.5 * torch.eye(3), 0.5 * a2 + 0.5 * torch.eye(3)
+    got = rollout.rollout([a1[None, None], a2[None, None]])
+    assert torch.allclose(got[0], l2 @ l1)
+    assert torch.allclose(got[0].sum(dim=-1), torch.ones(3))
+    assert torch.allclose(rollout.cls_importance(got)[0], (l2 @ l1)[0, 1:])
+
+
+def test_rollout_head_fusion_and_row_normalisation():
+    heads = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]])[None]  # [1, 2, 2, 2]
+    mean = rollout.rollout([heads], "mean")[0]
+    assert torch.allclose(mean, torch.tensor([[0.75, 0.25], [0.25, 0.75]]))
+    # max fusion gives all-ones rows: 0.5*1 + 0.5*I = [[1, .5], [.5, 1]], normalised -> 2/3, 1/3.
+    maxed = rollout.rollout([heads], "max")[0]
+    assert torch.allclose(maxed, torch.tensor([[2 / 3, 1 / 3], [1 / 3, 2 / 3]]))
+    minned = rollout.rollout([heads], "min")[0]
+    assert torch.allclose(minned, torch.eye(2))
+    with pytest.raises(ValueError, match="head fusion"):
+        rollout.rollout([heads], "median")
+
+
+def test_rollout_identity_attention_keeps_tokens_separate():
+    eye = torch.eye(5)[None, None].repeat(2, 3, 1, 1)
+    assert torch.allclose(rollout.rollout([eye, eye, eye]), torch.eye(5).expand(2, 5, 5))
+
+
+def test_to_spectrogram_places_patches():
+    importance = torch.tensor([[[1.0, 2.0, 3.0]]])  # grid 1 x 3, patches 2 x 4, spectrogram 2 x 13
+    spec = rollout.to_spectrogram(importance, (2, 4), (2, 13))
+    assert spec.shape == (1, 2, 13)
+    assert torch.equal(spec[0, :, :4], torch.ones(2, 4))
+    assert torch.equal(spec[0, :, 8:12], torch.full((2, 4), 3.0))
+    assert torch.equal(spec[0, :, 12], torch.zeros(2))  # frames past the last whole patch
+
+
+def test_top_k_mask_masks_exactly_the_most_attended():
+    importance = torch.tensor([[[0.1, 0.9, 0.3], [0.8, 0.2, 0.7]]])
+    mask = masking.top_k_mask(importance, 0.5)
+    assert mask.sum() == 3
+    assert torch.equal(mask, torch.tensor([[[False, True, False], [True, False, True]]]))
+    assert masking.top_k_mask(importance, 0.0).sum() == 0
+    with pytest.raises(ValueError, match="mask ratio"):
+        masking.top_k_mask(importance, 1.5)
+
+
+def test_random_mask_has_the_same_area_and_is_seeded():
+    a = masking.random_mask(4, (4, 12), 0.25, torch.Generator().manual_seed(1))
+    b = masking.random_mask(4, (4, 12), 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert a.flatten(1).sum(dim=1).tolist() == [12] * 4
+
+
+def test_apply_mask_fills_only_masked_patches():
+    features = torch.arange(2 * 4 * 9, dtype=torch.float32).view(2, 4, 9)
+    mask = torch.zeros(2, 2, 2, dtype=torch.bool)
+    mask[0, 1, 0] = True  # mels 2-3, frames 0-3 of clip 0
+    out = masking.apply_mask(features, mask, (2, 4), fill=-5.0)
+    assert torch.equal(out[0, 2:4, 0:4], torch.full((2, 4), -5.0))
+    changed = out != features
+    assert changed.sum() == 8 and torch.equal(out[1], features[1])
+    by_mean = masking.apply_mask(features, mask, (2, 4), fill="mean")
+    assert torch.allclose(by_mean[0, 2, 0], features[0].mean())
+
+
+def test_loso_folds_never_share_a_speaker():
+    speakers = np.array(["03", "08", "03", "10", "08", "10", "10"])
+    labels = np.zeros(len(speakers), dtype=int)
+    folds = protocols.make_folds("loso", labels, speakers)
+    assert [f.name for f in folds] == ["spk-03", "spk-08", "spk-10"]
+    for fold in folds:
+        assert not set(speakers[fold.train]) & set(speakers[fold.test])
+        assert sorted(np.concatenate([fold.train, fold.test]).tolist()) == list(range(len(speakers)))
+
+
+def test_groups_of_four_actors_in_numeric_order():
+    speakers = np.array([f"{a:02d}" for a in range(1, 25)] * 2)
+    folds = protocols.make_folds("groups4", np.zeros(48, dtype=int), speakers)
+    assert len(folds) == 6 and folds[0].name == "spk-01-02-03-04" and folds[2].name == "spk-09-10-11-12"
+    assert all(len(f.test) == 8 for f in folds)
+
+
+def test_speaker_dependent_folds_are_stratified_and_partition():
+    labels = np.repeat(np.arange(3), [30, 20, 10])
+    folds = protocols.make_folds("sd10", labels, np.array(["a"] * 60), seed=3)
+    tests = np.concatenate([f.test for f in folds])
+    assert sorted(tests.tolist()) == list(range(60))
+    for fold in folds:
+        assert np.bincount(labels[fold.test], minlength=3).tolist() == [3, 2, 1]
+
+
+def test_unknown_protocol_is_an_error():
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocols.make_folds("kfold", np.zeros(2), np.array(["a", "b"]))
+
+
+def test_scores_from_confusion():
+    matrix = np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]])  # class 2 absent from this fold's truth
+    s = metrics.scores(matrix)
+    assert s["ua"] == pytest.approx((0.75 + 1.0) / 2)
+    assert s["wa"] == pytest.approx(5 / 6)
+    f1_0, f1_1 = 2 * 1.0 * 0.75 / 1.75, 2 * (2 / 3) * 1.0 / (5 / 3)
+    assert s["macro_f1"] == pytest.approx((f1_0 + f1_1) / 2)
+    assert metrics.confusion(np.array([0, 1, 1]), np.array([1, 1, 0]), 2).tolist() == [[0, 1], [1, 1]]
+
+
+def test_cli_rejects_bad_input_in_one_line(tmp_path):
+    from train.__main__ import main
+
+    with pytest.raises(SystemExit, match="unknown corpus 'nope'"):
+        main(["fit", "--corpus", "nope", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="masking variants need --model deit"):
+        main(["samsg", "--model", "cnn", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="no EmoDB audio found"):
+        main(["fit", "--data", str(tmp_path), "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit):
+        main(["fit", "--patch", "16by16", "--out", str(tmp_path / "d")])

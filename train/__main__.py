@@ -1,0 +1,159 @@
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | report. See docs/training.md."""
+from __future__ import annotations
+
+import os
+
+# Must precede the torch import: OpenMP spin-waiting on a shared 2-core machine is ruinous.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+
+QUICK = {"epochs": 1, "continue_epochs": 1, "depth": 1, "dim": 32, "heads": 2, "max_folds": 2,
+         "batch_size": 8}
+
+
+def patch_size(text: str) -> tuple[int, int]:
+    """"16x16" -> (16, 16); "64x4" spans 64 mel bands by 4 frames."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"patch must look like 16x16, got {text!r}") from None
+    return h, w
+
+
+def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> None:
+    from .run import RunConfig
+
+    d = RunConfig()
+    p.add_argument("--data", default=None, help="data root (default: EDGE_SER_DATA or ../shared/data)")
+    p.add_argument("--corpus", default=d.corpus, help="emodb | ravdess | path/to/manifest.csv")
+    p.add_argument("--protocol", default=d.protocol, choices=["loso", "groups4", "sd10"])
+    p.add_argument("--model", default=model, choices=["cnn", "deit"])
+    p.add_argument("--out", required=True, type=pathlib.Path, help="run directory (resumes if it exists)")
+    p.add_argument("--variants", default=variants, help="comma list of none,random,samsg (empty: one phase)")
+    p.add_argument("--seconds", type=float, default=d.seconds)
+    p.add_argument("--n-mels", type=int, default=d.n_mels)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--continue-epochs", type=int, default=d.continue_epochs)
+    p.add_argument("--continue-lr", type=float, default=d.continue_lr)
+    p.add_argument("--mask-ratio", type=float, default=d.mask_ratio)
+    p.add_argument("--mask-fill", default=d.mask_fill, help='"mean" or a number (log-mel value)')
+    p.add_argument("--head-fusion", default=d.head_fusion, choices=["mean", "max", "min"])
+    p.add_argument("--patch", type=patch_size, default=d.patch)
+    p.add_argument("--depth", type=int, default=d.depth)
+    p.add_argument("--dim", type=int, default=d.dim)
+    p.add_argument("--heads", type=int, default=d.heads)
+    p.add_argument("--drop-path", type=float, default=d.drop_path)
+    p.add_argument("--init-from", default=None, help="local timm ViT checkpoint to start DeiT from")
+    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
+                   help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
+    p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)
+    p.add_argument("--pretrain-extra", default=None, help="folder of more unlabelled audio for the pretraining")
+    p.add_argument("--phase1-from", default=None, help="reuse the phase-1 checkpoints of this run directory")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--max-folds", type=int, default=None)
+    p.add_argument("--cache", default=None, help="feature cache folder (default <repo>/.cache/features)")
+    p.add_argument("--quick", action="store_true", help="a few clips, tiny model, 1 epoch (tests)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_config(args: argparse.Namespace):
+    from .run import VARIANTS, RunConfig
+
+    variants = tuple(v for v in args.variants.split(",") if v)
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"error: unknown variants {sorted(unknown)}: use {','.join(VARIANTS)}")
+    if variants and args.model != "deit":
+        raise SystemExit("error: masking variants need --model deit (rollout needs attention)")
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
+    values.update(variants=variants, progress=not args.no_progress)
+    if args.quick:
+        values.update(QUICK)
+    return RunConfig(**values)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .run import run
+
+    summaries = run(run_config(args), args.out)
+    for name, s in summaries.items():
+        print(f"{name}: UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}% "
+              f"F1 {100 * s['pooled']['macro_f1']:.1f}% (fold UA {100 * s['fold_mean']['ua']:.1f}"
+              f"±{100 * s['fold_std']['ua']:.1f}, {s['n_folds']} folds)")
+
+
+def cmd_rollout(args: argparse.Namespace) -> None:
+    from .render import render_rollout
+
+    render_rollout(args.run, args.fold, args.checkpoint, args.audio, args.png, args.head_fusion)
+    print(args.png)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from .pretrain import pretrain_main
+
+    pretrain_main(args)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(write_report(args.name, args.runs, args.out))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="train and evaluate a model under a protocol")
+    add_run_options(fit, "cnn", "")
+    fit.set_defaults(func=cmd_run)
+    samsg = sub.add_parser("samsg", help="DeiT, then continue with no/random/SAMSG masking")
+    add_run_options(samsg, "deit", "none,random,samsg")
+    samsg.set_defaults(func=cmd_run)
+    ro = sub.add_parser("rollout", help="render a spectrogram with its attention-rollout map (PNG)")
+    ro.add_argument("--run", type=pathlib.Path, required=True, help="run directory of a DeiT run")
+    ro.add_argument("--fold", required=True, help="fold name, e.g. spk-03")
+    ro.add_argument("--checkpoint", default="phase1", help="phase1 | none | random | samsg")
+    ro.add_argument("--audio", type=pathlib.Path, required=True)
+    ro.add_argument("--png", type=pathlib.Path, required=True)
+    ro.add_argument("--head-fusion", default="mean", choices=["mean", "max", "min"])
+    ro.set_defaults(func=cmd_rollout)
+    pre = sub.add_parser("pretrain", help="MAE-style masked-spectrogram pretraining of the DeiT encoder")
+    from .pretrain import add_pretrain_options
+
+    add_pretrain_options(pre)
+    pre.set_defaults(func=cmd_pretrain)
+    rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
+    rep.add_argument("--name", required=True, help="e.g. emodb_loso")
+    rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    rep.add_argument("runs", nargs="+", type=pathlib.Path)
+    rep.set_defaults(func=cmd_report)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    except Exception as error:
+        from edge_ser.errors import EdgeSerError
+
+        if isinstance(error, EdgeSerError):
+            raise SystemExit(f"error: {error}") from None
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Training features: exactly the runtime's `edge_ser.features.log_mel`, on fixed-length audio,
+cached on disk under a key made of the feature configuration, the clip length and the audio bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import pathlib
+
+import numpy as np
+
+from edge_ser.config import FeatureConfig
+from edge_ser.features import log_mel
+
+from .data import Corpus, read_audio
+
+CACHE_VERSION = "1"  # bump when the fixed-length rule below changes
+
+
+def fix_length(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """[samples] -> [n_samples]: centre crop when longer, zero-pad at the end when shorter."""
+    if len(audio) >= n_samples:
+        start = (len(audio) - n_samples) // 2
+        return audio[start : start + n_samples]
+    return np.pad(audio, (0, n_samples - len(audio)))
+
+
+def clip_log_mel(audio: np.ndarray, config: FeatureConfig, seconds: float) -> np.ndarray:
+    """Float32 [samples] at 16 kHz -> log-mel [n_mels, frames] of the clip fixed to `seconds`."""
+    return log_mel(fix_length(audio, config.n_samples(seconds)), config)
+
+
+def cache_key(path: pathlib.Path, config: FeatureConfig, seconds: float) -> str:
+    """Hash of the file's bytes, the feature configuration and the clip length."""
+    digest = hashlib.sha256(pathlib.Path(path).read_bytes())
+    digest.update(f"{config.key()}|{seconds}|{CACHE_VERSION}".encode())
+    return digest.hexdigest()[:24]
+
+
+def cached_log_mel(path: pathlib.Path, config: FeatureConfig, seconds: float,
+                   cache_dir: pathlib.Path | None) -> np.ndarray:
+    """Log-mel [n_mels, frames] of one file, read from / written to `cache_dir` when given."""
+    if cache_dir is None:
+        return clip_log_mel(read_audio(path), config, seconds)
+    cache_file = pathlib.Path(cache_dir) / f"{cache_key(path, config, seconds)}.npy"
+    if cache_file.exists():
+        return np.load(cache_file)
+    features = clip_log_mel(read_audio(path), config, seconds)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp.npy")
+    np.save(tmp, features)
+    tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written cache entry
+    return features
+
+
+def corpus_features(corpus: Corpus, config: FeatureConfig, seconds: float,
+                    cache_dir: pathlib.Path | None, progress: bool = False) -> np.ndarray:
+    """All clips' log-mel stacked: [n_clips, n_mels, frames] float32."""
+    clips = corpus.clips
+    if progress:
+        from tqdm import tqdm
+
+        clips = tqdm(clips, desc=f"features {corpus.name}", unit="clip", leave=False)
+    return np.stack([cached_log_mel(c.path, config, seconds, cache_dir) for c in clips])

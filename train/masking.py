@@ -1,0 +1,42 @@
+"""Patch masks on spectrograms: SAMSG's top-k most attended patches, or random patches of the
+same area (the ablation). Masks are boolean [B, grid_h, grid_w], True = masked."""
+from __future__ import annotations
+
+import torch
+
+
+def n_masked(n_patches: int, ratio: float) -> int:
+    """Patches masked for a ratio in [0, 1]: round(ratio * n_patches)."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"mask ratio must be in [0, 1], got {ratio}")
+    return int(round(ratio * n_patches))
+
+
+def top_k_mask(importance: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Importance [B, gh, gw] -> mask of exactly round(ratio * gh * gw) most important patches."""
+    flat = importance.flatten(1)
+    mask = torch.zeros_like(flat, dtype=torch.bool)
+    k = n_masked(flat.shape[1], ratio)
+    if k:
+        mask.scatter_(1, flat.topk(k, dim=1).indices, True)
+    return mask.view_as(importance)
+
+
+def random_mask(batch: int, grid: tuple[int, int], ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """Mask of exactly round(ratio * gh * gw) patches drawn uniformly per example [B, gh, gw]."""
+    scores = torch.rand(batch, grid[0] * grid[1], generator=generator)
+    return top_k_mask(scores.view(batch, *grid), ratio)
+
+
+def apply_mask(features: torch.Tensor, mask: torch.Tensor, patch: tuple[int, int], fill="mean") -> torch.Tensor:
+    """Log-mel [B, n_mels, frames] with masked patches set to `fill`: a number, or "mean" (each
+    clip's own mean log-mel, so the hole carries no level cue). Returns a new tensor."""
+    pixels = mask.repeat_interleave(patch[0], dim=1).repeat_interleave(patch[1], dim=2)
+    full = torch.zeros(features.shape, dtype=torch.bool)
+    h, w = min(pixels.shape[1], features.shape[1]), min(pixels.shape[2], features.shape[2])
+    full[:, :h, :w] = pixels[:, :h, :w]
+    if fill == "mean":
+        value = features.mean(dim=(1, 2), keepdim=True).expand_as(features)
+    else:
+        value = torch.full_like(features, float(fill))
+    return torch.where(full, value, features)

@@ -1,0 +1,65 @@
+"""Evaluation splits. Speaker-independent (the headline): leave-one-speaker-out and groups of
+speakers (RAVDESS: actors 1-4, 5-8, ...). Speaker-dependent: stratified k-fold over clips."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+PROTOCOLS = ("loso", "groups4", "sd10")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+    name: str
+    train: np.ndarray  # clip indices
+    test: np.ndarray
+
+
+def _speaker_order(speakers: np.ndarray) -> list[str]:
+    """Speaker ids sorted numerically when they are numbers (actor 2 before actor 10)."""
+    unique = sorted(set(speakers.tolist()))
+    return sorted(unique, key=lambda s: (0, int(s)) if s.isdigit() else (1, s))
+
+
+def speaker_folds(speakers: np.ndarray, group_size: int = 1) -> list[Fold]:
+    """One fold per consecutive group of `group_size` speakers; their clips are the test set."""
+    order = _speaker_order(speakers)
+    folds = []
+    for start in range(0, len(order), group_size):
+        group = order[start : start + group_size]
+        test = np.isin(speakers, group)
+        folds.append(Fold("spk-" + "-".join(group), np.flatnonzero(~test), np.flatnonzero(test)))
+    return folds
+
+
+def stratified_folds(labels: np.ndarray, k: int = 10, seed: int = 0) -> list[Fold]:
+    """Speaker-DEPENDENT k-fold: each class's clips are shuffled and dealt round-robin to folds."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        fold_of[members] = (np.arange(len(members)) + offset) % k
+        offset += len(members)  # continue dealing where the last class stopped: balanced fold sizes
+    return [Fold(f"sd-{i:02d}", np.flatnonzero(fold_of != i), np.flatnonzero(fold_of == i)) for i in range(k)]
+
+
+def make_folds(protocol: str, labels: np.ndarray, speakers: np.ndarray, seed: int = 0) -> list[Fold]:
+    """`loso` | `groups4` | `sd10`; speaker-independent folds are checked to share no speaker."""
+    if protocol == "loso":
+        folds = speaker_folds(speakers, 1)
+    elif protocol == "groups4":
+        folds = speaker_folds(speakers, 4)
+    elif protocol == "sd10":
+        return stratified_folds(labels, 10, seed)
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    for fold in folds:
+        shared = set(speakers[fold.train]) & set(speakers[fold.test])
+        assert not shared, f"fold {fold.name}: speakers {shared} in both train and test"
+    return folds
+
+
+def is_speaker_independent(protocol: str) -> bool:
+    return protocol in ("loso", "groups4")

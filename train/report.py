@@ -1,0 +1,132 @@
+"""Collect run directories into `benchmarks/results/<name>.json` and `<name>.md`: every result set's
+pooled and per-fold scores, the exact protocol and hyper-parameters, and the training cost."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+from .metrics import plot_confusion, summarise
+
+DATA_NOTES = {
+    "emodb": ("EmoDB here is the processed copy in ../shared/data (every utterance cut to its first 2.0 s "
+              "or zero-padded, peak-normalised): not one-to-one comparable with published full-utterance figures."),
+    "ravdess": "RAVDESS speech, all 1440 clips, 16 kHz mono FLAC; clips centre-cropped/padded to the run's length.",
+}
+PROTOCOL_NAMES = {
+    "loso": "leave-one-speaker-out (speaker-independent)",
+    "groups4": "6 folds of 4 actors: 1-4, 5-8, ... (speaker-independent)",
+    "sd10": "stratified 10-fold over clips (SPEAKER-DEPENDENT: test speakers also in training)",
+}
+RESULT_SETS = {
+    "single": "trained once",
+    "phase1": "phase 1 only (shared start of the variants)",
+    "none": "phase 1 + continuation on the originals (no masking)",
+    "random": "phase 1 + continuation on originals + random-patch-masked copies",
+    "samsg": "phase 1 + continuation on originals + SAMSG (top-k rollout) masked copies",
+}
+
+
+def collect(run_dir: pathlib.Path) -> list[dict]:
+    """One row per result set found in a run directory, summarised from its fold JSONs (so a
+    run still in progress is reported too, marked incomplete)."""
+    config = json.loads((run_dir / "config.json").read_text())
+    cost = json.loads((run_dir / "cost.json").read_text()) if (run_dir / "cost.json").exists() else {"sessions": []}
+    rows = []
+    for name in RESULT_SETS:
+        folds = [json.loads(f.read_text()) for f in sorted((run_dir / name).glob("fold_*.json"))]
+        if not folds:
+            continue
+        summary = summarise(folds, config["labels"])
+        summary["train_seconds"] = float(sum(f["train_seconds"] for f in folds))
+        summary["complete"] = len(folds) == len(config["folds"])
+        per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds")} for f in folds]
+        rows.append({"run": str(run_dir), "result_set": name, "meaning": RESULT_SETS[name],
+                     "model": config["run"]["model"], "n_parameters": config["n_parameters"],
+                     "summary": summary, "folds": per_fold, "config": config, "wall_sessions": cost["sessions"]})
+    return rows
+
+
+def paired(rows: list[dict]) -> tuple[list[str], list[tuple[str, float]]]:
+    """Folds every DeiT result set has, and each set's mean fold UA over exactly those folds."""
+    deit = [r for r in rows if r["model"] == "deit"]
+    if len(deit) < 2:
+        return [], []
+    common = set.intersection(*({f["fold"] for f in r["folds"]} for r in deit))
+    means = [(r["result_set"], sum(f["scores"]["ua"] for f in r["folds"] if f["fold"] in common) / max(1, len(common)))
+             for r in deit]
+    return sorted(common), means
+
+
+def cumulative_seconds(rows: list[dict], row: dict) -> float:
+    """Training seconds of this result set's folds, plus those folds' phase 1 it started from."""
+    seconds = row["summary"]["train_seconds"]
+    if row["result_set"] in ("none", "random", "samsg"):
+        source = row["config"]["run"].get("phase1_from") or row["run"]
+        phase1 = [r for r in rows if r["run"] == source and r["result_set"] == "phase1"]
+        mine = {f["fold"] for f in row["folds"]}
+        seconds += sum(f["train_seconds"] for r in phase1 for f in r["folds"] if f["fold"] in mine)
+    return seconds
+
+
+def markdown(name: str, rows: list[dict]) -> str:
+    first = rows[0]["config"]
+    corpus, protocol = first["run"]["corpus"], first["run"]["protocol"]
+    lines = [f"# {name}: {corpus}, {PROTOCOL_NAMES.get(protocol, protocol)}", "",
+             f"Data: {DATA_NOTES.get(corpus, corpus)}", "",
+             f"Features: edge_ser.features.log_mel, {first['feature_config']['n_mels']} mel bands, 25 ms / 10 ms, "
+             f"clips of {first['run']['seconds']} s -> input {first['input_shape']}; per-band standardisation "
+             "fitted on the training speakers only. No hyper-parameter search: settings fixed before the runs, "
+             "last-epoch model, the test fold never used for any choice.", "",
+             "| model | result set | params | UA % (pooled) | WA % | macro-F1 % | fold UA % mean ± std | folds | "
+             "training time of these folds (1 thread) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        s = row["summary"]
+        done = f"{s['n_folds']}" + ("" if s["complete"] else f" of {len(row['config']['folds'])} (INCOMPLETE)")
+        lines.append(f"| {row['model']} | {row['result_set']} | {row['n_parameters'] / 1e6:.2f} M | "
+                     f"{100 * s['pooled']['ua']:.1f} | {100 * s['pooled']['wa']:.1f} | {100 * s['pooled']['macro_f1']:.1f} | "
+                     f"{100 * s['fold_mean']['ua']:.1f} ± {100 * s['fold_std']['ua']:.1f} | {done} | "
+                     f"{cumulative_seconds(rows, row) / 60:.1f} min |")
+    common, means = paired(rows)
+    if common and any(not r["summary"]["complete"] for r in rows if r["model"] == "deit"):
+        lines += ["", f"Paired comparison on the {len(common)} folds every DeiT result set has "
+                  f"({', '.join(common)}): mean fold UA " + ", ".join(f"{n} {100 * m:.1f} %" for n, m in means) + "."]
+    pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
+    if pngs:
+        lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
+    lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
+    lines += ["", "Runs (exact settings in the JSON beside this file):"]
+    for run in dict.fromkeys(r["run"] for r in rows):
+        row = next(r for r in rows if r["run"] == run)
+        cfg = row["config"]["run"]
+        keys = ("model", "epochs", "lr", "weight_decay", "batch_size", "warmup_epochs", "variants", "continue_epochs",
+                "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
+                "pretrain_epochs", "phase1_from", "seed", "threads")
+        if cfg["model"] == "cnn":
+            keys = keys[:6] + ("seed", "threads")
+        settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
+        env = row["config"]["environment"]
+        walls = sum(s["wall_seconds"] for s in row["wall_sessions"])
+        lines.append(f"- `{run}` ({env['date']}, torch {env['torch']}, commit {env['commit'][:10]}): {settings}; "
+                     f"wall time {walls / 60:.1f} min on a shared 2-core machine with other jobs running.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path) -> pathlib.Path:
+    rows = [row for run_dir in run_dirs for row in collect(pathlib.Path(run_dir))]
+    if not rows:
+        raise FileNotFoundError(f"no summaries in {', '.join(map(str, run_dirs))}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        row["train_seconds_per_protocol"] = cumulative_seconds(rows, row)
+    for row in rows:
+        s = row["summary"]
+        row["confusion_png"] = f"{name}_{row['model']}_{row['result_set']}_confusion.png"
+        plot_confusion(s["pooled_confusion"], s["labels"], out_dir / row["confusion_png"],
+                       f"{name} {row['model']} {row['result_set']}: pooled UA {100 * s['pooled']['ua']:.1f}% "
+                       f"({s['n_folds']} folds)")
+    (out_dir / f"{name}.json").write_text(json.dumps({"name": name, "results": rows}, indent=1))
+    md = out_dir / f"{name}.md"
+    md.write_text(markdown(name, rows))
+    return md

@@ -1,0 +1,286 @@
+"""Run a protocol: features, folds, training (optionally two-phase with masking variants),
+per-fold JSON + checkpoints (a rerun skips finished folds), summaries and confusion PNGs.
+
+Two-phase runs (SAMSG): phase 1 trains on the originals; from that model, each variant
+continues training on the originals together with masked copies:
+  none   - no masking: the originals twice, so every variant sees the same number of samples;
+  random - random patches of the same area masked;
+  samsg  - the top-k % patches by attention rollout masked.
+All variants of a fold start from the same phase-1 weights and use the same seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import pathlib
+import platform
+import subprocess
+import time
+
+import numpy as np
+import torch
+
+from edge_ser.config import FeatureConfig
+
+from . import loop, masking, metrics, models, protocols, rollout
+from .data import Corpus, load_corpus
+from .features import corpus_features
+
+VARIANTS = ("none", "random", "samsg")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    corpus: str = "emodb"
+    data: str | None = None
+    protocol: str = "loso"
+    model: str = "cnn"  # cnn | deit
+    seconds: float = 2.0  # clip length fed to the model (crop/pad), seconds
+    n_mels: int = 64
+    epochs: int = 60  # phase 1 (or the only phase)
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    batch_size: int = 32
+    warmup_epochs: float = 2.0
+    variants: tuple[str, ...] = ()  # empty: one phase; else a subset of VARIANTS
+    continue_epochs: int = 10  # phase 2, in passes over originals + masked copies
+    continue_lr: float = 3e-4
+    mask_ratio: float = 0.25
+    mask_fill: str = "mean"
+    head_fusion: str = "mean"
+    patch: tuple[int, int] = (16, 16)
+    depth: int = 4
+    dim: int = 192
+    heads: int = 3
+    drop_path: float = 0.1
+    init_from: str | None = None
+    phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
+    pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
+    pretrain_lr: float = 1e-3
+    pretrain_extra: str | None = None  # folder of more unlabelled audio for pretraining
+    seed: int = 0
+    threads: int = 1
+    max_folds: int | None = None
+    quick: bool = False
+    cache: str | None = None
+    progress: bool = True
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(n_mels=self.n_mels)
+
+    def deit_options(self) -> dict:
+        return {"patch": tuple(self.patch), "depth": self.depth, "dim": self.dim, "heads": self.heads,
+                "drop_path": self.drop_path}
+
+
+def quick_corpus(corpus: Corpus, n_speakers: int = 3, per_speaker: int = 10) -> Corpus:
+    """A few clips of a few speakers, for `--quick` (tests): the first clips of each speaker."""
+    kept, counts = [], {}
+    speakers = sorted(set(corpus.speakers().tolist()))[:n_speakers]
+    for clip in corpus.clips:
+        if clip.speaker in speakers and counts.get(clip.speaker, 0) < per_speaker:
+            counts[clip.speaker] = counts.get(clip.speaker, 0) + 1
+            kept.append(True)
+        else:
+            kept.append(False)
+    return corpus.subset(kept)
+
+
+def environment() -> dict:
+    """What a result depends on besides the config: versions, commit, date, host."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=pathlib.Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "commit": commit, "torch_threads": torch.get_num_threads()}
+
+
+def unlabelled_features(cfg: RunConfig) -> torch.Tensor | None:
+    """Log-mel [N, n_mels, frames] of every audio file under `cfg.pretrain_extra` (or None)."""
+    if not cfg.pretrain_extra:
+        return None
+    from .data import AUDIO_SUFFIXES
+    from .features import cached_log_mel
+
+    folder = pathlib.Path(cfg.pretrain_extra)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no .wav/.flac files for pretraining")
+    return torch.from_numpy(np.stack([cached_log_mel(p, cfg.feature_config(), cfg.seconds, feature_cache(cfg))
+                                      for p in paths]))
+
+
+def feature_cache(cfg: RunConfig) -> pathlib.Path:
+    return pathlib.Path(cfg.cache) if cfg.cache else pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
+
+
+def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: torch.Tensor, seed: int,
+              pretrain: bool = True, extra_x: torch.Tensor | None = None):
+    """Fresh classifier (seeded), standardiser fitted on the training features only, encoder
+    MAE-pretrained on them when `cfg.pretrain_epochs` (and `pretrain`) say so."""
+    torch.manual_seed(seed)
+    model = models.build(cfg.model, n_classes, shape, **cfg.deit_options())
+    if cfg.init_from:
+        if cfg.model != "deit":
+            raise ValueError("--init-from needs --model deit (it loads a timm ViT checkpoint)")
+        models.init_vit_from(model.backbone, pathlib.Path(cfg.init_from))
+    model.standardize.fit(train_x)
+    if cfg.pretrain_epochs and cfg.model != "deit":
+        raise ValueError("--pretrain-epochs needs --model deit")
+    if cfg.pretrain_epochs and pretrain:
+        from .pretrain import pretrain as mae_pretrain
+
+        unlabelled = train_x if extra_x is None else torch.cat([train_x, extra_x])
+        mae_pretrain(model, unlabelled, epochs=cfg.pretrain_epochs, lr=cfg.pretrain_lr, batch_size=cfg.batch_size,
+                 seed=seed, progress=cfg.progress, desc="pretrain")
+    return model
+
+
+def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> torch.Tensor:
+    """The training features as seen in phase 2 by `variant` (originals first)."""
+    if variant == "none":
+        return torch.cat([train_x, train_x])
+    grid = model.backbone.patch_embed.grid_size
+    if variant == "samsg":
+        mask = masking.top_k_mask(rollout.patch_importance(model, train_x, cfg.head_fusion), cfg.mask_ratio)
+    elif variant == "random":
+        mask = masking.random_mask(len(train_x), grid, cfg.mask_ratio, torch.Generator().manual_seed(seed))
+    else:
+        raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    return torch.cat([train_x, masking.apply_mask(train_x, mask, tuple(cfg.patch), cfg.mask_fill)])
+
+
+def evaluate(model, test_x, test_y, n_classes: int) -> dict:
+    predicted = loop.predict(model, test_x)
+    matrix = metrics.confusion(test_y.numpy(), predicted, n_classes)
+    return {"scores": metrics.scores(matrix), "confusion": matrix.tolist(), "predicted": predicted.tolist()}
+
+
+def write_json(path: pathlib.Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
+
+
+def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
+             y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None) -> None:
+    """Train and evaluate one fold; each result set is written as soon as it exists."""
+    n_classes, shape, seed = len(corpus.labels), tuple(x.shape[1:]), cfg.seed + fold_index
+    train_x, train_y, test_x, test_y = x[fold.train], y[fold.train], x[fold.test], y[fold.test]
+    names = [corpus.clips[i].path.name for i in fold.test]
+    common = {"fold": fold.name, "test_speakers": sorted(set(corpus.speakers()[fold.test].tolist())),
+              "n_train": len(fold.train), "n_test": len(fold.test), "test_clips": names,
+              "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
+    checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
+    first = "phase1" if cfg.variants else "single"
+    if cfg.phase1_from and not checkpoint.exists():
+        print(f"{fold.name}: skipped, {checkpoint} does not exist yet (rerun later to resume)")
+        return
+    start = time.time()  # training seconds include any MAE pretraining
+    model = new_model(cfg, n_classes, shape, train_x, seed, pretrain=not checkpoint.exists(), extra_x=extra_x)
+    if checkpoint.exists():
+        model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    else:
+        history = loop.fit(model, train_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
+                           weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
+                           warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress)
+        result = evaluate(model, test_x, test_y, n_classes)
+        write_json(out / first / f"fold_{fold.name}.json",
+                   {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), checkpoint)
+    phase1 = {k: v.clone() for k, v in model.state_dict().items()}
+    for variant in cfg.variants:
+        path = out / variant / f"fold_{fold.name}.json"
+        if path.exists():
+            continue
+        start = time.time()
+        model.load_state_dict(phase1)
+        seen_x = masked_copies(cfg, variant, model, train_x, seed)
+        history = loop.fit(model, seen_x, torch.cat([train_y, train_y]), n_classes, epochs=cfg.continue_epochs,
+                           lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
+                           seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
+                           progress=cfg.progress)
+        result = evaluate(model, test_x, test_y, n_classes)
+        (out / "checkpoints" / fold.name).mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), out / "checkpoints" / fold.name / f"{variant}.pt")
+        write_json(path, {**common, **result, "epochs": cfg.continue_epochs, "loss": history,
+                          "train_seconds": time.time() - start})
+
+
+def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list) -> dict:
+    """Summary JSON + confusion PNG per result set, from the fold JSONs on disk."""
+    summaries = {}
+    for name in (["phase1", *cfg.variants] if cfg.variants else ["single"]):
+        results = [json.loads(p.read_text()) for f in folds if (p := out / name / f"fold_{f.name}.json").exists()]
+        if not results:
+            continue
+        summary = metrics.summarise(results, corpus.labels)
+        summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
+        summary["complete"] = len(results) == len(folds)
+        write_json(out / name / "summary.json", summary)
+        title = (f"{corpus.name} {cfg.protocol} {cfg.model} {name}: UA {100 * summary['pooled']['ua']:.1f}% "
+                 f"(folds {100 * summary['fold_mean']['ua']:.1f}±{100 * summary['fold_std']['ua']:.1f})")
+        metrics.plot_confusion(np.array(summary["pooled_confusion"]), corpus.labels, out / name / "confusion.png", title)
+        summaries[name] = summary
+    return summaries
+
+
+# What must match for another run's phase-1 checkpoints to be this run's phase 1.
+PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
+                 "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "init_from", "pretrain_epochs",
+                 "pretrain_lr", "pretrain_extra", "seed", "quick")
+
+
+def check_phase1_source(cfg: RunConfig) -> None:
+    """`cfg.phase1_from` must be a run whose phase 1 was trained exactly as this one's would be."""
+    path = pathlib.Path(cfg.phase1_from) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: --phase1-from needs a run directory")
+    as_stored = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))  # noqa: E731 (tuples -> lists)
+    source = {**as_stored(RunConfig()), **json.loads(path.read_text())["run"]}  # older runs lack newer fields
+    mine = as_stored(cfg)
+    differ = [k for k in PHASE1_FIELDS if source.get(k) != mine.get(k)]
+    if differ:
+        raise ValueError(f"{path}: phase 1 was trained differently ({', '.join(differ)})")
+
+
+def run(cfg: RunConfig, out: pathlib.Path) -> dict:
+    """The whole protocol; returns {result set: summary}. Resumes from what `out` already holds."""
+    torch.set_num_threads(cfg.threads)
+    if cfg.phase1_from:
+        check_phase1_source(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = load_corpus(cfg.corpus, cfg.data)
+    if cfg.quick:
+        corpus = quick_corpus(corpus)
+    feature_config = cfg.feature_config()
+    x = torch.from_numpy(corpus_features(corpus, feature_config, cfg.seconds, feature_cache(cfg), cfg.progress))
+    extra_x = unlabelled_features(cfg)
+    y = torch.from_numpy(corpus.targets())
+    folds = protocols.make_folds(cfg.protocol, corpus.targets(), corpus.speakers(), cfg.seed)
+    if cfg.max_folds:
+        folds = folds[: cfg.max_folds]
+    empty = [f.name for f in folds if len(f.train) == 0 or len(f.test) == 0]
+    if empty:
+        raise ValueError(f"{corpus.name} {cfg.protocol}: folds {empty} have no training or no test clips")
+    n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
+    write_json(out / "config.json", {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(),
+                                     "labels": corpus.labels, "n_clips": len(corpus.clips), "input_shape": list(x.shape[1:]),
+                                     "n_parameters": n_params, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
+                                     "folds": [f.name for f in folds], "environment": environment()})
+    start = time.time()
+    for index, fold in enumerate(folds):
+        run_fold(cfg, out, index, fold, x, y, corpus, extra_x)
+    summaries = summarise_run(cfg, out, corpus, folds)
+    cost_path = out / "cost.json"
+    cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}
+    cost["sessions"].append({"wall_seconds": time.time() - start, "threads": torch.get_num_threads(),
+                             "ended": environment()["date"]})
+    write_json(cost_path, cost)
+    return summaries
