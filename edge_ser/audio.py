@@ -377,7 +377,7 @@ def iter_audio_chunks(
 def _open_blocks(path, sample_rate: int) -> tuple[Iterator[np.ndarray], int]:
     """(generator of float32 [frames, channels] blocks, their sample rate) for any input."""
     if str(path) == STDIN_PATH:
-        return _pcm16_blocks(sys.stdin.buffer), sample_rate
+        return (chunk[:, None] for chunk in pcm16_chunks(sys.stdin.buffer)), sample_rate
     stream = _open_path(path)
     head = stream.read(12)
     kind = sniff_format(head)
@@ -410,18 +410,24 @@ def _wav_blocks(stream: BinaryIO, fmt: WavFormat, name: str) -> Iterator[np.ndar
             yield _decode_frames(raw[:whole], fmt, name)
 
 
-def _pcm16_blocks(stream: BinaryIO) -> Iterator[np.ndarray]:
-    """float32 [samples, 1] blocks of raw 16-bit mono PCM from a binary stream."""
+def pcm16_chunks(stream: BinaryIO, name: str = STDIN_NAME, max_samples: int = READ_BLOCK_FRAMES,
+                 live: bool = False) -> Iterator[np.ndarray]:
+    """Raw 16-bit little-endian mono PCM from a binary stream -> float32 [samples] chunks in
+    [-1, 1). `live`: hand out whatever a pipe holds as soon as it arrives (`read1`), up to
+    `max_samples`, rather than waiting for full blocks."""
+    read = getattr(stream, "read1", stream.read) if live else stream.read
     carry = b""  # half a sample left by a short read from a pipe or socket
     while True:
-        raw = stream.read(READ_BLOCK_FRAMES * 2)
+        raw = read(max_samples * 2)
+        if not isinstance(raw, (bytes, bytearray)):
+            raise AudioError(f"{name}: expected a binary stream of 16-bit PCM")
         if not raw:
             return
         raw = carry + raw
         whole = len(raw) // 2 * 2
         carry = raw[whole:]
         if whole:
-            yield _pcm16_to_float(raw[:whole])[:, None]
+            yield _pcm16_to_float(raw[:whole])
 
 
 class _Rechunker:

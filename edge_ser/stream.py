@@ -28,7 +28,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from .audio import STDIN_NAME, STDIN_PATH, Resampler, iter_audio_chunks
+from .audio import STDIN_NAME, STDIN_PATH, Resampler, iter_audio_chunks, pcm16_chunks
 from .config import FRAMES_PER_SECOND, SAMPLE_RATE
 from .errors import AudioError
 from .vad import StreamingVAD
@@ -61,34 +61,15 @@ def audio_chunks(source, sample_rate: int = SAMPLE_RATE, source_rate: int = SAMP
         return
     most = LIVE_READ_SAMPLES if live else round(FILE_CHUNK_SECONDS * source_rate)
     if isinstance(source, (str, os.PathLike)):
-        chunks, name = pcm16_chunks(sys.stdin.buffer, STDIN_NAME, most), STDIN_NAME
+        chunks, name = pcm16_chunks(sys.stdin.buffer, STDIN_NAME, most, live=True), STDIN_NAME
     elif hasattr(source, "read"):
         name = str(getattr(source, "name", STREAM_NAME))
-        chunks = pcm16_chunks(source, name, most)
+        chunks = pcm16_chunks(source, name, most, live=True)
     elif isinstance(source, np.ndarray):
         chunks, name = iter([source]), "<array>"
     else:
         chunks, name = iter(source), STREAM_NAME
     yield from _resampled(_checked(chunks, name), source_rate, sample_rate)
-
-
-def pcm16_chunks(stream: BinaryIO, name: str = STDIN_NAME,
-                 max_samples: int = LIVE_READ_SAMPLES) -> Iterator[np.ndarray]:
-    """Raw 16-bit little-endian mono PCM from a binary stream -> float32 chunks in [-1, 1), each
-    as soon as it is read (`read1`: whatever a pipe holds, up to `max_samples`)."""
-    read = getattr(stream, "read1", stream.read)
-    carry = b""  # half a sample left by a short read
-    while True:
-        raw = read(max_samples * 2)
-        if not isinstance(raw, (bytes, bytearray)):
-            raise AudioError(f"{name}: expected a binary stream of 16-bit PCM")
-        if not raw:
-            return
-        raw = carry + raw
-        whole = len(raw) // 2 * 2
-        carry = raw[whole:]
-        if whole:
-            yield np.frombuffer(raw[:whole], dtype="<i2").astype(np.float32) / 32768
 
 
 def microphone_chunks(sample_rate: int = SAMPLE_RATE, block_seconds: float = MIC_BLOCK_SECONDS) -> Iterator[np.ndarray]:

@@ -165,7 +165,7 @@ def test_pcm_reader_keeps_a_sample_split_across_reads():
             piece, self.data = self.data[:3], self.data[3:]
             return piece
 
-    got = np.concatenate(list(stream.pcm16_chunks(Trickle())))
+    got = np.concatenate(list(stream.pcm16_chunks(Trickle(), live=True)))
     np.testing.assert_array_equal(got, np.frombuffer(data, "<i2") / 32768)
 
 
