@@ -117,6 +117,10 @@ def make_resizable(buf: bytes) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(buf), 0)
+    for buffer in model.buffers or []:  # re-packing keeps only data inside the flatbuffer (as in
+        if buffer.offset > 1 and buffer.size:  # edge_ser.contract.write_tflite_metadata)
+            buffer.data = np.frombuffer(buf[buffer.offset:buffer.offset + buffer.size], dtype=np.uint8)
+        buffer.offset = buffer.size = 0
     graph = model.subgraphs[0]
     source = graph.tensors[graph.inputs[0]]
     source.shapeSignature = np.array([-1, source.shape[1], -1], np.int32)
