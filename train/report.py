@@ -12,6 +12,14 @@ DATA_NOTES = {
               "or zero-padded, peak-normalised): not one-to-one comparable with published full-utterance figures."),
     "ravdess": "RAVDESS speech, all 1440 clips, 16 kHz mono FLAC; clips centre-cropped/padded to the run's length.",
 }
+PEERS = {  # measured on this machine by a peer (../shared/notes/toolchain.md), same protocol
+    ("emodb", "loso"): "ComParE_2016 + linear SVM UA 75.8 / WA 77.9 % (81.1 / 83.2 speaker-normalised); "
+                       "a plain 0.39 M CNN UA 74.8-76.8 %. Aim: UA >= 88 %.",
+    ("ravdess", "groups4"): "ComParE_2016 + linear SVM UA 57.6 / WA 57.5 % (67.0 / 67.8 speaker-normalised); "
+                            "published EmoBox wav2vec2-base 55.4 %, WavLM-large 72.2 % WA. Aim: WA >= 72 %.",
+    ("emodb", "sd10"): "ComParE_2016 + linear SVM UA 81.6 / WA 83.7 %; SAMSG (Kim & Lee 2025) published 96.30 % "
+                       "accuracy on full-length EmoDB.",
+}
 PROTOCOL_NAMES = {
     "loso": "leave-one-speaker-out (speaker-independent)",
     "groups4": "6 folds of 4 actors: 1-4, 5-8, ... (speaker-independent)",
@@ -40,15 +48,18 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         summary["train_seconds"] = float(sum(f["train_seconds"] for f in folds))
         summary["complete"] = len(folds) == len(config["folds"])
         per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds")} for f in folds]
+        model = config["run"]["model"]
+        if config["run"].get("pretrain_epochs"):
+            model += f"+MAE({config['run']['pretrain_epochs']} ep)"
         rows.append({"run": str(run_dir), "result_set": name, "meaning": RESULT_SETS[name],
-                     "model": config["run"]["model"], "n_parameters": config["n_parameters"],
+                     "model": model, "n_parameters": config["n_parameters"],
                      "summary": summary, "folds": per_fold, "config": config, "wall_sessions": cost["sessions"]})
     return rows
 
 
 def paired(rows: list[dict]) -> tuple[list[str], list[tuple[str, float]]]:
     """Folds every DeiT result set has, and each set's mean fold UA over exactly those folds."""
-    deit = [r for r in rows if r["model"] == "deit"]
+    deit = [r for r in rows if r["model"].startswith("deit")]
     if len(deit) < 2:
         return [], []
     common = set.intersection(*({f["fold"] for f in r["folds"]} for r in deit))
@@ -75,7 +86,7 @@ def markdown(name: str, rows: list[dict]) -> str:
              f"Data: {DATA_NOTES.get(corpus, corpus)}", "",
              f"Features: edge_ser.features.log_mel, {first['feature_config']['n_mels']} mel bands, 25 ms / 10 ms, "
              f"clips of {first['run']['seconds']} s -> input {first['input_shape']}; per-band standardisation "
-             "fitted on the training speakers only. No hyper-parameter search: settings fixed before the runs, "
+             "fitted on the training fold only. No hyper-parameter search: settings fixed before the runs, "
              "last-epoch model, the test fold never used for any choice.", "",
              "| model | result set | params | UA % (pooled) | WA % | macro-F1 % | fold UA % mean ± std | folds | "
              "training time of these folds (1 thread) |",
@@ -87,8 +98,10 @@ def markdown(name: str, rows: list[dict]) -> str:
                      f"{100 * s['pooled']['ua']:.1f} | {100 * s['pooled']['wa']:.1f} | {100 * s['pooled']['macro_f1']:.1f} | "
                      f"{100 * s['fold_mean']['ua']:.1f} ± {100 * s['fold_std']['ua']:.1f} | {done} | "
                      f"{cumulative_seconds(rows, row) / 60:.1f} min |")
+    if (corpus, protocol) in PEERS:
+        lines += ["", f"Reference points: {PEERS[corpus, protocol]}"]
     common, means = paired(rows)
-    if common and any(not r["summary"]["complete"] for r in rows if r["model"] == "deit"):
+    if common and any(not r["summary"]["complete"] for r in rows if r["model"].startswith("deit")):
         lines += ["", f"Paired comparison on the {len(common)} folds every DeiT result set has "
                   f"({', '.join(common)}): mean fold UA " + ", ".join(f"{n} {100 * m:.1f} %" for n, m in means) + "."]
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
@@ -122,7 +135,8 @@ def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path)
         row["train_seconds_per_protocol"] = cumulative_seconds(rows, row)
     for row in rows:
         s = row["summary"]
-        row["confusion_png"] = f"{name}_{row['model']}_{row['result_set']}_confusion.png"
+        model = row["model"].split("+")[0] + ("_mae" if "+MAE" in row["model"] else "")
+        row["confusion_png"] = f"{name}_{model}_{row['result_set']}_confusion.png"
         plot_confusion(s["pooled_confusion"], s["labels"], out_dir / row["confusion_png"],
                        f"{name} {row['model']} {row['result_set']}: pooled UA {100 * s['pooled']['ua']:.1f}% "
                        f"({s['n_folds']} folds)")
