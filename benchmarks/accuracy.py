@@ -70,7 +70,11 @@ def load(results_dir: pathlib.Path = RESULTS_DIR) -> tuple[list[AccuracyRow], li
                 rows.append(_row(path.name, r))
             except (KeyError, TypeError) as e:
                 problems.append(f"{path.name}: a result row lacks {e}")
-    rows.sort(key=lambda r: (r.corpus, r.protocol, -r.ua))
+    # A results file may repeat rows of another run for comparison: list each run's row once.
+    unique = {}
+    for r in rows:
+        unique.setdefault((r.corpus, r.protocol, r.model, r.result_set, r.date, r.ua), r)
+    rows = sorted(unique.values(), key=lambda r: (r.corpus, r.protocol, -r.ua))
     return rows, problems
 
 
