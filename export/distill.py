@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.loop import class_weights, cosine_lr, time_shift
+from train.loop import class_weights, cosine_lr, run_epochs, time_shift
 
 TEMPERATURE = 4.0  # softens the teacher's distribution (dark knowledge between emotions)
 ALPHA = 0.7  # weight of the soft-target term
@@ -62,30 +61,17 @@ def distill(student: nn.Module, teacher, features: torch.Tensor, targets: torch.
     steps = math.ceil(len(features) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, epochs * steps, steps))
     weight = class_weights(targets, n_classes)
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm import tqdm
 
-        epochs_iter = tqdm(epochs_iter, desc=desc, unit="epoch", leave=False)
-    history = []
-    for _ in epochs_iter:
-        student.train()
-        order, losses = torch.randperm(len(features), generator=generator), []
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            batch = features[index]
-            if augment and not precomputed:
-                batch = time_shift(batch, generator)
-            loss = kd_loss(student(batch), teacher_targets(teacher, batch, index), targets[index],
-                           temperature, alpha, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        history.append(float(np.mean(losses)))
-        if progress:
-            epochs_iter.set_postfix(loss=f"{history[-1]:.3f}")
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch = features[index]
+        if augment and not precomputed:
+            batch = time_shift(batch, generator)
+        return kd_loss(student(batch), teacher_targets(teacher, batch, index), targets[index],
+                       temperature, alpha, weight)
+
+    history = run_epochs(student, batch_loss, len(features), epochs=epochs, batch_size=batch_size,
+                         optimizer=optimizer, schedule=schedule, generator=generator, desc=desc,
+                         progress=progress)
     student.eval()
     return history
 

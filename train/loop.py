@@ -30,6 +30,34 @@ def cosine_lr(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def run_epochs(module: nn.Module, batch_loss, n: int, *, epochs: int, batch_size: int,
+               optimizer: torch.optim.Optimizer, schedule, generator: torch.Generator,
+               desc: str = "train", progress: bool = True) -> list[float]:
+    """The loop every trainer here shares: each epoch, shuffle the n clips with `generator`,
+    call `batch_loss(index)` -> scalar loss on each batch of indices [<= batch_size], step the
+    optimizer and the per-step schedule. `module` is put in train mode. Returns per-epoch mean loss."""
+    epochs_iter = range(epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc=desc, unit="epoch", leave=False)
+    history = []
+    module.train()
+    for _ in epochs_iter:
+        order, losses = torch.randperm(n, generator=generator), []
+        for start in range(0, n, batch_size):
+            loss = batch_loss(order[start : start + batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)))
+        if progress:
+            epochs_iter.set_postfix(loss=f"{history[-1]:.3f}")
+    return history
+
+
 def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_classes: int, *,
         epochs: int, lr: float, weight_decay: float = 0.05, batch_size: int = 32, seed: int = 0,
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
@@ -41,27 +69,10 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, warmup))
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(targets, n_classes), label_smoothing=label_smoothing)
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm import tqdm
-
-        epochs_iter = tqdm(epochs_iter, desc=desc, unit="epoch", leave=False)
-    history = []
-    model.train()
-    for _ in epochs_iter:
-        order, losses = torch.randperm(len(features), generator=generator), []
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            loss = loss_fn(model(time_shift(features[index], generator)), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        history.append(float(np.mean(losses)))
-        if progress:
-            epochs_iter.set_postfix(loss=f"{history[-1]:.3f}")
-    return history
+    return run_epochs(
+        model, lambda index: loss_fn(model(time_shift(features[index], generator)), targets[index]),
+        len(features), epochs=epochs, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
+        generator=generator, desc=desc, progress=progress)
 
 
 @torch.no_grad()

@@ -73,31 +73,17 @@ def pretrain(classifier: nn.Module, features: torch.Tensor, *, epochs: int, lr: 
              batch_size: int = 32, seed: int = 0, progress: bool = True, desc: str = "pretrain") -> list[float]:
     """Pretrain `classifier.backbone` in place on unlabelled log-mel [N, n_mels, frames] (its
     standardiser must already be fitted). Returns per-epoch mean loss."""
-    from .loop import cosine_lr, time_shift
+    from .loop import cosine_lr, run_epochs, time_shift
 
     generator = torch.Generator().manual_seed(seed)
     mae = MaskedAutoencoder(classifier)
     optimizer = torch.optim.AdamW([p for n, p in mae.named_parameters()], lr=lr, weight_decay=0.05)
     steps = epochs * math.ceil(len(features) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, steps, max(1, steps // 20)))
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm import tqdm
-
-        epochs_iter = tqdm(epochs_iter, desc=desc, unit="epoch", leave=False)
-    history = []
-    mae.train()
-    for _ in epochs_iter:
-        order, losses = torch.randperm(len(features), generator=generator), []
-        for start in range(0, len(order), batch_size):
-            loss = mae(time_shift(features[order[start : start + batch_size]], generator), generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-        history.append(sum(losses) / len(losses))
-    return history
+    return run_epochs(
+        mae, lambda index: mae(time_shift(features[index], generator), generator), len(features),
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
+        generator=generator, desc=desc, progress=progress)
 
 
 def add_pretrain_options(p: argparse.ArgumentParser) -> None:
