@@ -36,7 +36,7 @@ import tempfile
 import traceback
 
 from . import __version__
-from .errors import EdgeSerError
+from .errors import EdgeSerError, ModelError
 
 PROG = "edge-ser"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory walk picks up
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="json: one object per line (JSON Lines)")
     info = commands.add_parser("info", help="describe a model file")
-    info.add_argument("--model", required=True, help="ONNX or TFLite model")
+    info.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
     vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -440,9 +440,31 @@ def _size(n_bytes: int) -> str:
         n_bytes /= 1024
 
 
+def card_summary(card: dict) -> list[tuple[str, str]]:
+    """Readable lines for the card fields a user asks about first (the rest stays JSON)."""
+    rows = []
+    if "cross_validation" in card:
+        cv = card["cross_validation"]
+        for model, scores in cv.get("models", {}).items():
+            if "shipped" in model:
+                per = ", ".join(f"{c} {100 * s['ua']:.1f}" for c, s in scores.get("per_corpus", {}).items())
+                rows.append((f"UA ({model})", f"{100 * scores['pooled']['ua']:.1f} % (WA "
+                                              f"{100 * scores['pooled']['wa']:.1f} %; {per}), {cv.get('protocol', '')}"))
+    if "training_data" in card:
+        rows.append(("trained on", f"{card['training_data'].get('corpus')}, {card['training_data'].get('clips')} clips"))
+    if "licence" in card:
+        rows.append(("licence", card["licence"]))
+    return rows
+
+
 def run_info(args) -> int:
+    from .recognizer import DEFAULT_MODEL
     from .session import OnnxSession, open_session
 
+    if args.model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise ModelError("no default model is installed yet; pass --model PATH")
+        args.model = str(DEFAULT_MODEL)
     session = open_session(args.model)
     info, cfg = session.info, session.info.feature_config
     is_onnx = isinstance(session, OnnxSession)
@@ -463,6 +485,7 @@ def run_info(args) -> int:
         ("quantized", details["quantized"]),
     ]
     if info.card:
+        rows += card_summary(info.card)
         rows.append(("model card", json.dumps(info.card, sort_keys=True)))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -152,15 +152,19 @@ def test_model_without_metadata_exits_2(clips, tmp_path):
     assert_one_line_error(err, str(path), "not an edge-ser model")
 
 
-@pytest.mark.skipif(recognizer.DEFAULT_MODEL.exists(), reason="a default model is installed")
-def test_no_default_model_exits_2(clips):
-    code, _, err = run("infer", clips[0])
+@pytest.mark.parametrize("command", ["infer", "info"])
+def test_no_default_model_exits_2(clips, monkeypatch, tmp_path, capsys, command):
+    from edge_ser import cli
+
+    monkeypatch.setattr(recognizer, "DEFAULT_MODEL", tmp_path / "default.onnx")
+    code = cli.main([command, *([str(clips[0])] if command == "infer" else [])])
+    err = capsys.readouterr().err
     assert code == 2
     assert_one_line_error(err, "no default model is installed yet; pass --model PATH")
 
 
 @pytest.mark.parametrize("args", [[], ["infer"], ["infer", "--format", "xml", "a.wav"],
-                                  ["infer", "--threads", "0", "a.wav"], ["info"], ["frobnicate"]])
+                                  ["infer", "--threads", "0", "a.wav"], ["frobnicate"]])
 def test_usage_errors_exit_2(args):
     code, _, err = run(*args)
     assert code == 2 and "Traceback" not in err and "edge-ser: " in err

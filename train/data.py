@@ -137,8 +137,11 @@ def load_manifest(csv_path: pathlib.Path) -> Corpus:
 
 
 def load_corpus(name: str, root: pathlib.Path | None = None) -> Corpus:
-    """`emodb`, `ravdess`, or a path to a CSV manifest."""
+    """`emodb`, `ravdess`, a path to a CSV manifest, or several joined by `+` (e.g.
+    `emodb+ravdess`): those are relabelled to `COMMON_LABELS` and combined."""
     root = default_data_root() if root is None else pathlib.Path(root)
+    if "+" in name:
+        return combine(*(harmonise(load_corpus(part, root)) for part in name.split("+")))
     if name == "emodb":
         return load_emodb(root)
     if name == "ravdess":
@@ -150,6 +153,9 @@ def load_corpus(name: str, root: pathlib.Path | None = None) -> Corpus:
 
 def harmonise(corpus: Corpus, mapping: dict = COMMON_LABELS) -> Corpus:
     """Relabel through `mapping` (dropping clips mapped to None) so corpora can be combined."""
+    unknown = sorted(set(corpus.labels) - set(mapping))
+    if unknown:
+        raise ValueError(f"{corpus.name}: labels {unknown} have no entry in the common label mapping")
     clips = [dataclasses.replace(c, label=mapping[c.label]) for c in corpus.clips if mapping.get(c.label)]
     labels = [l for l in dict.fromkeys(mapping.values()) if l is not None]
     return Corpus(corpus.name, clips, labels)

@@ -4,6 +4,7 @@ cached on disk under a key made of the feature configuration, the clip length an
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 
 import numpy as np
@@ -46,7 +47,7 @@ def cached_log_mel(path: pathlib.Path, config: FeatureConfig, seconds: float,
         return np.load(cache_file)
     features = clip_log_mel(read_audio(path), config, seconds)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp.npy")
+    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")  # own name: runs may share a cache
     np.save(tmp, features)
     tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written cache entry
     return features

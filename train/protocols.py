@@ -1,12 +1,15 @@
-"""Evaluation splits. Speaker-independent (the headline): leave-one-speaker-out and groups of
-speakers (RAVDESS: actors 1-4, 5-8, ...). Speaker-dependent: stratified k-fold over clips."""
+"""Evaluation splits. Speaker-independent (the headline): leave-one-speaker-out, groups of
+speakers (RAVDESS: actors 1-4, 5-8, ...) and 5 speaker-disjoint folds for combined corpora.
+Speaker-dependent: stratified k-fold over clips. `all` is no evaluation split: one "fold" that
+trains on every clip (a model to ship), its scores are on the training clips themselves."""
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
 
-PROTOCOLS = ("loso", "groups4", "sd10")
+PROTOCOLS = ("loso", "groups4", "spk5", "sd10", "all")
+SPEAKER_INDEPENDENT = ("loso", "groups4", "spk5")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,10 +19,15 @@ class Fold:
     test: np.ndarray
 
 
+def _speaker_key(speaker: str) -> tuple:
+    """Sort key: corpus prefix ("emodb:" of combined corpora), then the id, numerically when it
+    is a number (actor 2 before actor 10)."""
+    corpus, _, local = speaker.rpartition(":")
+    return (corpus, 0, int(local), "") if local.isdigit() else (corpus, 1, 0, local)
+
+
 def _speaker_order(speakers: np.ndarray) -> list[str]:
-    """Speaker ids sorted numerically when they are numbers (actor 2 before actor 10)."""
-    unique = sorted(set(speakers.tolist()))
-    return sorted(unique, key=lambda s: (0, int(s)) if s.isdigit() else (1, s))
+    return sorted(set(speakers.tolist()), key=_speaker_key)
 
 
 def speaker_folds(speakers: np.ndarray, group_size: int = 1) -> list[Fold]:
@@ -30,6 +38,18 @@ def speaker_folds(speakers: np.ndarray, group_size: int = 1) -> list[Fold]:
         group = order[start : start + group_size]
         test = np.isin(speakers, group)
         folds.append(Fold("spk-" + "-".join(group), np.flatnonzero(~test), np.flatnonzero(test)))
+    return folds
+
+
+def dealt_speaker_folds(speakers: np.ndarray, k: int = 5) -> list[Fold]:
+    """k speaker-disjoint folds: speakers in `_speaker_order` dealt round-robin, so each corpus of
+    a combined set spreads evenly (EmoDB + RAVDESS: 2 EmoDB speakers and 4-5 actors per fold)."""
+    order = _speaker_order(speakers)
+    groups = [order[i::k] for i in range(k)]
+    folds = []
+    for i, group in enumerate(groups):
+        test = np.isin(speakers, group)
+        folds.append(Fold(f"spk5-{i + 1}", np.flatnonzero(~test), np.flatnonzero(test)))
     return folds
 
 
@@ -46,13 +66,19 @@ def stratified_folds(labels: np.ndarray, k: int = 10, seed: int = 0) -> list[Fol
 
 
 def make_folds(protocol: str, labels: np.ndarray, speakers: np.ndarray, seed: int = 0) -> list[Fold]:
-    """`loso` | `groups4` | `sd10`; speaker-independent folds are checked to share no speaker."""
+    """`loso` | `groups4` | `spk5` | `sd10` | `all`; speaker-independent folds are checked to share
+    no speaker."""
     if protocol == "loso":
         folds = speaker_folds(speakers, 1)
     elif protocol == "groups4":
         folds = speaker_folds(speakers, 4)
+    elif protocol == "spk5":
+        folds = dealt_speaker_folds(speakers, 5)
     elif protocol == "sd10":
         return stratified_folds(labels, 10, seed)
+    elif protocol == "all":
+        everything = np.arange(len(labels))
+        return [Fold("all", everything, everything)]
     else:
         raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     for fold in folds:
@@ -62,4 +88,4 @@ def make_folds(protocol: str, labels: np.ndarray, speakers: np.ndarray, seed: in
 
 
 def is_speaker_independent(protocol: str) -> bool:
-    return protocol in ("loso", "groups4")
+    return protocol in SPEAKER_INDEPENDENT

@@ -1,0 +1,74 @@
+"""The default model's cross-validated figures as benchmarks/results/default_model.{json,md,png}:
+rows in the accuracy-table shape `benchmarks/accuracy.py` reads, a short markdown table and the
+pooled confusion matrix of the shipped INT8 model."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from train import metrics
+
+NAME = "default_model"
+
+
+def rows(card: dict) -> list[dict]:
+    """One accuracy row per model and test subset (both corpora pooled, then each corpus)."""
+    cv, out = card["cross_validation"], []
+    folds = len(cv["folds"])
+    for model, s in cv["models"].items():
+        subsets = {card["training_data"]["corpus"]: s["pooled"]}
+        subsets.update({f"{c} (of {card['training_data']['corpus']})": v for c, v in s["per_corpus"].items()})
+        for corpus, scores in subsets.items():
+            pooled = corpus == card["training_data"]["corpus"]
+            summary = {"pooled": scores, "n_folds": folds, "labels": cv["labels"], "complete": True}
+            if pooled:
+                summary.update(fold_mean={"ua": s["fold_ua_mean"]}, fold_std={"ua": s["fold_ua_std"]},
+                               pooled_confusion=s.get("confusion", []))
+            out.append({"model": model, "result_set": "default recipe",
+                        "n_parameters": card["model"]["teacher_parameters" if "teacher" in model else "parameters"],
+                        "summary": summary,
+                        "config": {"run": {"corpus": corpus, "protocol": "spk5"}, "environment": {"date": card["date"]}},
+                        "train_seconds_per_protocol": card["cost"]["cv_thread_seconds"] if pooled else None})
+    return out
+
+
+def markdown(card: dict) -> str:
+    cv, files = card["cross_validation"], card.get("files", {})
+    corpora = sorted({c for s in cv["models"].values() for c in s["per_corpus"]})
+    lines = [f"# The default model (`edge_ser/models/default.onnx`), {card['date']}", "",
+             f"Recipe: `{card['recipe']}`. {card['task']}; labels: {', '.join(cv['labels'])}.", "",
+             f"Cross-validation: {cv['protocol']}. Scores pool the test speakers of the folds "
+             f"({', '.join(cv['folds'])}); every fold ran the whole recipe (teacher, distillation, INT8) "
+             "on its training speakers only. The shipped model is the same recipe trained on every clip.", "",
+             "| model | params | UA % | WA % | macro-F1 % | fold UA % | " + " | ".join(f"{c} UA % / WA %" for c in corpora) + " |",
+             "|---|---:|---:|---:|---:|---|" + "---|" * len(corpora)]
+    for model, s in cv["models"].items():
+        params = card["model"]["teacher_parameters" if "teacher" in model else "parameters"]
+        p = s["pooled"]
+        per = " | ".join(f"{100 * s['per_corpus'][c]['ua']:.1f} / {100 * s['per_corpus'][c]['wa']:.1f}" for c in corpora)
+        lines.append(f"| {model} | {params / 1e3:.1f} k | {100 * p['ua']:.1f} | {100 * p['wa']:.1f} | "
+                     f"{100 * p['macro_f1']:.1f} | {100 * s['fold_ua_mean']:.1f} ± {100 * s['fold_ua_std']:.1f} | {per} |")
+    lines += ["", "Shipped files: " + ", ".join(
+        f"`{f['name']}` {f['size_bytes'] / 1024:.0f} KB, {f['latency_ms']['median_ms']:.2f} ms median"
+        for f in files.values()) + f" ({card.get('latency_note', '')}).", "",
+        f"Cost: cross-validation {card['cost']['cv_thread_seconds'] / 60:.0f} min and the shipped model "
+        f"{card['cost']['all_thread_seconds'] / 60:.0f} min of one CPU thread ({card['cost']['machine']}).", "",
+        f"Licence: {card['licence']}", "", f"Confusion matrix of the shipped INT8 model's recipe: [{NAME}_confusion.png]({NAME}_confusion.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(card: dict, results_dir: pathlib.Path) -> pathlib.Path:
+    results_dir = pathlib.Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{NAME}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"name": NAME, "results": rows(card), "card": card}, indent=1))
+    tmp.replace(path)
+    path.with_suffix(".md").write_text(markdown(card))
+    shipped = next(s for m, s in card["cross_validation"]["models"].items() if "shipped" in m and "ONNX" in m)
+    metrics.plot_confusion(np.array(shipped["confusion"]), card["cross_validation"]["labels"],
+                           results_dir / f"{NAME}_confusion.png",
+                           f"default model (INT8 ONNX recipe), spk5 CV: UA {100 * shipped['pooled']['ua']:.1f}%")
+    return path
