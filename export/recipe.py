@@ -26,7 +26,7 @@ from edge_ser.config import FeatureConfig
 
 from train import metrics, protocols
 from train.data import COMMON_LABELS, load_corpus
-from train.run import RunConfig, environment, run
+from train.run import RunConfig, environment, run, write_json
 
 from . import evaluate, model_files, onnx_export, pipeline, steps, tflite
 
@@ -181,13 +181,6 @@ def ship(recipe: Recipe, cv: dict, cost: dict) -> dict:
                             f"{environment()['machine']}, this build machine (shared 2-core VM)")
     write_json(recipe.ship_to / "default.card.json", card)
     return card
-
-
-def write_json(path: pathlib.Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
 
 
 def main(recipe: Recipe) -> dict:

@@ -3,12 +3,12 @@ rows in the accuracy-table shape `benchmarks/accuracy.py` reads, a short markdow
 pooled confusion matrix of the shipped INT8 model."""
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 
 from train import metrics
+from train.run import write_json
 
 NAME = "default_model"
 
@@ -63,10 +63,10 @@ def write_results(card: dict, results_dir: pathlib.Path) -> pathlib.Path:
     results_dir = pathlib.Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{NAME}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"name": NAME, "results": rows(card), "card": card}, indent=1))
-    tmp.replace(path)
-    path.with_suffix(".md").write_text(markdown(card))
+    write_json(path, {"name": NAME, "results": rows(card), "card": card})
+    staged = path.with_suffix(".md.tmp")
+    staged.write_text(markdown(card))
+    staged.replace(path.with_suffix(".md"))
     shipped = next(s for m, s in card["cross_validation"]["models"].items() if "shipped" in m and "ONNX" in m)
     metrics.plot_confusion(np.array(shipped["confusion"]), card["cross_validation"]["labels"],
                            results_dir / f"{NAME}_confusion.png",
