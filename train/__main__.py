@@ -30,8 +30,9 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
 
     d = RunConfig()
     p.add_argument("--data", default=None, help="data root (default: EDGE_SER_DATA or ../shared/data)")
-    p.add_argument("--corpus", default=d.corpus, help="emodb | ravdess | path/to/manifest.csv")
-    p.add_argument("--protocol", default=d.protocol, choices=["loso", "groups4", "sd10"])
+    p.add_argument("--corpus", default=d.corpus, help="emodb | ravdess | path/to/manifest.csv | several joined by + (common labels)")
+    p.add_argument("--protocol", default=d.protocol, choices=["loso", "groups4", "spk5", "sd10", "all"],
+                   help="spk5: 5 speaker-disjoint folds (combined corpora); all: train on every clip, no test")
     p.add_argument("--model", default=model, choices=["cnn", "deit"])
     p.add_argument("--out", required=True, type=pathlib.Path, help="run directory (resumes if it exists)")
     p.add_argument("--variants", default=variants, help="comma list of none,random,samsg (empty: one phase)")
@@ -52,6 +53,13 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--dim", type=int, default=d.dim)
     p.add_argument("--heads", type=int, default=d.heads)
     p.add_argument("--drop-path", type=float, default=d.drop_path)
+    p.add_argument("--freq-masks", type=int, default=d.freq_masks, help="SpecAugment frequency masks per clip")
+    p.add_argument("--freq-mask-width", type=int, default=d.freq_mask_width, help="max mel bands per frequency mask")
+    p.add_argument("--time-masks", type=int, default=d.time_masks, help="SpecAugment time masks per clip")
+    p.add_argument("--time-mask-width", type=int, default=d.time_mask_width, help="max frames per time mask")
+    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
+    p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
+                   help="train on random --seconds windows of clips fixed to this length (test: centre crop)")
     p.add_argument("--init-from", default=None, help="local timm ViT checkpoint to start DeiT from")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
                    help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import Augmentation, mixed_loss, mixup, random_crop, spec_augment
+
 MAX_SHIFT_FRAMES = 20  # augmentation: random circular time shift of up to ±0.2 s
 
 
@@ -61,18 +63,34 @@ def run_epochs(module: nn.Module, batch_loss, n: int, *, epochs: int, batch_size
 def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_classes: int, *,
         epochs: int, lr: float, weight_decay: float = 0.05, batch_size: int = 32, seed: int = 0,
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
-        progress: bool = True) -> list[float]:
-    """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss."""
+        progress: bool = True, augmentation: Augmentation | None = None,
+        crop_frames: int | None = None) -> list[float]:
+    """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
+
+    Each batch: a random `crop_frames` window when given (features then hold longer clips), the
+    circular time shift, then `augmentation`'s SpecAugment masks and mixup (default: none)."""
+    augmentation = augmentation or Augmentation()
     generator = torch.Generator().manual_seed(seed)
+    # Only drawn from when mixup is on, so runs without it keep their exact random stream.
+    rng = np.random.default_rng(seed) if augmentation.mixup_alpha > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(features) / batch_size)
     total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, warmup))
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(targets, n_classes), label_smoothing=label_smoothing)
-    return run_epochs(
-        model, lambda index: loss_fn(model(time_shift(features[index], generator)), targets[index]),
-        len(features), epochs=epochs, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
-        generator=generator, desc=desc, progress=progress)
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        batch = features[index]
+        if crop_frames is not None:
+            batch = random_crop(batch, crop_frames, generator)
+        batch = spec_augment(time_shift(batch, generator), augmentation, generator)
+        if rng is None:
+            return loss_fn(model(batch), targets[index])
+        batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)
+        return mixed_loss(loss_fn, model(batch), targets[index], partner, lam)
+
+    return run_epochs(model, batch_loss, len(features), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                      schedule=schedule, generator=generator, desc=desc, progress=progress)
 
 
 @torch.no_grad()

@@ -34,6 +34,13 @@ RESULT_SETS = {
 }
 
 
+def augmentation_label(run: dict) -> str:
+    """"+SpecAug+mixup+crop" for the opt-in augmentations a run used ("" for older runs)."""
+    parts = [("SpecAug", run.get("freq_masks") or run.get("time_masks")), ("mixup", run.get("mixup")),
+             ("crop", run.get("crop_seconds"))]
+    return "".join(f"+{name}" for name, used in parts if used)
+
+
 def collect(run_dir: pathlib.Path) -> list[dict]:
     """One row per result set found in a run directory, summarised from its fold JSONs (so a
     run still in progress is reported too, marked incomplete)."""
@@ -51,6 +58,7 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         model = config["run"]["model"]
         if config["run"].get("pretrain_epochs"):
             model += f"+MAE({config['run']['pretrain_epochs']} ep)"
+        model += augmentation_label(config["run"])
         rows.append({"run": str(run_dir), "result_set": name, "meaning": RESULT_SETS[name],
                      "model": model, "n_parameters": config["n_parameters"],
                      "summary": summary, "folds": per_fold, "config": config, "wall_sessions": cost["sessions"]})
@@ -115,8 +123,11 @@ def markdown(name: str, rows: list[dict]) -> str:
         keys = ("model", "epochs", "lr", "weight_decay", "batch_size", "warmup_epochs", "variants", "continue_epochs",
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
                 "pretrain_epochs", "phase1_from", "seed", "threads")
+        augmentation = ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup", "crop_seconds")
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
+        if augmentation_label(cfg):
+            keys += augmentation
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]
         walls = sum(s["wall_seconds"] for s in row["wall_sessions"])
@@ -135,7 +146,8 @@ def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path)
         row["train_seconds_per_protocol"] = cumulative_seconds(rows, row)
     for row in rows:
         s = row["summary"]
-        model = row["model"].split("+")[0] + ("_mae" if "+MAE" in row["model"] else "")
+        model = row["model"].split("+")[0] + ("_mae" if "+MAE" in row["model"] else "") + \
+            augmentation_label(row["config"]["run"]).replace("+", "_").lower()
         row["confusion_png"] = f"{name}_{model}_{row['result_set']}_confusion.png"
         plot_confusion(s["pooled_confusion"], s["labels"], out_dir / row["confusion_png"],
                        f"{name} {row['model']} {row['result_set']}: pooled UA {100 * s['pooled']['ua']:.1f}% "

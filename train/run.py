@@ -24,6 +24,7 @@ import torch
 from edge_ser.config import FeatureConfig
 
 from . import loop, masking, metrics, models, protocols, rollout
+from .augment import Augmentation
 from .data import Corpus, load_corpus
 from .features import corpus_features
 
@@ -54,6 +55,13 @@ class RunConfig:
     dim: int = 192
     heads: int = 3
     drop_path: float = 0.1
+    # Augmentation (defaults: none beyond the circular time shift, as in the first runs).
+    freq_masks: int = 0  # SpecAugment frequency masks per clip
+    freq_mask_width: int = 8  # mel bands, each mask 0..width wide
+    time_masks: int = 0  # SpecAugment time masks per clip
+    time_mask_width: int = 20  # frames (10 ms each), each mask 0..width wide
+    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+    crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
     init_from: str | None = None
     phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
     pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
@@ -68,6 +76,16 @@ class RunConfig:
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(n_mels=self.n_mels)
+
+    def augmentation(self) -> Augmentation:
+        return Augmentation(freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width,
+                            time_masks=self.time_masks, time_mask_width=self.time_mask_width,
+                            mixup_alpha=self.mixup)
+
+    def crop_frames(self) -> int | None:
+        """Window length in frames for random crops (None: no random crop)."""
+        return None if self.crop_seconds is None else self.feature_config().n_frames(
+            self.feature_config().n_samples(self.seconds))
 
     def deit_options(self) -> dict:
         return {"patch": tuple(self.patch), "depth": self.depth, "dim": self.dim, "heads": self.heads,
@@ -168,8 +186,10 @@ def write_json(path: pathlib.Path, payload: dict) -> None:
 
 
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
-             y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None) -> None:
-    """Train and evaluate one fold; each result set is written as soon as it exists."""
+             y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
+             long_x: torch.Tensor | None = None) -> None:
+    """Train and evaluate one fold; each result set is written as soon as it exists. `long_x`
+    (clips fixed to `cfg.crop_seconds`) replaces `x` as the training clips when random-cropping."""
     n_classes, shape, seed = len(corpus.labels), tuple(x.shape[1:]), cfg.seed + fold_index
     train_x, train_y, test_x, test_y = x[fold.train], y[fold.train], x[fold.test], y[fold.test]
     names = [corpus.clips[i].path.name for i in fold.test]
@@ -186,9 +206,11 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
     if checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
     else:
-        history = loop.fit(model, train_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
+        seen_x = train_x if long_x is None else long_x[fold.train]
+        history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
-                           warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress)
+                           warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
+                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames())
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -205,7 +227,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         history = loop.fit(model, seen_x, torch.cat([train_y, train_y]), n_classes, epochs=cfg.continue_epochs,
                            lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
                            seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
-                           progress=cfg.progress)
+                           progress=cfg.progress, augmentation=cfg.augmentation())
         result = evaluate(model, test_x, test_y, n_classes)
         (out / "checkpoints" / fold.name).mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), out / "checkpoints" / fold.name / f"{variant}.pt")
@@ -234,7 +256,8 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
 # What must match for another run's phase-1 checkpoints to be this run's phase 1.
 PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "init_from", "pretrain_epochs",
-                 "pretrain_lr", "pretrain_extra", "seed", "quick")
+                 "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
+                 "time_mask_width", "mixup", "crop_seconds")
 
 
 def check_phase1_source(cfg: RunConfig) -> None:
@@ -253,6 +276,9 @@ def check_phase1_source(cfg: RunConfig) -> None:
 def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     """The whole protocol; returns {result set: summary}. Resumes from what `out` already holds."""
     torch.set_num_threads(cfg.threads)
+    cfg.augmentation()  # validates the augmentation settings before any work
+    if cfg.crop_seconds is not None and (cfg.crop_seconds < cfg.seconds or cfg.variants):
+        raise ValueError(f"--crop-seconds {cfg.crop_seconds}: needs >= --seconds ({cfg.seconds}) and no masking variants")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,6 +288,8 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     feature_config = cfg.feature_config()
     x = torch.from_numpy(corpus_features(corpus, feature_config, cfg.seconds, feature_cache(cfg), cfg.progress))
     extra_x = unlabelled_features(cfg)
+    long_x = None if cfg.crop_seconds is None else torch.from_numpy(
+        corpus_features(corpus, feature_config, cfg.crop_seconds, feature_cache(cfg), cfg.progress))
     y = torch.from_numpy(corpus.targets())
     folds = protocols.make_folds(cfg.protocol, corpus.targets(), corpus.speakers(), cfg.seed)
     if cfg.max_folds:
@@ -276,7 +304,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                                      "folds": [f.name for f in folds], "environment": environment()})
     start = time.time()
     for index, fold in enumerate(folds):
-        run_fold(cfg, out, index, fold, x, y, corpus, extra_x)
+        run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x)
     summaries = summarise_run(cfg, out, corpus, folds)
     cost_path = out / "cost.json"
     cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}
