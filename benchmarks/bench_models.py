@@ -2,10 +2,16 @@
 architectures, and any model files found in benchmarks/models/ or $EDGE_SER_BENCH_MODELS.
 
 Stand-ins: `train.models.build("cnn" | "deit", ...)` with seeded random weights (latency and
-size do not depend on the weights), exported to ONNX FP32 (torch.onnx, dynamo), ONNX INT8
-(onnxruntime dynamic quantization, QInt8 weights) and TFLite FP32 / dynamic-range INT8
-(litert-torch), each with the model contract's metadata. They are written to a cache directory
-keyed by a hash of the code that builds them, so a machine builds them once.
+size do not depend on the weights), exported to ONNX FP32 (torch.onnx, dynamo) and TFLite FP32
+(litert-torch), and quantized the way the deployed students are (`export/`, docs/export.md):
+ONNX INT8 = static QDQ U8S8 (per-channel int8 weights, uint8 activations) and TFLite INT8 = PT2E
+static int8 (histogram observer), both with the first conv and the head left in float (the
+variants the export pipeline selected on training clips in 10 / 7 of the 10 EmoDB LOSO folds).
+Their activation ranges are calibrated on log-mel windows of the synthetic speech example
+(benchmarks/clips.py), not on training data: with random weights only the kernels and the file
+size matter here, not the accuracy. Each file carries the model contract's metadata. They are
+written to a cache directory keyed by a hash of the code that builds them, so a machine builds
+them once.
 
 Each model is described by a `BenchModel`: what the report needs to pair and check them
 (family, format, precision, file size, parameter count, the teacher's count if the card says).
@@ -37,8 +43,13 @@ ARCHITECTURES = ("cnn", "deit")  # train.models.build kinds, default options
 FORMATS = {"onnx-fp32": (".onnx", "fp32"), "onnx-int8": (".int8.onnx", "int8"),
            "tflite-fp32": (".tflite", "fp32"), "tflite-int8": (".int8.tflite", "int8")}
 SEED = 0
+KEEP_FLOAT = "edges"  # layers the deployed INT8 students keep in float (export.quantize / export.tflite)
+TFLITE_OBSERVER = "histogram"  # activation observer of the deployed TFLite INT8 students
+CALIBRATION_WINDOWS = 16  # log-mel windows of the synthetic speech example, CALIBRATION_HOP_SECONDS apart
+CALIBRATION_HOP_SECONDS = 0.25
 # The code whose change must rebuild the stand-ins.
-BUILD_SOURCES = (ROOT / "train" / "models.py", pathlib.Path(__file__), ROOT / "edge_ser" / "contract.py")
+BUILD_SOURCES = (ROOT / "train" / "models.py", pathlib.Path(__file__), ROOT / "edge_ser" / "contract.py",
+                 ROOT / "export" / "quantize.py", ROOT / "export" / "tflite.py")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +107,32 @@ def _torch_model(arch: str):
     return models.build(arch, len(LABELS), _input_shape()).eval()
 
 
-def _info(arch: str, precision: str, n_parameters: int, teacher_parameters: int) -> ModelInfo:
+def calibration_windows():
+    """float32 [CALIBRATION_WINDOWS, n_mels, frames]: log-mel windows of the synthetic speech
+    example (benchmarks.clips.speech), the activation-range calibration of the INT8 stand-ins."""
+    import numpy as np
+
+    from benchmarks.clips import SAMPLE_RATE, speech
+    from edge_ser.features import log_mel
+
+    hop, window = int(CALIBRATION_HOP_SECONDS * SAMPLE_RATE), int(WINDOW_SECONDS * SAMPLE_RATE)
+    audio = speech(WINDOW_SECONDS + CALIBRATION_WINDOWS * CALIBRATION_HOP_SECONDS)
+    return np.stack([log_mel(np.ascontiguousarray(audio[i * hop:i * hop + window]), FEATURES)
+                     for i in range(CALIBRATION_WINDOWS)]).astype(np.float32)
+
+
+QUANTIZATION = {"fp32": "none (FP32)",
+                "onnx-int8": f"static QDQ U8S8 per-channel, minmax, first conv and head in float; calibrated on "
+                             f"{CALIBRATION_WINDOWS} log-mel windows of synthetic speech (stand-in: random weights)",
+                "tflite-int8": f"static INT8 (PT2E, per-channel symmetric weights), {TFLITE_OBSERVER}, first conv and "
+                               f"head in float; calibrated on {CALIBRATION_WINDOWS} log-mel windows of synthetic speech "
+                               f"(stand-in: random weights)"}
+
+
+def _info(arch: str, fmt: str, precision: str, n_parameters: int, teacher_parameters: int) -> ModelInfo:
     card = {"source": f"benchmark stand-in: train.models.build({arch!r}) with random weights (seed {SEED})",
-            "precision": precision, "n_parameters": n_parameters, "teacher": "deit",
-            "teacher_parameters": teacher_parameters}
+            "precision": precision, "quantization": QUANTIZATION.get(fmt, QUANTIZATION["fp32"]),
+            "n_parameters": n_parameters, "teacher": "deit", "teacher_parameters": teacher_parameters}
     return ModelInfo(LABELS, FEATURES, WINDOW_SECONDS, card=card)
 
 
@@ -116,10 +149,11 @@ def _export_onnx(model, arch: str, path: pathlib.Path) -> None:
 
 
 def _quantize_onnx(src: pathlib.Path, dst: pathlib.Path) -> None:
-    """Dynamic INT8 (QInt8 weights, activations quantized at run time), the fastest variant in
-    the toolchain notes."""
+    """Static QDQ U8S8 with the first conv and the head in float, as the deployed students
+    (export.quantize.static_qdq), calibrated on `calibration_windows`."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from export import quantize
 
     # The dynamo exporter's value_info can disagree with onnx's own shape inference, which the
     # quantizer runs: drop it and let shapes be inferred afresh.
@@ -128,22 +162,22 @@ def _quantize_onnx(src: pathlib.Path, dst: pathlib.Path) -> None:
     plain = dst.with_name(f".plain-{src.name}")
     onnx.save(model, str(plain))
     try:
-        quantize_dynamic(str(plain), str(dst), weight_type=QuantType.QInt8)
+        quantize.static_qdq(plain, dst, calibration_windows(), "minmax", "u8", keep_float=KEEP_FLOAT)
     finally:
         plain.unlink(missing_ok=True)
 
 
-def _export_tflite(model, path: pathlib.Path, int8: bool) -> None:
-    """litert-torch conversion at one window; INT8 = dynamic-range (int8 weights, float activations)."""
-    import litert_torch
-    import torch
+def _export_tflite(model, arch: str, path: pathlib.Path, int8: bool) -> None:
+    """litert-torch conversion at one window, as export.tflite does it: INT8 = PT2E static int8
+    with the first conv and the head in float, calibrated on `calibration_windows`; the CNN's
+    input made resizable (batch and frames), the DeiT's stays fixed (its patch grid)."""
+    from export import tflite
 
-    quant = None
     if int8:
-        from litert_torch.generative.quantize import quant_recipes
-
-        quant = quant_recipes.full_dynamic_recipe()
-    litert_torch.convert(model, (torch.zeros(1, *_input_shape()),), quant_config=quant).export(str(path))
+        buf = tflite.convert_int8(model, calibration_windows(), keep_float=KEEP_FLOAT, observer=TFLITE_OBSERVER)
+    else:
+        buf = tflite.convert_fp32(model, *_input_shape())
+    path.write_bytes(tflite.make_resizable(buf) if arch == "cnn" else buf)
 
 
 def _with_metadata(path: pathlib.Path, info: ModelInfo) -> None:
@@ -177,7 +211,7 @@ def build_stand_ins(out: pathlib.Path, formats=tuple(FORMATS)) -> dict[str, Benc
             try:
                 if not path.exists():
                     _make(model, arch, fmt, path, out)
-                    _with_metadata(path, _info(arch, precision, n, teacher))
+                    _with_metadata(path, _info(arch, fmt if precision == "int8" else "fp32", precision, n, teacher))
             except ImportError as e:
                 skipped[f"{arch}-{fmt}"] = f"{e.name or e} is not installed"
                 continue
@@ -202,7 +236,7 @@ def _make(model, arch: str, fmt: str, path: pathlib.Path, out: pathlib.Path) -> 
             _make(model, arch, "onnx-fp32", fp32, out)
         _quantize_onnx(fp32, tmp)
     else:
-        _export_tflite(model, tmp, int8=fmt == "tflite-int8")
+        _export_tflite(model, arch, tmp, int8=fmt == "tflite-int8")
     tmp.replace(path)
 
 

@@ -1,5 +1,6 @@
 """`python -m export COMMAND ...`: teacher | distill | prune | onnx | quantize | tflite | fold | loso |
-report. Each model step reads a model file and writes one plus its `.card.json`. See docs/export.md."""
+report | default (the packaged model's whole recipe). Each model step reads a model file and writes
+one plus its `.card.json`. See docs/export.md and docs/default-model.md."""
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ def widths(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import distill as kd
-    from . import quantize, steps
+    from . import quantize, steps, tflite
 
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=pathlib.Path)
     p.add_argument("--int8", action="store_true")
     p.add_argument("--reference", type=pathlib.Path, help="ONNX file to compare with (default: PyTorch)")
+    p.add_argument("--keep-float", choices=tflite.KEEP_FLOAT, default="none",
+                   help="INT8: leave the first conv (first) or the first conv and the head (edges) in float")
+    p.add_argument("--observer", choices=tflite.OBSERVERS, default="histogram", help="INT8: activation ranges")
 
     for name, text in (("fold", "the whole chain on one fold"), ("loso", "the whole chain on every trained fold")):
         p = sub.add_parser(name, help=text)
@@ -96,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", type=pathlib.Path, help="JSON with the wall time of the runs (optional)")
     p.add_argument("--compare", action="append", default=[], metavar="RUN:SET",
                    help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
+    from . import recipe
+
+    p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
+    p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
+    p.add_argument("--out", type=pathlib.Path, default=recipe.Recipe.out, help="work folder (resumes)")
+    p.add_argument("--ship-to", type=pathlib.Path, default=recipe.PACKAGE_MODELS,
+                   help="where default.onnx/.tflite and the card go (default: edge_ser/models)")
+    p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
+    p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
     return parser
 
 
@@ -129,7 +142,8 @@ def dispatch(args) -> object:
         return steps.quantize_onnx(args.model, args.out, args.mode, args.method, args.activations,
                                    keep_float=args.keep_float)
     if c == "tflite":
-        return steps.to_tflite(args.model, args.out, args.int8, args.reference)
+        return steps.to_tflite(args.model, args.out, args.int8, args.reference, keep_float=args.keep_float,
+                               observer=args.observer)
     if c == "fold":
         return pipeline.run_fold(args.run, args.variant, args.fold, args.out, settings_of(args, args.prune))
     if c == "loso":
@@ -141,6 +155,14 @@ def dispatch(args) -> object:
         return chosen
     if c == "report":
         return report.write(args.out, args.name, args.cost, args.compare)
+    if c == "default":
+        from . import recipe
+
+        card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=args.ship_to,
+                                         teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs))
+        shipped = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]
+        return (f"{args.ship_to / card['files']['onnx']['name']}: cross-validated UA {100 * shipped['ua']:.1f}% "
+                f"WA {100 * shipped['wa']:.1f}% (card {args.ship_to / 'default.card.json'})")
     raise AssertionError(c)
 
 
@@ -156,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
+    elif args.command == "default":
+        print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path
 

@@ -4,13 +4,14 @@
     teacher.pt -> student.pt (distilled) [-> student_labels.pt: same student, labels only]
     student.pt -> student.onnx -> student_int8_{u8,s8}_{method}[_{first,edges}float].onnx,
                                   student_int8_dynamic.onnx
-    student.pt -> student.tflite, student_int8.tflite
+    student.pt -> student.tflite, student_int8[_{observer}][_{first,edges}float].tflite
     student.pt -> pruned_keep{r}.pt (+ .onnx), sparse{s}.pt                  (pruning curve)
 
 The deployed ONNX INT8 is the static U8S8 variant (calibration method; first conv / head kept
 in float or not) whose logits follow FP32 most closely on held-out *training* clips (never the
-test speaker). `fold_result` gathers every card into one
-JSON; `export.report` pools the folds.
+test speaker); the deployed TFLite INT8 is chosen the same way among the PT2E variants
+(histogram / min-max calibration; first conv / head kept in float or not). `fold_result`
+gathers every card into one JSON; `export.report` pools the folds.
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ import pathlib
 import time
 
 from . import distill as kd
-from . import folds, model_files, quantize, steps
+from . import folds, model_files, quantize, steps, tflite
 
 # (activations, calibration, layers kept in float); the U8S8 ones are the deployment candidates.
 STATIC_VARIANTS = (tuple(("u8", m, "none") for m in quantize.CALIBRATION_METHODS)
                    + (("u8", "minmax", "first"), ("u8", "minmax", "edges"), ("s8", "minmax", "none")))
+# (activation observer, layers kept in float) of the TFLite INT8 candidates; the first is the
+# fully quantized file made before the others existed (student_int8.tflite).
+TFLITE_VARIANTS = tuple((o, k) for o in tflite.OBSERVERS for k in tflite.KEEP_FLOAT)
 
 
 @dataclasses.dataclass
@@ -39,12 +43,20 @@ class Settings:
     sparsities: tuple[float, ...] = (0.5, 0.75, 0.9)
     prune_epochs: int = 15
     teacher_onnx: bool = True
+    tflite_variants: tuple[tuple[str, str], ...] = TFLITE_VARIANTS  # (observer, keep_float) candidates
     progress: bool = True
 
 
 def static_name(activations: str, method: str, keep_float: str = "none") -> str:
     suffix = "" if keep_float == "none" else f"_{keep_float}float"
     return f"student_int8_{activations}_{method}{suffix}.onnx"
+
+
+def tflite_name(observer: str, keep_float: str = "none") -> str:
+    if (observer, keep_float) == TFLITE_VARIANTS[0]:
+        return "student_int8.tflite"
+    suffix = "" if keep_float == "none" else f"_{keep_float}float"
+    return f"student_int8_{observer}{suffix}.tflite"
 
 
 def step(path: pathlib.Path, make) -> pathlib.Path:
@@ -84,11 +96,14 @@ def run_fold(run_dir: pathlib.Path, variant: str, fold: str, out_root: pathlib.P
          lambda: steps.quantize_onnx(fp32, out / "student_int8_dynamic.onnx", "dynamic", data=data))
     deployed = deployed_int8(out, data)
     step(out / "student.tflite", lambda: steps.to_tflite(student, out / "student.tflite", False, fp32, data=data))
-    step(out / "student_int8.tflite",
-         lambda: steps.to_tflite(student, out / "student_int8.tflite", True, deployed, data=data))
+    for observer, keep_float in settings.tflite_variants:
+        path = out / tflite_name(observer, keep_float)
+        step(path, lambda: steps.to_tflite(student, path, True, deployed, data=data, keep_float=keep_float,
+                                           observer=observer))
+    deployed_tflite = deployed_tflite_int8(out, data)
     if settings.prune:
         pruning_curve(out, student, teacher, data, settings)
-    result = fold_result(out, deployed)
+    result = fold_result(out, deployed, deployed_tflite)
     result["wall_seconds_this_session"] = time.time() - started
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
@@ -108,6 +123,22 @@ def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
     return min(candidates, key=lambda p: model_files.read_card(p).get("selection_logit_error_vs_fp32", float("inf")))
 
 
+def deployed_tflite_int8(out: pathlib.Path, data=None) -> pathlib.Path | None:
+    """The TFLite INT8 file whose logits follow FP32 most closely on the held-out training clips
+    (ties: the earlier of TFLITE_VARIANTS); None if there is none. A card made before that
+    criterion existed gets it computed here when the fold's data is given."""
+    candidates = [out / tflite_name(*v) for v in TFLITE_VARIANTS if (out / tflite_name(*v)).exists()]
+    for path in candidates:
+        card = model_files.read_card(path)
+        if "selection_logit_error_vs_fp32" not in card and data is not None:
+            _, selection = folds.calibration_split(len(data.train_x), steps.N_CALIBRATION)
+            card.update(steps.selection_scores(path, out / "student.tflite", data.train_x.numpy()[selection]))
+            model_files.write_card(path, card)
+    if not candidates:
+        return None
+    return min(candidates, key=lambda p: model_files.read_card(p).get("selection_logit_error_vs_fp32", float("inf")))
+
+
 def pruning_curve(out: pathlib.Path, student: pathlib.Path, teacher: pathlib.Path, data, settings: Settings) -> None:
     for keep in settings.keep_ratios:
         path = out / f"pruned_keep{keep:g}.pt"
@@ -123,10 +154,11 @@ def pruning_curve(out: pathlib.Path, student: pathlib.Path, teacher: pathlib.Pat
 
 SUMMARY_FIELDS = ("format", "parameters", "nonzero_parameters", "size_bytes", "quantization", "opset",
                   "agreement_with_reference", "max_abs_logit_diff_vs_reference", "reference",
-                  "selection_agreement_vs_fp32", "selection_logit_error_vs_fp32", "keep_float", "float_ops", "pruning", "step_seconds")
+                  "selection_agreement_vs_fp32", "selection_logit_error_vs_fp32", "keep_float", "observer", "float_ops",
+                  "ops", "pruning", "step_seconds")
 
 
-def fold_result(out: pathlib.Path, deployed: pathlib.Path) -> dict:
+def fold_result(out: pathlib.Path, deployed: pathlib.Path, deployed_tflite: pathlib.Path | None = None) -> dict:
     """Every card of a fold folder, reduced to what the report needs."""
     models = {}
     for card_file in sorted(out.glob("*" + model_files.CARD_SUFFIX)):
@@ -142,4 +174,6 @@ def fold_result(out: pathlib.Path, deployed: pathlib.Path) -> dict:
         models[name] = entry
     card = model_files.read_card(out / "student.pt")
     return {"fold": out.name, "protocol": card.get("protocol"), "source": card.get("source"),
-            "deployed_onnx_int8": deployed.name, "models": models, "date": model_files.now()}
+            "deployed_onnx_int8": deployed.name,
+            "deployed_tflite_int8": deployed_tflite.name if deployed_tflite else None,
+            "models": models, "date": model_files.now()}

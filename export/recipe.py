@@ -39,8 +39,8 @@ TEACHER_EPOCHS = 24  # ~1360 clips per fold: ~1000 optimiser steps, as many as t
 STUDENT_EPOCHS = 24
 # What each file of a fold folder is, in the order the tables list them.
 MODELS = {"teacher.pt": "CNN teacher (PyTorch)", "student.pt": "CNN student (PyTorch)",
-          "student.onnx": "student FP32 ONNX", "deployed": "student INT8 ONNX (shipped)",
-          "student_int8.tflite": "student INT8 TFLite (shipped)"}
+          "student.onnx": "student FP32 ONNX", "deployed_onnx_int8": "student INT8 ONNX (shipped)",
+          "deployed_tflite_int8": "student INT8 TFLite (shipped)"}
 LICENCE = ("Trained on EmoDB (Burkhardt et al. 2005, free for research) and RAVDESS (Livingstone & Russo "
            "2018, CC BY-NC-SA 4.0): research and non-commercial use only. Acted speech of 34 speakers "
            "(German and North-American English); expect lower accuracy on spontaneous speech, other "
@@ -56,6 +56,7 @@ class Recipe:
     student_epochs: int = STUDENT_EPOCHS
     widths: tuple[int, ...] = steps.STUDENT_WIDTHS
     max_folds: int | None = None  # cross-validate on the first folds only (tests)
+    tflite_variants: tuple = pipeline.TFLITE_VARIANTS  # TFLite INT8 candidates (fewer: faster tests)
     ship_to: pathlib.Path = PACKAGE_MODELS
     results_to: pathlib.Path | None = RESULTS
     progress: bool = True
@@ -67,7 +68,7 @@ class Recipe:
 
     def settings(self) -> pipeline.Settings:
         return pipeline.Settings(epochs=self.student_epochs, widths=self.widths, labels_baseline=False,
-                                 teacher_onnx=False, progress=self.progress)
+                                 teacher_onnx=False, tflite_variants=self.tflite_variants, progress=self.progress)
 
 
 def stage(recipe: Recipe, protocol: str) -> tuple[pathlib.Path, list[dict]]:
@@ -99,7 +100,7 @@ def cv_scores(recipe: Recipe, run_dir: pathlib.Path, results: list[dict]) -> dic
     for key in MODELS:
         truth, predicted, groups, per_fold = [], [], [], []
         for result in results:
-            name = result["deployed_onnx_int8"] if key == "deployed" else key
+            name = result.get(key, key)  # the INT8 files chosen per fold, by name
             card = model_files.read_card(recipe.out / "spk5_export" / result["fold"] / name)
             test = splits[result["fold"]].test
             truth.append(targets[test])
@@ -167,10 +168,11 @@ def write_model(src: pathlib.Path, dst: pathlib.Path, card: dict) -> pathlib.Pat
 def ship(recipe: Recipe, cv: dict, cost: dict) -> dict:
     """The `all` model's deployed INT8 ONNX + INT8 TFLite into `recipe.ship_to`, with card."""
     fold_dir = recipe.out / "all_export" / "all"
-    deployed = pipeline.deployed_int8(fold_dir)
+    deployed, deployed_tflite = pipeline.deployed_int8(fold_dir), pipeline.deployed_tflite_int8(fold_dir)
     card = shipped_card(recipe, cv, fold_dir, deployed, cost)
+    card["model"]["tflite_quantization"] = model_files.read_card(deployed_tflite)["quantization"]
     paths = {"onnx": write_model(deployed, recipe.ship_to / "default.onnx", card),
-             "tflite": write_model(fold_dir / "student_int8.tflite", recipe.ship_to / "default.tflite", card)}
+             "tflite": write_model(deployed_tflite, recipe.ship_to / "default.tflite", card)}
     config = steps.saved_of(deployed)["info"]["feature_config"]
     features = FeatureConfig(**config)
     shape = (features.n_mels, features.n_frames(features.n_samples(SECONDS)))

@@ -22,21 +22,25 @@ MAX_INT8_SIZE_RATIO = 0.30
 MIN_PARAM_RATIO, AIM_PARAM_RATIO = 3.0, 10.0
 MAX_STUDENT_UA_DROP = 0.02
 DEPLOYED = "student_int8_deployed.onnx"  # per fold, the U8S8 variant picked on training clips
+DEPLOYED_TFLITE = "student_int8_deployed.tflite"  # per fold, the PT2E variant picked on training clips
+ALIASES = (DEPLOYED, DEPLOYED_TFLITE)
 
 
 def load_folds(out: pathlib.Path) -> list[dict]:
     """Every finished fold (one with result.json), re-read from its cards and files."""
-    from .pipeline import deployed_int8, fold_result
+    from .pipeline import deployed_int8, deployed_tflite_int8, fold_result
 
     results = []
     for path in sorted(pathlib.Path(out).glob("*/result.json")):
-        result = fold_result(path.parent, deployed_int8(path.parent))
+        result = fold_result(path.parent, deployed_int8(path.parent), deployed_tflite_int8(path.parent))
         result["date"] = json.loads(path.read_text())["date"]
         results.append(result)
     if not results:
         raise FileNotFoundError(f"{out}: no <fold>/result.json yet")
-    for result in results:  # the deployed INT8 file under one name across folds
+    for result in results:  # each deployed INT8 file under one name across folds
         result["models"][DEPLOYED] = result["models"][result["deployed_onnx_int8"]]
+        if result.get("deployed_tflite_int8"):
+            result["models"][DEPLOYED_TFLITE] = result["models"][result["deployed_tflite_int8"]]
     return results
 
 
@@ -87,14 +91,14 @@ def gates(results: list[dict], rows: dict) -> list[dict]:
         checks.append({"gate": name, "value": value, "limit": limit,
                        "pass": None if value is None else bool(ok(value))})
 
-    for int8, fp32 in ((DEPLOYED, "student.onnx"), ("student_int8.tflite", "student.tflite")):
+    for int8, fp32 in ((DEPLOYED, "student.onnx"), (DEPLOYED_TFLITE, "student.tflite")):
         add(f"top-1 agreement {fp32} vs {int8}", pooled_agreement(results, fp32, int8), f">= {MIN_INT8_AGREEMENT}",
             lambda v: v >= MIN_INT8_AGREEMENT)
         drop = None if ua(fp32) is None or ua(int8) is None else ua(fp32) - ua(int8)
         add(f"pooled UA drop {fp32} -> {int8}", drop, f"<= {MAX_QUANT_UA_DROP}", lambda v: v <= MAX_QUANT_UA_DROP)
-    add(f"top-1 agreement {DEPLOYED} vs student_int8.tflite", pooled_agreement(results, DEPLOYED, "student_int8.tflite"),
+    add(f"top-1 agreement {DEPLOYED} vs {DEPLOYED_TFLITE}", pooled_agreement(results, DEPLOYED, DEPLOYED_TFLITE),
         f">= {MIN_ONNX_TFLITE_AGREEMENT}", lambda v: v >= MIN_ONNX_TFLITE_AGREEMENT)
-    for int8, fp32 in ((DEPLOYED, "student.onnx"), ("student_int8.tflite", "student.tflite")):
+    for int8, fp32 in ((DEPLOYED, "student.onnx"), (DEPLOYED_TFLITE, "student.tflite")):
         ratio = (rows[int8]["size_bytes"] / rows[fp32]["size_bytes"]) if int8 in rows and fp32 in rows else None
         add(f"file size {int8} / {fp32}", ratio, f"<= {MAX_INT8_SIZE_RATIO}", lambda v: v <= MAX_INT8_SIZE_RATIO)
     if "teacher.pt" in rows and "student.pt" in rows:
@@ -137,10 +141,13 @@ def summary(out: pathlib.Path, cost: pathlib.Path | None = None, compare: list[s
                          "folds": [r["fold"] for r in results]},
             "source": {k: v for k, v in (first.get("source") or {}).items() if k != "fold"},
             "deployed_onnx_int8_per_fold": {r["fold"]: r["deployed_onnx_int8"] for r in results},
+            "deployed_tflite_int8_per_fold": {r["fold"]: r.get("deployed_tflite_int8") for r in results},
             "models": rows, "gates": gates(results, rows), "training_runs": training_rows(results, list(compare)),
-            "agreements": {f"{a} vs {b}": pooled_agreement(results, a, b) for a, b in AGREEMENT_PAIRS},
+            "agreements": {f"{a} vs {b}": pooled_agreement(results, a, b) for a, b in AGREEMENT_PAIRS
+                           if a in rows and b in rows},
+            "pruning": pruning_rows(results, rows),
             "cost": {"step_wall_seconds_total": float(sum(m.get("step_seconds") or 0 for r in results
-                                                          for m in r["models"].values() if m is not r["models"][DEPLOYED])),
+                                                          for n, m in r["models"].items() if n not in ALIASES)),
                      "threads": 1, "note": "wall time of every step (training, export, evaluation), one torch/ORT "
                                            "thread, on 2 cores shared with the training runs",
                      **(json.loads(pathlib.Path(cost).read_text()) if cost else {})},
@@ -149,14 +156,114 @@ def summary(out: pathlib.Path, cost: pathlib.Path | None = None, compare: list[s
                          "zero-padded, peak-normalised): not comparable one-to-one with full-utterance figures."}
 
 
+# export.pipeline.tflite_name suffixes of the TFLite INT8 candidates (observer, layers in float)
+TFLITE_INT8_VARIANTS = ("", "_histogram_firstfloat", "_histogram_edgesfloat", "_minmax", "_minmax_firstfloat",
+                        "_minmax_edgesfloat")
 AGREEMENT_PAIRS = (("teacher.pt", "student.pt"), ("student.pt", "student.onnx"), ("student.onnx", "student.tflite"),
                    ("student.onnx", "student_int8_dynamic.onnx"), ("student.onnx", "student_int8_s8_minmax.onnx"),
                    ("student.onnx", "student_int8_u8_minmax.onnx"), ("student.onnx", "student_int8_u8_percentile.onnx"),
                    ("student.onnx", "student_int8_u8_entropy.onnx"),
                    ("student.onnx", "student_int8_u8_minmax_firstfloat.onnx"),
                    ("student.onnx", "student_int8_u8_minmax_edgesfloat.onnx"), ("student.onnx", DEPLOYED),
-                   ("student.onnx", "student_int8.tflite"),
-                   (DEPLOYED, "student_int8.tflite"))
+                   *(("student.tflite", f"student_int8{v}.tflite") for v in TFLITE_INT8_VARIANTS),
+                   ("student.tflite", DEPLOYED_TFLITE), (DEPLOYED, "student_int8.tflite"), (DEPLOYED, DEPLOYED_TFLITE))
+
+
+def pooled_over(results: list[dict], name: str, folds: list[str]) -> dict:
+    """Pooled scores of model `name` over the given folds only."""
+    entries = [r["models"][name] for r in results if r["fold"] in folds and name in r["models"]]
+    return metrics.scores(np.sum([np.array(e["test"]["confusion"]) for e in entries], axis=0))
+
+
+def pruning_rows(results: list[dict], rows: dict) -> list[dict]:
+    """The pruning curve: the unpruned student, then every structured (pruned_keep*) and magnitude
+    (sparse*) point, each with parameters, non-zero parameters, zeroed-weight fraction, pooled UA
+    (and the unpruned student's UA over the same folds), PyTorch and ONNX latency."""
+    def points(prefix: str) -> list[str]:  # e.g. pruned_keep0.5.pt -> 0.5
+        return sorted((n for n in rows if n.startswith(prefix) and n.endswith(".pt")),
+                      key=lambda n: float(n[len(prefix):-len(".pt")]))
+
+    names = points("pruned_keep")[::-1] + points("sparse")  # from the least to the most pruned
+    if not names or "student.pt" not in rows:
+        return []
+    out = []
+    for name in ["student.pt", *names]:
+        folds = rows[name]["folds"] if name != "student.pt" else sorted({f for n in names for f in rows[n]["folds"]})
+        entries = [r["models"][name] for r in results if r["fold"] in folds]
+        pruning = entries[0].get("pruning") or {}
+        onnx = name[:-3] + ".onnx"
+        target = pruning.get("keep") if pruning.get("mode") == "structured" else pruning.get("sparsity_target")
+        out.append({"model": name, "mode": pruning.get("mode", "none"), "target": target,
+                    "folds": folds, "parameters": float(np.mean([e["parameters"] for e in entries])),
+                    "nonzero_parameters": float(np.mean([e["nonzero_parameters"] for e in entries])),
+                    "zero_weight_fraction": float(np.mean([(e.get("pruning") or {}).get("sparsity", 0.0)
+                                                           for e in entries])),
+                    "ua": pooled_over(results, name, folds)["ua"],
+                    "student_ua_same_folds": pooled_over(results, "student.pt", folds)["ua"],
+                    "fold_mean_ua": float(np.mean([e["test"]["ua"] for e in entries])),
+                    "fold_std_ua": float(np.std([e["test"]["ua"] for e in entries])),
+                    "latency_torch_ms": rows[name]["latency_ms"],
+                    "latency_onnx_ms": rows[onnx]["latency_ms"] if onnx in rows else
+                    (rows["student.onnx"]["latency_ms"] if name == "student.pt" and "student.onnx" in rows else None),
+                    "fine_tune_epochs": pruning.get("fine_tune_epochs")})
+    return out
+
+
+def pruning_markdown(name: str, points: list[dict] | None) -> list[str]:
+    if not points:
+        return []
+    ms = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = ["## Pruning curve", "",
+             f"Fine-tuned {points[1]['fine_tune_epochs']} epochs from the teacher after pruning. Structured: channels "
+             "removed (a smaller dense network, also exported to ONNX); magnitude: weights zeroed in dense shapes "
+             "(same file size and latency as the unpruned student). UA pooled over the folds listed; the unpruned "
+             "student's UA over the same folds beside it.", "",
+             f"![pruning curve](export_{name}_pruning.png)", "",
+             "| model | mode | target | folds | params | nonzero | zero weights % | UA % | student UA % (same folds) | "
+             "fold UA % | PyTorch ms | ONNX ms |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        target = "-" if p["target"] is None else p["target"]
+        lines.append(f"| {p['model']} | {p['mode']} | {target} | {len(p['folds'])} | "
+                     f"{p['parameters'] / 1e3:.1f} k | {p['nonzero_parameters'] / 1e3:.1f} k | "
+                     f"{percent(p['zero_weight_fraction'])} | {percent(p['ua'])} | "
+                     f"{percent(p['student_ua_same_folds'])} | "
+                     f"{percent(p['fold_mean_ua'])} ± {percent(p['fold_std_ua'])} | {ms(p['latency_torch_ms'])} | "
+                     f"{ms(p['latency_onnx_ms'])} |")
+    return lines + [""]
+
+
+def pruning_plot(points: list[dict], path: pathlib.Path) -> pathlib.Path:
+    """UA and latency against non-zero parameters, one line per pruning mode (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc, lat) = plt.subplots(1, 2, figsize=(10, 4))
+    student = points[0]
+    for mode, marker in (("structured", "o"), ("magnitude", "s")):
+        chosen = [student] + [p for p in points if p["mode"] == mode]
+        x = [p["nonzero_parameters"] / 1e3 for p in chosen]
+        acc.plot(x, [100 * p["ua"] for p in chosen], marker=marker, label=mode)
+        for p in chosen[1:]:
+            acc.annotate(f"{p['target']:g}", (p["nonzero_parameters"] / 1e3, 100 * p["ua"]), fontsize=8,
+                         textcoords="offset points", xytext=(4, 4))
+        lat.plot(x, [p["latency_torch_ms"] for p in chosen], marker=marker, label=f"{mode}, PyTorch")
+        if mode == "structured":  # magnitude-pruned files keep dense shapes: no ONNX of their own
+            lat.plot(x, [p["latency_onnx_ms"] for p in chosen], marker=marker, linestyle="--", label=f"{mode}, ONNX")
+    acc.scatter([student["nonzero_parameters"] / 1e3], [100 * student["ua"]], marker="*", s=150, color="k",
+                zorder=3, label="unpruned student")
+    acc.set(xscale="log", xlabel="non-zero parameters (k)", ylabel="pooled UA %",
+            title=f"UA vs size ({len(student['folds'])} folds)")
+    lat.set(xscale="log", xlabel="non-zero parameters (k)", ylabel="median ms per 2-s clip, 1 thread",
+            title="latency (shared machine)")
+    for ax in (acc, lat):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def environment() -> dict:
@@ -223,13 +330,16 @@ def markdown(name: str, s: dict) -> str:
     lines += ["", "## Ops left in float (graph view)", "", "| model | float ops |", "|---|---|"]
     lines += [f"| {m} | {r['float_ops']} |" for m, r in s["models"].items() if r.get("float_ops") is not None]
     lines += ["", f"Deployed ONNX INT8 per fold (closest to FP32 logits on held-out training clips): "
-                  f"{s['deployed_onnx_int8_per_fold']}", ""]
+                  f"{s['deployed_onnx_int8_per_fold']}", "",
+              f"Deployed TFLite INT8 per fold (same criterion among the PT2E variants): "
+              f"{s.get('deployed_tflite_int8_per_fold')}", ""]
+    lines += pruning_markdown(name, s.get("pruning"))
     if s.get("cost"):
         lines += ["## Cost", "", f"{s['cost']['step_wall_seconds_total'] / 60:.1f} min of step wall time in total "
                   f"({s['cost']['note']}). Mean per fold and model:", "",
                   "| model | mean step seconds |", "|---|---|"]
         lines += [f"| {m} | {r['mean_step_seconds']:.0f} |" for m, r in s["models"].items()
-                  if r.get("mean_step_seconds") and m != DEPLOYED]
+                  if r.get("mean_step_seconds") and m not in ALIASES]
         extra = {k: v for k, v in s["cost"].items() if k not in ("step_wall_seconds_total", "threads", "note")}
         if extra:
             lines += ["", "```", json.dumps(extra, indent=1), "```"]
@@ -245,4 +355,6 @@ def write(out: pathlib.Path, name: str, cost: pathlib.Path | None = None, compar
     path = results_dir / f"export_{name}.json"
     path.write_text(json.dumps(s, indent=1))
     path.with_suffix(".md").write_text(markdown(name, s))
+    if s["pruning"]:
+        pruning_plot(s["pruning"], results_dir / f"export_{name}_pruning.png")
     return path

@@ -213,32 +213,51 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
 def selection_scores(path: pathlib.Path, fp32_path: pathlib.Path, held_out: np.ndarray) -> dict:
     """How closely an INT8 file follows FP32 on held-out *training* clips (never the test speaker):
     top-1 agreement and mean |logit difference| (the finer criterion the pipeline selects by)."""
-    logits, reference = evaluate.session_logits(path, held_out), evaluate.session_logits(fp32_path, held_out)
+    return selection_of(evaluate.session_logits(path, held_out), evaluate.session_logits(fp32_path, held_out))
+
+
+def selection_of(logits: np.ndarray, reference: np.ndarray) -> dict:
+    """`selection_scores` from the two models' logits [N, C] on the held-out training clips."""
     return {"selection_agreement_vs_fp32": evaluate.agreement(logits, reference),
             "selection_logit_error_vs_fp32": float(np.mean(np.abs(logits - reference))),
-            "n_selection_clips": len(held_out)}
+            "n_selection_clips": len(logits)}
+
+
+def tflite_int8_label(n_calibration: int, keep_float: str, observer: str) -> str:
+    what = {"none": "full-integer, float32 input, int8 output",
+            "first": "first conv in float, int8 output",
+            "edges": "first conv and head in float, float32 output"}[keep_float]
+    return (f"static INT8 (PT2E, per-channel symmetric weights), {observer} calibration on {n_calibration} "
+            f"training clips, {what}")
 
 
 def to_tflite(model_path: pathlib.Path, out: pathlib.Path, int8: bool = False, reference: pathlib.Path | None = None,
-              data: folds.FoldData | None = None) -> pathlib.Path:
-    """Model file -> TFLite (FP32, or static INT8 calibrated on training clips), compared with
-    `reference` (an ONNX file: FP32 for FP32, INT8 for INT8) or else with PyTorch."""
+              data: folds.FoldData | None = None, keep_float: str = "none",
+              observer: str = "histogram") -> pathlib.Path:
+    """Model file -> TFLite (FP32, or static INT8 calibrated on training clips, `keep_float` layers
+    left in float), compared with `reference` (an ONNX file: FP32 for FP32, INT8 for INT8) or else
+    with PyTorch. INT8 cards also score the file against FP32 (PyTorch) on the held-out training clips."""
     model, saved = model_files.load(model_path)
     data = data_for(saved["card"], data)
-    calibration, _ = folds.calibration_split(len(data.train_x), N_CALIBRATION)
+    calibration, selection = folds.calibration_split(len(data.train_x), N_CALIBRATION)
     n_mels, frames = data.test_x.shape[1], data.test_x.shape[2]
     if int8:
-        buf = tflite.convert_int8(model, quantize.calibration_features(data.train_x.numpy(), calibration), frames)
+        buf = tflite.convert_int8(model, quantize.calibration_features(data.train_x.numpy(), calibration), frames,
+                                  keep_float=keep_float, observer=observer)
     else:
         buf = tflite.convert_fp32(model, n_mels, frames)
     out = tflite.write(out, buf, model_files.model_info(saved), resizable=saved["arch"]["kind"] == "cnn")
     expected = (evaluate.session_logits(reference, data.test_x.numpy()) if reference
                 else kd.logits_of(model, data.test_x).numpy())
     logits = evaluate.session_logits(out, data.test_x.numpy())
-    label = (f"static INT8 (PT2E, per-channel symmetric weights), calibrated on {len(calibration)} training clips, "
-             f"full-integer, float32 input, int8 output" if int8 else "none (FP32)")
+    extra = {}
+    if int8:
+        held_out = data.train_x[selection]
+        extra = {"keep_float": keep_float, "observer": observer, "float_ops": tflite.float_ops(out),
+                 **selection_of(evaluate.session_logits(out, held_out.numpy()), kd.logits_of(model, held_out).numpy())}
+    label = tflite_int8_label(len(calibration), keep_float, observer) if int8 else "none (FP32)"
     card = exported_card(out, str(model_path), data, source_of(saved["card"]), logits, expected,
                          reference=str(reference) if reference else "pytorch", quantization=label,
                          parameters=model_files.n_parameters(model), ops=tflite.op_types(out),
-                         io=tflite.io_types(out), arch=saved["arch"])
+                         io=tflite.io_types(out), arch=saved["arch"], **extra)
     return finish(out, saved, card)

@@ -144,10 +144,12 @@ def tflite_chain(chain):
     paths["fp32.tflite"] = steps.to_tflite(paths["student.pt"], out / "fp32.tflite", False, paths["fp32.onnx"], data=data)
     paths["int8.tflite"] = steps.to_tflite(paths["student.pt"], out / "int8.tflite", True, paths["static.onnx"],
                                            data=data)
+    paths["edges.tflite"] = steps.to_tflite(paths["student.pt"], out / "edges.tflite", True, paths["static.onnx"],
+                                            data=data, keep_float="edges", observer="minmax")
     return chain
 
 
-@pytest.mark.parametrize("name", ["fp32.tflite", "int8.tflite"])
+@pytest.mark.parametrize("name", ["fp32.tflite", "int8.tflite", "edges.tflite"])
 def test_tflite_runtime_round_trip(tflite_chain, name):
     path = tflite_chain["paths"][name]
     card = model_files.read_card(path)
@@ -160,10 +162,28 @@ def test_tflite_runtime_round_trip(tflite_chain, name):
     if name == "fp32.tflite":
         assert card["max_abs_logit_diff_vs_reference"] < 1e-4  # vs FP32 ONNX
         assert card["io"] == {"input": "float32", "output": "float32"}
-    else:
+    elif name == "int8.tflite":
         assert card["io"]["output"] == "int8"  # full-integer; the runtime dequantizes
         assert card["size_bytes"] < model_files.read_card(tflite_chain["paths"]["fp32.tflite"])["size_bytes"]
         assert "DEQUANTIZE" not in card["ops"]  # no float kernels between Q/DQ pairs
+        assert set(card["float_ops"]) == {"EXPAND_DIMS", "SUB", "MUL"}  # only the in-graph standardisation
+    else:  # the first conv (1 input channel: a depthwise conv in TFLite) and the head stay in float
+        assert card["io"]["output"] == "float32" and card["keep_float"] == "edges"
+        assert card["float_ops"].get("DEPTHWISE_CONV_2D") == 1 and card["float_ops"].get("FULLY_CONNECTED") == 1
+        assert "CONV_2D" not in card["float_ops"] and card["ops"]["CONV_2D"] == 3  # the other convs: int8
+    if name != "fp32.tflite":  # scored against FP32 on held-out training clips, for the selection
+        assert 0 <= card["selection_agreement_vs_fp32"] <= 1 and card["selection_logit_error_vs_fp32"] >= 0
+
+
+def test_tflite_float_modules_are_the_edges():
+    from export import tflite
+
+    model = model_files.build(model_files.cnn_arch(len(LABELS), N_MELS, (4, 8, 8, 8)))
+    assert tflite.float_modules(model, "none") == []
+    assert tflite.float_modules(model, "first") == ["backbone.features.0.0"]
+    assert tflite.float_modules(model, "edges") == ["backbone.features.0.0", "backbone.head.1"]
+    with pytest.raises(ValueError, match="keep-float"):
+        tflite.float_modules(model, "middle")
 
 
 def test_calibration_reader_on_real_features(data_dir):

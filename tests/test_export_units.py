@@ -169,7 +169,7 @@ def test_report_pools_agreement_and_gates():
     truth = [0, 1, 2, 0]
     folds = [fake_fold("a", {"teacher.pt": [0, 1, 2, 0], "student.pt": [0, 1, 2, 1], "student.onnx": [0, 1, 2, 1],
                              report.DEPLOYED: [0, 1, 2, 2], "student.tflite": [0, 1, 2, 1],
-                             "student_int8.tflite": [0, 1, 2, 2]}, truth),
+                             report.DEPLOYED_TFLITE: [0, 1, 2, 1]}, truth),
              fake_fold("b", {"student.onnx": [0, 0, 0, 0], report.DEPLOYED: [0, 0, 0, 0]}, truth)]
     assert report.pooled_agreement(folds, "student.onnx", report.DEPLOYED) == pytest.approx(7 / 8)
     assert report.pooled_agreement(folds, "student.pt", "missing.onnx") is None
@@ -179,10 +179,51 @@ def test_report_pools_agreement_and_gates():
     assert gates[f"top-1 agreement student.onnx vs {report.DEPLOYED}"]["pass"] is False  # 87.5 % < 98 %
     assert gates["parameters teacher / student"]["value"] == pytest.approx(10.0)
     assert gates[f"file size {report.DEPLOYED} / student.onnx"]["pass"] is True  # 100 / 400
+    assert gates[f"top-1 agreement student.tflite vs {report.DEPLOYED_TFLITE}"]["pass"] is True  # 4 / 4
+    assert gates[f"top-1 agreement {report.DEPLOYED} vs {report.DEPLOYED_TFLITE}"]["value"] == pytest.approx(3 / 4)
     assert "| gate | value | limit | pass |" in report.markdown("t", {
         "protocol": {"folds": ["a", "b"]}, "source": {}, "data_note": "", "gates": report.gates(folds, rows),
         "models": rows, "agreements": {}, "deployed_onnx_int8_per_fold": {}, "fold_dates": {"a": "x"},
         "environment": report.environment()})
+
+
+def test_pruning_curve_rows_and_plot(tmp_path):
+    from export import report
+
+    truth = [0, 1, 2, 0]
+    folds = [fake_fold(f, {"student.pt": [0, 1, 2, 0], "sparse0.9.pt": [0, 0, 2, 0], "pruned_keep0.5.pt": [0, 1, 1, 1],
+                           "sparse0.5.pt": [0, 1, 2, 0]}, truth) for f in ("a", "b")]
+    folds.append(fake_fold("c", {"student.pt": [1, 1, 1, 1]}, truth))  # a fold without the curve
+    for fold in folds[:2]:
+        fold["models"]["sparse0.9.pt"]["pruning"] = {"mode": "magnitude", "sparsity_target": 0.9, "sparsity": 0.9,
+                                                     "fine_tune_epochs": 1}
+        fold["models"]["sparse0.5.pt"]["pruning"] = {"mode": "magnitude", "sparsity_target": 0.5, "sparsity": 0.5,
+                                                     "fine_tune_epochs": 1}
+        fold["models"]["pruned_keep0.5.pt"]["pruning"] = {"mode": "structured", "keep": 0.5, "sparsity": 0.0,
+                                                          "fine_tune_epochs": 1}
+        for entry in fold["models"].values():
+            entry["nonzero_parameters"] = 100 * (1 - entry.get("pruning", {}).get("sparsity", 0))
+    points = report.pruning_rows(folds, report.model_rows(folds))
+    assert [p["model"] for p in points] == ["student.pt", "pruned_keep0.5.pt", "sparse0.5.pt", "sparse0.9.pt"]
+    assert points[0]["folds"] == ["a", "b"] and points[0]["ua"] == pytest.approx(1.0)  # only the curve's folds
+    assert points[3]["nonzero_parameters"] == pytest.approx(10) and points[3]["ua"] == pytest.approx(2 / 3)
+    assert points[1]["student_ua_same_folds"] == pytest.approx(1.0) and points[1]["mode"] == "structured"
+    assert "| pruned_keep0.5.pt | structured | 0.5 | 2 |" in "\n".join(report.pruning_markdown("t", points))
+    png = report.pruning_plot(points, tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_deployed_tflite_is_closest_to_fp32_on_held_out_training_clips(tmp_path):
+    from export import pipeline
+
+    assert pipeline.deployed_tflite_int8(tmp_path) is None
+    errors = {("histogram", "none"): 0.05, ("histogram", "edges"): 0.02, ("minmax", "edges"): 0.03}
+    for variant, error in errors.items():
+        path = tmp_path / pipeline.tflite_name(*variant)
+        path.write_bytes(b"")
+        model_files.write_card(path, {"selection_logit_error_vs_fp32": error})
+    assert pipeline.tflite_name("histogram") == "student_int8.tflite"  # the fully quantized file keeps its name
+    assert pipeline.deployed_tflite_int8(tmp_path).name == "student_int8_histogram_edgesfloat.tflite"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -1,0 +1,91 @@
+"""The default model's recipe (`python -m export default`) end to end on a few real EmoDB clips
+split into two manifests (so the combined-corpus path and the per-corpus figures are exercised):
+cross-validation fold, all-data model, shipping with the card, and the results file."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+torch = pytest.importorskip("torch", reason="the recipe needs the train extra (torch)")
+pytest.importorskip("onnx", reason="the recipe needs the export extra (onnx)")
+pytest.importorskip("onnxscript", reason="the recipe needs the export extra (onnxscript)")
+pytest.importorskip("litert_torch", reason="the recipe needs the export extra (litert-torch)")
+torch.set_num_threads(1)
+
+from edge_ser.recognizer import Recognizer  # noqa: E402
+from edge_ser.session import open_session  # noqa: E402
+
+EMOTIONS = {"W": "anger", "T": "sadness", "N": "neutral", "F": "happiness"}
+SPEAKERS = {"part_a": ("03", "08", "09"), "part_b": ("10", "11")}
+
+
+def write_manifest(path, wav_dir, speakers):
+    """Two clips of each of 4 emotions per speaker, labelled with the common label names."""
+    rows = []
+    for speaker in speakers:
+        for code, label in EMOTIONS.items():
+            found = sorted(wav_dir.glob(f"{speaker}???{code}?.wav"))[:2]
+            rows += [(str(p), label, speaker) for p in found]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "speaker"])
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def shipped(data_dir, tmp_path_factory):
+    from export import recipe
+
+    tmp = tmp_path_factory.mktemp("recipe")
+    for name, speakers in SPEAKERS.items():
+        write_manifest(tmp / f"{name}.csv", data_dir / "emodb" / "wav", speakers)
+    spec = recipe.Recipe(corpus=f"{tmp / 'part_a.csv'}+{tmp / 'part_b.csv'}", out=tmp / "work", teacher_epochs=1,
+                         student_epochs=1, widths=(4, 8, 8, 8), max_folds=1, tflite_variants=(("minmax", "edges"),),
+                         ship_to=tmp / "models",
+                         results_to=tmp / "results", progress=False)
+    card = recipe.main(spec)
+    return {"card": card, "tmp": tmp, "data_dir": data_dir}
+
+
+def test_ships_onnx_and_tflite_carrying_the_card(shipped):
+    models = shipped["tmp"] / "models"
+    for name in ("default.onnx", "default.tflite"):
+        info = open_session(models / name).info
+        assert list(info.labels) == shipped["card"]["labels"]
+        assert info.card["cross_validation"]["folds"] == ["spk5-1"]
+        assert info.window_seconds == 2.0
+    on_disk = json.loads((models / "default.card.json").read_text())
+    assert on_disk["files"]["onnx"]["size_bytes"] == (models / "default.onnx").stat().st_size
+    assert "non-commercial" in on_disk["licence"]
+
+
+def test_cross_validated_figures_match_the_test_speakers_truth(shipped):
+    """The card's pooled WA of the shipped INT8 recipe equals its predictions scored against the
+    labels the training run recorded for the held-out speaker."""
+    work = shipped["tmp"] / "work"
+    fold = json.loads((work / "spk5" / "single" / "fold_spk5-1.json").read_text())
+    assert fold["test_speakers"] == ["part_a:03"]
+    deployed = json.loads((work / "spk5_export" / "spk5-1" / "result.json").read_text())["deployed_onnx_int8"]
+    predicted = json.loads((work / "spk5_export" / "spk5-1" / f"{deployed}.card.json").read_text())["test"]["predicted"]
+    wa = float(np.mean(np.array(predicted) == np.array(fold["test_true"])))
+    scores = shipped["card"]["cross_validation"]["models"]["student INT8 ONNX (shipped)"]
+    assert scores["pooled"]["wa"] == pytest.approx(wa)
+    assert set(scores["per_corpus"]) == {"part_a"}
+
+
+def test_shipped_model_runs_in_the_recognizer(shipped):
+    clip = sorted((shipped["data_dir"] / "emodb" / "wav").glob("12*.wav"))[0]
+    prediction = Recognizer(shipped["tmp"] / "models" / "default.onnx").predict(clip)
+    assert prediction.label in shipped["card"]["labels"]
+
+
+def test_results_file_feeds_the_benchmark_report(shipped):
+    from benchmarks import accuracy
+
+    rows, problems = accuracy.load(shipped["tmp"] / "results")
+    assert not problems
+    assert {r.corpus for r in rows} >= {"part_a (of part_a+part_b)"}
+    assert (shipped["tmp"] / "results" / "default_model_confusion.png").stat().st_size > 0
