@@ -30,6 +30,7 @@ from edge_ser.contract import ModelInfo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "models"
+PACKAGED_DIR = ROOT / "edge_ser" / "models"  # the default model `edge-ser infer` uses
 MODELS_ENV = "EDGE_SER_BENCH_MODELS"  # extra model files or folders, os.pathsep-separated
 BUILD_ENV = "EDGE_SER_BENCH_BUILD"  # "0": skip the stand-ins (e.g. the quick self-test)
 CACHE_ENV = "EDGE_SER_BENCH_CACHE"  # where stand-ins are cached (default: the temp dir)
@@ -244,8 +245,10 @@ def _make(model, arch: str, fmt: str, path: pathlib.Path, out: pathlib.Path) -> 
 
 
 def model_files() -> list[tuple[pathlib.Path, str]]:
-    """[(path, origin)] of *.onnx / *.tflite in SHIPPED_DIR and $EDGE_SER_BENCH_MODELS (files or folders)."""
-    found = [(p, "shipped") for p in sorted(SHIPPED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
+    """[(path, origin)] of *.onnx / *.tflite in the package (its default model), SHIPPED_DIR and
+    $EDGE_SER_BENCH_MODELS (files or folders)."""
+    found = [(p, "packaged default") for p in sorted(PACKAGED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
+    found += [(p, "shipped") for p in sorted(SHIPPED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
     for entry in filter(None, os.environ.get(MODELS_ENV, "").split(os.pathsep)):
         p = pathlib.Path(entry)
         paths = sorted(q for q in p.rglob("*") if q.suffix in MODEL_SUFFIXES) if p.is_dir() else [p]
@@ -262,9 +265,11 @@ def describe_file(path: pathlib.Path, origin: str) -> BenchModel:
     card = session.info.card or {}
     fmt = "tflite" if path.suffix == ".tflite" else "onnx"
     precision = card.get("precision") or _detect_precision(path, fmt, session)
-    params = card.get("n_parameters") or (_onnx_parameters(path) if fmt == "onnx" else None)
+    model = card.get("model", {})  # the default model's card keeps these under "model"
+    params = card.get("n_parameters") or model.get("parameters") or (_onnx_parameters(path) if fmt == "onnx" else None)
     family = card.get("family") or _family(path)
-    return BenchModel(path.name, path, family, fmt, precision, origin, params, card.get("teacher_parameters"))
+    teacher = card.get("teacher_parameters") or model.get("teacher_parameters")
+    return BenchModel(path.name, path, family, fmt, precision, origin, params, teacher)
 
 
 def _family(path: pathlib.Path) -> str:
