@@ -241,16 +241,17 @@ def pruning_plot(points: list[dict], path: pathlib.Path) -> pathlib.Path:
 
     fig, (acc, lat) = plt.subplots(1, 2, figsize=(10, 4))
     student = points[0]
-    for mode, marker in (("structured", "o"), ("magnitude", "s")):
+    for mode, marker, color in (("structured", "o", "tab:blue"), ("magnitude", "s", "tab:orange")):
         chosen = [student] + [p for p in points if p["mode"] == mode]
         x = [p["nonzero_parameters"] / 1e3 for p in chosen]
-        acc.plot(x, [100 * p["ua"] for p in chosen], marker=marker, label=mode)
+        acc.plot(x, [100 * p["ua"] for p in chosen], marker=marker, color=color, label=mode)
         for p in chosen[1:]:
             acc.annotate(f"{p['target']:g}", (p["nonzero_parameters"] / 1e3, 100 * p["ua"]), fontsize=8,
                          textcoords="offset points", xytext=(4, 4))
-        lat.plot(x, [p["latency_torch_ms"] for p in chosen], marker=marker, label=f"{mode}, PyTorch")
+        lat.plot(x, [p["latency_torch_ms"] for p in chosen], marker=marker, color=color, label=f"{mode}, PyTorch")
         if mode == "structured":  # magnitude-pruned files keep dense shapes: no ONNX of their own
-            lat.plot(x, [p["latency_onnx_ms"] for p in chosen], marker=marker, linestyle="--", label=f"{mode}, ONNX")
+            lat.plot(x, [p["latency_onnx_ms"] for p in chosen], marker=marker, color=color, linestyle="--",
+                     label=f"{mode}, ONNX")
     acc.scatter([student["nonzero_parameters"] / 1e3], [100 * student["ua"]], marker="*", s=150, color="k",
                 zorder=3, label="unpruned student")
     acc.set(xscale="log", xlabel="non-zero parameters (k)", ylabel="pooled UA %",
