@@ -109,34 +109,34 @@ def run_fold(run_dir: pathlib.Path, variant: str, fold: str, out_root: pathlib.P
     return result
 
 
-def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
-    """The static U8S8 file whose logits follow FP32 most closely (mean |difference|) on the
-    held-out training clips; ties go to the earlier of STATIC_VARIANTS. Cards written before that
-    criterion existed get it computed here when the fold's data is given."""
-    candidates = [out / static_name(*v) for v in STATIC_VARIANTS if v[0] == "u8" and (out / static_name(*v)).exists()]
+def closest_to_fp32(candidates: list[pathlib.Path], fp32: pathlib.Path, data=None) -> pathlib.Path | None:
+    """The INT8 file among `candidates` whose logits follow `fp32` most closely (mean |difference|)
+    on the held-out training clips; ties go to the earlier candidate; None if there is none. Cards
+    written before that criterion existed get it computed here when the fold's data is given."""
     for path in candidates:
         card = model_files.read_card(path)
         if "selection_logit_error_vs_fp32" not in card and data is not None:
             _, selection = folds.calibration_split(len(data.train_x), steps.N_CALIBRATION)
-            card.update(steps.selection_scores(path, out / "student.onnx", data.train_x.numpy()[selection]))
-            model_files.write_card(path, card)
-    return min(candidates, key=lambda p: model_files.read_card(p).get("selection_logit_error_vs_fp32", float("inf")))
-
-
-def deployed_tflite_int8(out: pathlib.Path, data=None) -> pathlib.Path | None:
-    """The TFLite INT8 file whose logits follow FP32 most closely on the held-out training clips
-    (ties: the earlier of TFLITE_VARIANTS); None if there is none. A card made before that
-    criterion existed gets it computed here when the fold's data is given."""
-    candidates = [out / tflite_name(*v) for v in TFLITE_VARIANTS if (out / tflite_name(*v)).exists()]
-    for path in candidates:
-        card = model_files.read_card(path)
-        if "selection_logit_error_vs_fp32" not in card and data is not None:
-            _, selection = folds.calibration_split(len(data.train_x), steps.N_CALIBRATION)
-            card.update(steps.selection_scores(path, out / "student.tflite", data.train_x.numpy()[selection]))
+            card.update(steps.selection_scores(path, fp32, data.train_x.numpy()[selection]))
             model_files.write_card(path, card)
     if not candidates:
         return None
     return min(candidates, key=lambda p: model_files.read_card(p).get("selection_logit_error_vs_fp32", float("inf")))
+
+
+def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
+    """The deployed static U8S8 ONNX file of a fold folder (see `closest_to_fp32`)."""
+    candidates = [out / static_name(*v) for v in STATIC_VARIANTS if v[0] == "u8" and (out / static_name(*v)).exists()]
+    deployed = closest_to_fp32(candidates, out / "student.onnx", data)
+    if deployed is None:
+        raise FileNotFoundError(f"{out}: no static U8S8 INT8 ONNX file to deploy")
+    return deployed
+
+
+def deployed_tflite_int8(out: pathlib.Path, data=None) -> pathlib.Path | None:
+    """The deployed TFLite INT8 file of a fold folder (see `closest_to_fp32`), or None."""
+    candidates = [out / tflite_name(*v) for v in TFLITE_VARIANTS if (out / tflite_name(*v)).exists()]
+    return closest_to_fp32(candidates, out / "student.tflite", data)
 
 
 def pruning_curve(out: pathlib.Path, student: pathlib.Path, teacher: pathlib.Path, data, settings: Settings) -> None:
