@@ -57,3 +57,19 @@ def test_emodb_plus_ravdess(data_dir):
     assert calm and all(c.label == "neutral" for c in calm)
     assert len(set(corpus.speakers().tolist())) == 34
     assert len(corpus.clips) == 535 - 81 + 1440 - 192
+
+
+def test_relabel_into_keeps_maps_or_drops_each_label(tmp_path):
+    clips = [data.Clip(tmp_path / f"{i}.wav", label, "01") for i, label in
+             enumerate(["calm", "surprise", "anger", "neutral", "happiness"])]
+    ravdess = data.Corpus("ravdess", clips, list(data.RAVDESS_EMOTIONS.values()))
+    emodb_labels = list(data.EMODB_EMOTIONS.values())
+    into = data.relabel_into(ravdess, emodb_labels)
+    assert into.labels == emodb_labels  # the evaluated corpus's class order, boredom included
+    assert [c.label for c in into.clips] == ["neutral", "anger", "neutral", "happiness"]  # calm -> neutral, surprise dropped
+    assert [c.path.name for c in into.clips] == ["0.wav", "2.wav", "3.wav", "4.wav"]
+    emodb = data.Corpus("emodb", [data.Clip(tmp_path / "b.wav", "boredom", "03"),
+                                  data.Clip(tmp_path / "w.wav", "anger", "03")], emodb_labels)
+    assert [c.label for c in data.relabel_into(emodb, ravdess.labels).clips] == ["anger"]
+    with pytest.raises(ValueError, match="no clip has a label"):
+        data.relabel_into(emodb.subset([True, False]), ravdess.labels)

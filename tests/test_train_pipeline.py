@@ -226,3 +226,30 @@ def test_quick_run_with_mae_pretraining_on_extra_audio(data_dir, tmp_path):
     with pytest.raises(SystemExit, match="no .wav/.flac files"):
         main(["fit", "--model", "deit", "--quick", "--data", str(data_dir), "--out", str(tmp_path / "x"),
               "--pretrain-epochs", "1", "--pretrain-extra", str(tmp_path / "run" / "single")])
+
+
+def test_extra_training_corpus_joins_training_never_testing(data_dir, tmp_path):
+    out = tmp_path / "run"
+    main(["fit", "--quick", "--data", str(data_dir), "--out", str(out), "--cache", str(tmp_path / "cache"),
+          "--extra-train", "ravdess", "--speaker-norm", "--no-progress"])
+    config = json.loads((out / "config.json").read_text())
+    added = config["added_training_clips"]
+    assert added["corpus"] == "ravdess" and added["n_clips"] == 30 == sum(added["per_label"].values())
+    assert config["run"]["speaker_norm"] is True
+    for fold in config["folds"]:
+        result = json.loads((out / "single" / f"fold_{fold}.json").read_text())
+        assert result["n_added_train"] == 30 and result["n_train"] == 20 + 30  # 2 of 3 quick speakers + added
+        assert all(data.EMODB_EMOTIONS.get(name[5]) for name in result["test_clips"])  # EmoDB names only
+    with pytest.raises(SystemExit, match="emodb is the evaluated corpus itself"):
+        main(["fit", "--quick", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--extra-train", "emodb",
+              "--no-progress"])
+
+
+def test_init_from_a_train_run_checkpoint(quick_run):
+    out, _ = quick_run
+    checkpoint = out / "checkpoints" / "spk-03" / "phase1.pt"
+    source = torch.load(checkpoint, weights_only=True)
+    model = models.build("deit", 7, (64, 201), depth=1, dim=32, heads=2)
+    assert models.init_vit_from(model.backbone, checkpoint) == []  # same classes: nothing left fresh
+    assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, source["backbone.blocks.0.attn.qkv.weight"])
+    assert not any(k.startswith("standardize") for k in models.read_state_dict(checkpoint))

@@ -126,3 +126,19 @@ def test_cli_rejects_bad_input_in_one_line(tmp_path):
         main(["fit", "--data", str(tmp_path), "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit):
         main(["fit", "--patch", "16by16", "--out", str(tmp_path / "d")])
+
+
+def test_speaker_normalise_uses_each_speakers_own_clips_only():
+    from train.features import speaker_normalise
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(9, 4, 20)).astype(np.float32) * np.array([1, 2, 3, 4], np.float32)[:, None] + 5
+    speakers = np.array(["a"] * 4 + ["b"] * 5)
+    z = speaker_normalise(x, speakers)
+    for s in ("a", "b"):
+        own = z[speakers == s]
+        assert np.allclose(own.mean(axis=(0, 2)), 0, atol=1e-5)
+        assert np.allclose(own.std(axis=(0, 2)), 1, atol=1e-4)
+    changed = x.copy()
+    changed[speakers == "b"] *= 10  # another speaker's audio does not move speaker a's features
+    assert np.array_equal(speaker_normalise(changed, speakers)[speakers == "a"], z[speakers == "a"])

@@ -60,7 +60,14 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
     p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
                    help="train on random --seconds windows of clips fixed to this length (test: centre crop)")
-    p.add_argument("--init-from", default=None, help="local timm ViT checkpoint to start DeiT from")
+    p.add_argument("--extra-train", default=None,
+                   help="another labelled corpus added to every fold's training set (never tested on), "
+                        "relabelled into this corpus's labels, e.g. --corpus emodb --extra-train ravdess")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="z-score each speaker's clips over its own clips (uses test speakers' unlabelled audio: "
+                        "report apart)")
+    p.add_argument("--init-from", default=None,
+                   help="local checkpoint to start DeiT from: a timm ViT state dict or a train run's checkpoint")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
                    help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
     p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)

@@ -161,6 +161,19 @@ def harmonise(corpus: Corpus, mapping: dict = COMMON_LABELS) -> Corpus:
     return Corpus(corpus.name, clips, labels)
 
 
+def relabel_into(corpus: Corpus, labels: list[str], mapping: dict = COMMON_LABELS) -> Corpus:
+    """`corpus` in another corpus's label set `labels`, for added training data: a clip keeps its
+    label when `labels` has it, else takes its `mapping` label when `labels` has that (RAVDESS
+    calm -> neutral), else is dropped (RAVDESS surprise for EmoDB, EmoDB boredom for RAVDESS)."""
+    def target(label: str) -> str | None:
+        return label if label in labels else (mapping.get(label) if mapping.get(label) in labels else None)
+
+    clips = [dataclasses.replace(c, label=target(c.label)) for c in corpus.clips if target(c.label)]
+    if not clips:
+        raise ValueError(f"{corpus.name}: no clip has a label of {', '.join(labels)} (even through the common mapping)")
+    return Corpus(corpus.name, clips, list(labels))
+
+
 def combine(*corpora: Corpus) -> Corpus:
     """Concatenate harmonised corpora; speakers are prefixed with the corpus name to stay distinct."""
     clips = [dataclasses.replace(c, speaker=f"{k.name}:{c.speaker}") for k in corpora for c in k.clips]

@@ -62,3 +62,16 @@ def corpus_features(corpus: Corpus, config: FeatureConfig, seconds: float,
 
         clips = tqdm(clips, desc=f"features {corpus.name}", unit="clip", leave=False)
     return np.stack([cached_log_mel(c.path, config, seconds, cache_dir) for c in clips])
+
+
+def speaker_normalise(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """[N, n_mels, frames] with each speaker's clips z-scored per mel band over that speaker's
+    own clips and frames. Transductive: a test speaker's statistics come from its unlabelled
+    clips, which a device meeting a new voice does not have, so results are reported apart."""
+    out = np.empty_like(features)
+    for speaker in np.unique(speakers):
+        own = speakers == speaker
+        mean = features[own].mean(axis=(0, 2), keepdims=True)
+        std = np.maximum(features[own].std(axis=(0, 2), keepdims=True), 1e-3)
+        out[own] = (features[own] - mean) / std
+    return out

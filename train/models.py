@@ -93,14 +93,18 @@ def n_parameters(model: nn.Module) -> int:
 
 
 def read_state_dict(path: pathlib.Path) -> dict:
-    """A state dict from a local checkpoint: raw, or under "model" / "state_dict"."""
+    """A state dict from a local checkpoint: raw, or under "model" / "state_dict"; of a train
+    run's checkpoint (`runs/RUN/checkpoints/FOLD/*.pt`), the backbone's tensors."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     if not isinstance(state, dict):
         raise ValueError(f"{path}: not a state dict checkpoint")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("backbone.") for k in state):  # a train run's Classifier: its ViT alone
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    return state
 
 
 def _source_grid(n_patches: int, grid: tuple[int, int]) -> list[int] | None:

@@ -41,6 +41,14 @@ def augmentation_label(run: dict) -> str:
     return "".join(f"+{name}" for name, used in parts if used)
 
 
+def data_label(run: dict) -> str:
+    """"+init+xravdess+spknorm": a start from a checkpoint, added training corpora, speaker
+    normalisation ("" for runs that used none of them)."""
+    parts = [("init", run.get("init_from")), (f"x{run.get('extra_train')}", run.get("extra_train")),
+             ("spknorm", run.get("speaker_norm"))]
+    return "".join(f"+{name}" for name, used in parts if used)
+
+
 def collect(run_dir: pathlib.Path) -> list[dict]:
     """One row per result set found in a run directory, summarised from its fold JSONs (so a
     run still in progress is reported too, marked incomplete)."""
@@ -58,7 +66,7 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         model = config["run"]["model"]
         if config["run"].get("pretrain_epochs"):
             model += f"+MAE({config['run']['pretrain_epochs']} ep)"
-        model += augmentation_label(config["run"])
+        model += augmentation_label(config["run"]) + data_label(config["run"])
         rows.append({"run": str(run_dir), "result_set": name, "meaning": RESULT_SETS[name],
                      "model": model, "n_parameters": config["n_parameters"],
                      "summary": summary, "folds": per_fold, "config": config, "wall_sessions": cost["sessions"]})
@@ -115,6 +123,17 @@ def markdown(name: str, rows: list[dict]) -> str:
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
     if pngs:
         lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
+    if any(r["config"]["run"].get("speaker_norm") for r in rows):
+        lines += ["", "`+spknorm` rows are **speaker-normalised** (each speaker's clips z-scored per mel band over "
+                  "that speaker's own clips, the test speaker's unlabelled clips included): transductive, not "
+                  "comparable with the inductive rows; compare them with the speaker-normalised peer figures."]
+    if any(r["config"]["run"].get("extra_train") for r in rows):
+        lines += ["", "`+xCORPUS` rows also train on every clip of another corpus (other speakers, relabelled into "
+                  "this corpus's labels: RAVDESS calm as neutral; RAVDESS surprise and EmoDB boredom dropped); "
+                  "the test folds are unchanged."]
+    if any(r["config"]["run"].get("init_from") for r in rows):
+        lines += ["", "`+init` rows start from another run's checkpoint (the run's `init_from` below; its head is "
+                  "fresh when the label sets differ)."]
     lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
     lines += ["", "Runs (exact settings in the JSON beside this file):"]
     for run in dict.fromkeys(r["run"] for r in rows):
@@ -128,6 +147,7 @@ def markdown(name: str, rows: list[dict]) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
+        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm") if cfg.get(k))
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]
         walls = sum(s["wall_seconds"] for s in row["wall_sessions"])
@@ -147,7 +167,7 @@ def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path)
     for row in rows:
         s = row["summary"]
         model = row["model"].split("+")[0] + ("_mae" if "+MAE" in row["model"] else "") + \
-            augmentation_label(row["config"]["run"]).replace("+", "_").lower()
+            (augmentation_label(row["config"]["run"]) + data_label(row["config"]["run"])).replace("+", "_").lower()
         row["confusion_png"] = f"{name}_{model}_{row['result_set']}_confusion.png"
         plot_confusion(s["pooled_confusion"], s["labels"], out_dir / row["confusion_png"],
                        f"{name} {row['model']} {row['result_set']}: pooled UA {100 * s['pooled']['ua']:.1f}% "

@@ -25,8 +25,8 @@ from edge_ser.config import FeatureConfig
 
 from . import loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation
-from .data import Corpus, load_corpus
-from .features import corpus_features
+from .data import Corpus, load_corpus, relabel_into
+from .features import corpus_features, speaker_normalise
 
 VARIANTS = ("none", "random", "samsg")
 
@@ -62,6 +62,10 @@ class RunConfig:
     time_mask_width: int = 20  # frames (10 ms each), each mask 0..width wide
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
+    # Labelled clips of another corpus added to every fold's training set (never to a test set),
+    # relabelled into this corpus's labels (train.data.relabel_into).
+    extra_train: str | None = None
+    speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
     init_from: str | None = None
     phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
     pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
@@ -158,6 +162,38 @@ def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: t
     return model
 
 
+@dataclasses.dataclass
+class AddedClips:
+    """`--extra-train` clips: features [N, n_mels, frames], targets [N], and the features of the
+    longer clips when random-cropping (else None)."""
+
+    corpus: Corpus
+    x: torch.Tensor
+    y: torch.Tensor
+    long_x: torch.Tensor | None = None
+
+
+def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tensor:
+    """Log-mel [N, n_mels, frames] of every clip fixed to `seconds`, speaker-normalised if asked."""
+    x = corpus_features(corpus, cfg.feature_config(), seconds, feature_cache(cfg), cfg.progress)
+    return torch.from_numpy(speaker_normalise(x, corpus.speakers()) if cfg.speaker_norm else x)
+
+
+def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
+    """The `cfg.extra_train` corpus in `corpus`'s labels; it must be another corpus, so none of
+    its speakers can be a test speaker."""
+    if not cfg.extra_train:
+        return None
+    extra = relabel_into(load_corpus(cfg.extra_train, cfg.data), corpus.labels)
+    shared = set(extra.name.split("+")) & set(corpus.name.split("+"))
+    if shared:
+        raise ValueError(f"--extra-train {cfg.extra_train}: {', '.join(sorted(shared))} is the evaluated corpus itself")
+    if cfg.quick:
+        extra = quick_corpus(extra)
+    long_x = None if cfg.crop_seconds is None else clip_features(cfg, extra, cfg.crop_seconds)
+    return AddedClips(extra, clip_features(cfg, extra, cfg.seconds), torch.from_numpy(extra.targets()), long_x)
+
+
 def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> torch.Tensor:
     """The training features as seen in phase 2 by `variant` (originals first)."""
     if variant == "none":
@@ -187,14 +223,19 @@ def write_json(path: pathlib.Path, payload: dict) -> None:
 
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
-             long_x: torch.Tensor | None = None) -> None:
+             long_x: torch.Tensor | None = None, added: AddedClips | None = None) -> None:
     """Train and evaluate one fold; each result set is written as soon as it exists. `long_x`
-    (clips fixed to `cfg.crop_seconds`) replaces `x` as the training clips when random-cropping."""
+    (clips fixed to `cfg.crop_seconds`) replaces `x` as the training clips when random-cropping;
+    `added` clips join every training set."""
     n_classes, shape, seed = len(corpus.labels), tuple(x.shape[1:]), cfg.seed + fold_index
     train_x, train_y, test_x, test_y = x[fold.train], y[fold.train], x[fold.test], y[fold.test]
+    train_long_x = None if long_x is None else long_x[fold.train]
+    if added is not None:
+        train_x, train_y = torch.cat([train_x, added.x]), torch.cat([train_y, added.y])
+        train_long_x = None if long_x is None else torch.cat([train_long_x, added.long_x])
     names = [corpus.clips[i].path.name for i in fold.test]
     common = {"fold": fold.name, "test_speakers": sorted(set(corpus.speakers()[fold.test].tolist())),
-              "n_train": len(fold.train), "n_test": len(fold.test), "test_clips": names,
+              "n_train": len(train_x), "n_added_train": 0 if added is None else len(added.x), "n_test": len(fold.test), "test_clips": names,
               "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
     checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
     first = "phase1" if cfg.variants else "single"
@@ -206,7 +247,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
     if checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
     else:
-        seen_x = train_x if long_x is None else long_x[fold.train]
+        seen_x = train_x if train_long_x is None else train_long_x
         history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
@@ -257,7 +298,7 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
 PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
-                 "time_mask_width", "mixup", "crop_seconds")
+                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm")
 
 
 def check_phase1_source(cfg: RunConfig) -> None:
@@ -286,10 +327,10 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.quick:
         corpus = quick_corpus(corpus)
     feature_config = cfg.feature_config()
-    x = torch.from_numpy(corpus_features(corpus, feature_config, cfg.seconds, feature_cache(cfg), cfg.progress))
+    x = clip_features(cfg, corpus, cfg.seconds)
     extra_x = unlabelled_features(cfg)
-    long_x = None if cfg.crop_seconds is None else torch.from_numpy(
-        corpus_features(corpus, feature_config, cfg.crop_seconds, feature_cache(cfg), cfg.progress))
+    long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
+    added = added_clips(cfg, corpus)
     y = torch.from_numpy(corpus.targets())
     folds = protocols.make_folds(cfg.protocol, corpus.targets(), corpus.speakers(), cfg.seed)
     if cfg.max_folds:
@@ -300,11 +341,13 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
     write_json(out / "config.json", {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(),
                                      "labels": corpus.labels, "n_clips": len(corpus.clips), "input_shape": list(x.shape[1:]),
-                                     "n_parameters": n_params, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
+                                     "n_parameters": n_params, "added_training_clips": None if added is None else
+                                     {"corpus": added.corpus.name, "n_clips": len(added.x),
+                                      "per_label": dict(zip(corpus.labels, np.bincount(added.y.numpy(), minlength=len(corpus.labels)).tolist()))}, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
                                      "folds": [f.name for f in folds], "environment": environment()})
     start = time.time()
     for index, fold in enumerate(folds):
-        run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x)
+        run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added)
     summaries = summarise_run(cfg, out, corpus, folds)
     cost_path = out / "cost.json"
     cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}
