@@ -71,7 +71,8 @@ def teacher_arch(config: dict) -> dict:
     run, n_classes = config["run"], len(config["labels"])
     if run["model"] == "cnn":
         return model_files.cnn_arch(n_classes, run["n_mels"])
-    return model_files.deit_arch(n_classes, config["input_shape"], run["patch"], run["depth"], run["dim"], run["heads"])
+    return model_files.deit_arch(n_classes, config["input_shape"], run["patch"], run["depth"], run["dim"], run["heads"],
+                                 run.get("stem", "patch"))
 
 
 def model_info_dict(config: dict) -> dict:

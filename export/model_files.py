@@ -28,9 +28,10 @@ def cnn_arch(n_classes: int, n_mels: int, widths=(32, 64, 128, 256)) -> dict:
     return {"kind": "cnn", "n_classes": n_classes, "n_mels": n_mels, "widths": [int(w) for w in widths]}
 
 
-def deit_arch(n_classes: int, input_shape, patch=(16, 16), depth: int = 4, dim: int = 192, heads: int = 3) -> dict:
+def deit_arch(n_classes: int, input_shape, patch=(16, 16), depth: int = 4, dim: int = 192, heads: int = 3,
+              stem: str = "patch") -> dict:
     return {"kind": "deit", "n_classes": n_classes, "n_mels": int(input_shape[0]), "input_shape": list(input_shape),
-            "patch": list(patch), "depth": depth, "dim": dim, "heads": heads,
+            "patch": list(patch), "depth": depth, "dim": dim, "heads": heads, "stem": stem,
             "block_heads": [heads] * depth, "block_mlp": [4 * dim] * depth}
 
 
@@ -40,7 +41,8 @@ def build(arch: dict) -> models.Classifier:
         return models.Classifier(arch["n_mels"], models.SmallCNN(arch["n_classes"], tuple(arch["widths"])))
     if arch["kind"] == "deit":
         model = models.build("deit", arch["n_classes"], tuple(arch["input_shape"]), patch=tuple(arch["patch"]),
-                             depth=arch["depth"], dim=arch["dim"], heads=arch["heads"], drop_path=0.0)
+                             depth=arch["depth"], dim=arch["dim"], heads=arch["heads"], drop_path=0.0,
+                             stem=arch.get("stem", "patch"))
         for block, n_heads, hidden in zip(model.backbone.blocks, arch["block_heads"], arch["block_mlp"]):
             resize_block(block, n_heads, hidden)
         return model

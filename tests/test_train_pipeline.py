@@ -253,3 +253,30 @@ def test_init_from_a_train_run_checkpoint(quick_run):
     assert models.init_vit_from(model.backbone, checkpoint) == []  # same classes: nothing left fresh
     assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, source["backbone.blocks.0.attn.qkv.weight"])
     assert not any(k.startswith("standardize") for k in models.read_state_dict(checkpoint))
+
+
+def test_conv_stem_deit_tokens_sit_on_the_16x16_patch_grid():
+    torch.manual_seed(3)
+    model = models.build("deit", 7, (64, 201), depth=1, dim=32, heads=2, stem="conv").eval()
+    patch = models.build("deit", 7, (64, 201), depth=1, dim=32, heads=2)
+    assert tuple(model.backbone.patch_embed.grid_size) == tuple(patch.backbone.patch_embed.grid_size) == (4, 12)
+    x = torch.randn(2, 64, 201)
+    assert model(x).shape == (2, 7)
+    importance = rollout.patch_importance(model, x)
+    assert importance.shape == (2, 4, 12) and torch.all(importance > 0)
+    with pytest.raises(ValueError, match="needs --patch 16x16"):
+        models.build("deit", 7, (64, 201), patch=(64, 4), stem="conv")
+
+
+def test_folds_option_trains_only_those_folds_and_the_rest_resume(data_dir, tmp_path):
+    out = tmp_path / "run"
+    common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
+              "--no-progress"]
+    main([*common, "--folds", "spk-08"])
+    assert [p.name for p in (out / "single").glob("fold_*.json")] == ["fold_spk-08.json"]
+    assert json.loads((out / "single" / "summary.json").read_text())["complete"] is False
+    main(common)
+    assert sorted(p.name for p in (out / "single").glob("fold_*.json")) == ["fold_spk-03.json", "fold_spk-08.json"]
+    assert json.loads((out / "single" / "summary.json").read_text())["complete"] is True
+    with pytest.raises(SystemExit, match="not folds of emodb loso"):
+        main([*common, "--folds", "spk-99"])

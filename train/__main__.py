@@ -53,6 +53,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--dim", type=int, default=d.dim)
     p.add_argument("--heads", type=int, default=d.heads)
     p.add_argument("--drop-path", type=float, default=d.drop_path)
+    p.add_argument("--stem", default=d.stem, choices=["patch", "conv"],
+                   help="DeiT token embedding: patch (linear, as DeiT) or conv (small conv stem, same 16x16 token grid)")
     p.add_argument("--freq-masks", type=int, default=d.freq_masks, help="SpecAugment frequency masks per clip")
     p.add_argument("--freq-mask-width", type=int, default=d.freq_mask_width, help="max mel bands per frequency mask")
     p.add_argument("--time-masks", type=int, default=d.time_masks, help="SpecAugment time masks per clip")
@@ -76,6 +78,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--max-folds", type=int, default=None)
+    p.add_argument("--folds", default="", help="comma list of fold names to train in this process, e.g. to run "
+                   "the folds of one run directory in two processes at once (default: all)")
     p.add_argument("--cache", default=None, help="feature cache folder (default <repo>/.cache/features)")
     p.add_argument("--quick", action="store_true", help="a few clips, tiny model, 1 epoch (tests)")
     p.add_argument("--no-progress", action="store_true")
@@ -91,7 +95,8 @@ def run_config(args: argparse.Namespace):
     if variants and args.model != "deit":
         raise SystemExit("error: masking variants need --model deit (rollout needs attention)")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
-    values.update(variants=variants, progress=not args.no_progress)
+    values.update(variants=variants, progress=not args.no_progress,
+                  only_folds=tuple(f for f in args.folds.split(",") if f))
     if args.quick:
         values.update(QUICK)
     return RunConfig(**values)

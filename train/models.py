@@ -65,16 +65,45 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
+CONV_STEM_STRIDE = (16, 16)  # the token grid of 16x16 patches, so masks and rollout maps line up
+
+
+def conv_stem(widths=(32, 64, 128)) -> nn.Sequential:
+    """[B, 1, n_mels, frames] -> [B, widths[-1], n_mels/16, frames/16]: the SmallCNN's first stages
+    (stride-2 conv + 2x2 pools). Early convolutions make ViTs far less data-hungry (Xiao et al.,
+    NeurIPS 2021), which matters with ~500 training clips and no pretrained weights."""
+    layers, c_in = [], 1
+    for i, width in enumerate(widths):
+        layers += [_conv_block(c_in, width, 2 if i == 0 else 1), nn.MaxPool2d(2)]
+        c_in = width
+    return nn.Sequential(*layers)
+
+
+def _conv_stem_embed(**kwargs):
+    """timm `embed_layer`: HybridEmbed over `conv_stem`, a 1x1 projection to the embedding."""
+    from timm.layers import HybridEmbed
+
+    return HybridEmbed(conv_stem(), **{**kwargs, "patch_size": 1})
+
+
 def deit(n_classes: int, input_shape: tuple[int, int], patch: tuple[int, int] = (16, 16),
-         depth: int = 4, dim: int = 192, heads: int = 3, drop_path: float = 0.1):
-    """A DeiT-style ViT for [B, 1, n_mels, frames]; frames beyond the last whole patch are ignored."""
+         depth: int = 4, dim: int = 192, heads: int = 3, drop_path: float = 0.1, stem: str = "patch"):
+    """A DeiT-style ViT for [B, 1, n_mels, frames]; frames beyond the last whole patch are ignored.
+    `stem`: "patch" (linear patch embedding, as DeiT) or "conv" (`conv_stem`, tokens on the grid
+    of 16x16 patches)."""
     timm = import_timm()
+    from timm.layers import PatchEmbed
     from timm.models.vision_transformer import VisionTransformer
 
     del timm
+    if stem not in ("patch", "conv"):
+        raise ValueError(f"unknown stem {stem!r}: use patch or conv")
+    if stem == "conv" and tuple(patch) != CONV_STEM_STRIDE:
+        raise ValueError(f"--stem conv makes 16x16 tokens: it needs --patch 16x16, got {patch[0]}x{patch[1]}")
     return VisionTransformer(img_size=input_shape, patch_size=patch, in_chans=1, num_classes=n_classes,
                              embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
-                             drop_path_rate=drop_path, class_token=True, global_pool="token")
+                             drop_path_rate=drop_path, class_token=True, global_pool="token",
+                             embed_layer=_conv_stem_embed if stem == "conv" else PatchEmbed)
 
 
 def build(kind: str, n_classes: int, input_shape: tuple[int, int], **deit_options) -> Classifier:

@@ -21,7 +21,8 @@ def load_run_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1")
     path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")
-    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"]}
+    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"],
+               "stem": run.get("stem", "patch")}
     model = models.build(run["model"], len(config["labels"]), tuple(config["input_shape"]), **options)
     model.load_state_dict(torch.load(path, weights_only=True))
     return model.eval(), run, FeatureConfig.from_dict(config["feature_config"]), config["labels"]

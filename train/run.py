@@ -55,6 +55,7 @@ class RunConfig:
     dim: int = 192
     heads: int = 3
     drop_path: float = 0.1
+    stem: str = "patch"  # DeiT token embedding: patch (linear, as DeiT) | conv (models.conv_stem)
     # Augmentation (defaults: none beyond the circular time shift, as in the first runs).
     freq_masks: int = 0  # SpecAugment frequency masks per clip
     freq_mask_width: int = 8  # mel bands, each mask 0..width wide
@@ -74,6 +75,7 @@ class RunConfig:
     seed: int = 0
     threads: int = 1
     max_folds: int | None = None
+    only_folds: tuple[str, ...] = ()  # train just these folds in this process (others may run elsewhere)
     quick: bool = False
     cache: str | None = None
     progress: bool = True
@@ -93,7 +95,7 @@ class RunConfig:
 
     def deit_options(self) -> dict:
         return {"patch": tuple(self.patch), "depth": self.depth, "dim": self.dim, "heads": self.heads,
-                "drop_path": self.drop_path}
+                "drop_path": self.drop_path, "stem": self.stem}
 
 
 def quick_corpus(corpus: Corpus, n_speakers: int = 3, per_speaker: int = 10) -> Corpus:
@@ -151,8 +153,8 @@ def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: t
             raise ValueError("--init-from needs --model deit (it loads a timm ViT checkpoint)")
         models.init_vit_from(model.backbone, pathlib.Path(cfg.init_from))
     model.standardize.fit(train_x)
-    if cfg.pretrain_epochs and cfg.model != "deit":
-        raise ValueError("--pretrain-epochs needs --model deit")
+    if cfg.pretrain_epochs and (cfg.model != "deit" or cfg.stem != "patch"):
+        raise ValueError("--pretrain-epochs needs --model deit with --stem patch (MAE reconstructs patch pixels)")
     if cfg.pretrain_epochs and pretrain:
         from .pretrain import pretrain as mae_pretrain
 
@@ -296,7 +298,7 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
 
 # What must match for another run's phase-1 checkpoints to be this run's phase 1.
 PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
-                 "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "init_from", "pretrain_epochs",
+                 "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm")
 
@@ -345,9 +347,14 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                                      {"corpus": added.corpus.name, "n_clips": len(added.x),
                                       "per_label": dict(zip(corpus.labels, np.bincount(added.y.numpy(), minlength=len(corpus.labels)).tolist()))}, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
                                      "folds": [f.name for f in folds], "environment": environment()})
+    unknown = sorted(set(cfg.only_folds) - {f.name for f in folds})
+    if unknown:
+        raise ValueError(f"--folds {','.join(unknown)}: not folds of {corpus.name} {cfg.protocol} "
+                         f"({', '.join(f.name for f in folds)})")
     start = time.time()
     for index, fold in enumerate(folds):
-        run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added)
+        if not cfg.only_folds or fold.name in cfg.only_folds:
+            run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added)
     summaries = summarise_run(cfg, out, corpus, folds)
     cost_path = out / "cost.json"
     cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}
