@@ -108,6 +108,7 @@ def test_quick_samsg_run_writes_results_and_resumes(quick_run, data_dir):
             test_speakers = {n[:2] for n in fold["test_clips"]}
             assert test_speakers == set(fold["test_speakers"]) and len(test_speakers) == 1
             assert len(fold["predicted"]) == fold["n_test"] == sum(map(sum, fold["confusion"]))
+            assert np.array_equal(np.argmax(fold["logits"], axis=1), fold["predicted"])
     before = {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")}
     main(argv)  # a rerun resumes: finished folds are not trained again
     assert {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")} == before

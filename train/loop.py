@@ -94,8 +94,13 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
 
 
 @torch.no_grad()
-def predict(model: nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Class ids [N] for features [N, n_mels, frames]."""
+def predict_logits(model: nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Logits [N, classes] float32 for features [N, n_mels, frames] (eval mode)."""
     model.eval()
     logits = [model(features[s : s + batch_size]) for s in range(0, len(features), batch_size)]
-    return torch.cat(logits).argmax(dim=1).numpy()
+    return torch.cat(logits).numpy()
+
+
+def predict(model: nn.Module, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Class ids [N] for features [N, n_mels, frames]."""
+    return predict_logits(model, features, batch_size).argmax(axis=1)

@@ -211,9 +211,12 @@ def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, se
 
 
 def evaluate(model, test_x, test_y, n_classes: int) -> dict:
-    predicted = loop.predict(model, test_x)
+    logits = loop.predict_logits(model, test_x)
+    predicted = logits.argmax(axis=1)
     matrix = metrics.confusion(test_y.numpy(), predicted, n_classes)
-    return {"scores": metrics.scores(matrix), "confusion": matrix.tolist(), "predicted": predicted.tolist()}
+    # Logits too (4 decimals): runs can then be ensembled or calibrated later without retraining.
+    return {"scores": metrics.scores(matrix), "confusion": matrix.tolist(), "predicted": predicted.tolist(),
+            "logits": np.round(logits, 4).tolist()}
 
 
 def write_json(path: pathlib.Path, payload: dict) -> None:
