@@ -42,10 +42,11 @@ def augmentation_label(run: dict) -> str:
 
 
 def data_label(run: dict) -> str:
-    """"+init+xravdess+spknorm": a start from a checkpoint, added training corpora, speaker
-    normalisation ("" for runs that used none of them)."""
-    parts = [("init", run.get("init_from")), (f"x{run.get('extra_train')}", run.get("extra_train")),
-             ("spknorm", run.get("speaker_norm"))]
+    """"+convstem+init+xravdess+spknorm+seed1": a DeiT's conv stem, a start from a checkpoint,
+    added training corpora, speaker normalisation, a seed other than 0 ("" for none of them)."""
+    parts = [("convstem", run.get("stem") == "conv"), ("init", run.get("init_from")),
+             (f"x{run.get('extra_train')}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
+             (f"seed{run.get('seed')}", run.get("seed"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
@@ -141,7 +142,7 @@ def markdown(name: str, rows: list[dict]) -> str:
         cfg = row["config"]["run"]
         keys = ("model", "epochs", "lr", "weight_decay", "batch_size", "warmup_epochs", "variants", "continue_epochs",
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
-                "pretrain_epochs", "phase1_from", "seed", "threads")
+                "stem", "pretrain_epochs", "phase1_from", "seed", "threads")
         augmentation = ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup", "crop_seconds")
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
