@@ -47,6 +47,9 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
     """The features of `fold` of the run in `run_dir` (its training speakers only in train_x)."""
     config = run_config(run_dir)
     run = config["run"]
+    if run.get("speaker_norm"):
+        raise ValueError(f"{run_dir}: trained with --speaker-norm (per-speaker statistics a device does not have): "
+                         "not exportable")
     corpus = load_corpus(run["corpus"], data_root or run.get("data"))
     if run.get("quick"):
         corpus = quick_corpus(corpus)

@@ -108,7 +108,8 @@ def test_quick_samsg_run_writes_results_and_resumes(quick_run, data_dir):
             test_speakers = {n[:2] for n in fold["test_clips"]}
             assert test_speakers == set(fold["test_speakers"]) and len(test_speakers) == 1
             assert len(fold["predicted"]) == fold["n_test"] == sum(map(sum, fold["confusion"]))
-            assert np.array_equal(np.argmax(fold["logits"], axis=1), fold["predicted"])
+            logits = np.array(fold["logits"])  # rounded: the predicted class has the top logit
+            assert np.array_equal(logits[np.arange(len(logits)), fold["predicted"]], logits.max(axis=1))
     before = {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")}
     main(argv)  # a rerun resumes: finished folds are not trained again
     assert {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")} == before
@@ -239,11 +240,17 @@ def test_extra_training_corpus_joins_training_never_testing(data_dir, tmp_path):
     assert config["run"]["speaker_norm"] is True
     for fold in config["folds"]:
         result = json.loads((out / "single" / f"fold_{fold}.json").read_text())
-        assert result["n_added_train"] == 30 and result["n_train"] == 20 + 30  # 2 of 3 quick speakers + added
+        assert result["n_added_train"] == 30 and result["n_train"] == 20  # 2 of 3 quick speakers; added apart
         assert all(data.EMODB_EMOTIONS.get(name[5]) for name in result["test_clips"])  # EmoDB names only
     with pytest.raises(SystemExit, match="emodb is the evaluated corpus itself"):
         main(["fit", "--quick", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--extra-train", "emodb",
               "--no-progress"])
+    with pytest.raises(SystemExit, match="started with other settings.*speaker_norm"):
+        main(["fit", "--quick", "--data", str(data_dir), "--out", str(out), "--extra-train", "ravdess",
+              "--no-progress"])
+    with pytest.raises(SystemExit, match="not with --crop-seconds"):
+        main(["fit", "--quick", "--data", str(data_dir), "--out", str(tmp_path / "y"), "--speaker-norm",
+              "--crop-seconds", "3", "--no-progress"])
 
 
 def test_init_from_a_train_run_checkpoint(quick_run):
@@ -254,6 +261,9 @@ def test_init_from_a_train_run_checkpoint(quick_run):
     assert models.init_vit_from(model.backbone, checkpoint) == []  # same classes: nothing left fresh
     assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, source["backbone.blocks.0.attn.qkv.weight"])
     assert not any(k.startswith("standardize") for k in models.read_state_dict(checkpoint))
+    assert models.init_vit_from(model.backbone, checkpoint, fresh_head=True) == ["head.bias", "head.weight"]
+    with pytest.raises(SystemExit, match="trained on emodb, the corpus evaluated here"):
+        main(["samsg", "--quick", "--out", str(out.parent / "leak"), "--init-from", str(checkpoint), "--no-progress"])
 
 
 def test_conv_stem_deit_tokens_sit_on_the_16x16_patch_grid():
@@ -267,14 +277,21 @@ def test_conv_stem_deit_tokens_sit_on_the_16x16_patch_grid():
     assert importance.shape == (2, 4, 12) and torch.all(importance > 0)
     with pytest.raises(ValueError, match="needs --patch 16x16"):
         models.build("deit", 7, (64, 201), patch=(64, 4), stem="conv")
+    with pytest.raises(ValueError, match="351 frames give"):  # pools round up where patches drop the rest
+        models.build("deit", 7, (64, 351), depth=1, dim=32, heads=2, stem="conv")
+    assert models.build("deit", 7, (64, 301), depth=1, dim=32, heads=2, stem="conv").backbone.patch_embed.grid_size == (4, 18)
 
 
 def test_folds_option_trains_only_those_folds_and_the_rest_resume(data_dir, tmp_path):
     out = tmp_path / "run"
     common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(out),
               "--no-progress"]
-    main([*common, "--folds", "spk-08"])
+    main([*common, "--folds", " spk-08"])
     assert [p.name for p in (out / "single").glob("fold_*.json")] == ["fold_spk-08.json"]
+    whole = tmp_path / "whole"
+    main([*common[:-2], str(whole), "--no-progress"])  # the same fold in a run of all folds: same seed, same result
+    alone, within = (json.loads((d / "single" / "fold_spk-08.json").read_text()) for d in (out, whole))
+    assert alone["logits"] == within["logits"] and alone["loss"] == within["loss"]
     assert json.loads((out / "single" / "summary.json").read_text())["complete"] is False
     main(common)
     assert sorted(p.name for p in (out / "single").glob("fold_*.json")) == ["fold_spk-03.json", "fold_spk-08.json"]

@@ -94,9 +94,11 @@ def run_config(args: argparse.Namespace):
         raise SystemExit(f"error: unknown variants {sorted(unknown)}: use {','.join(VARIANTS)}")
     if variants and args.model != "deit":
         raise SystemExit("error: masking variants need --model deit (rollout needs attention)")
+    if args.stem != "patch" and args.model != "deit":
+        raise SystemExit("error: --stem is a DeiT option (--model deit)")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
     values.update(variants=variants, progress=not args.no_progress,
-                  only_folds=tuple(f for f in args.folds.split(",") if f))
+                  only_folds=tuple(f.strip() for f in args.folds.split(",") if f.strip()))
     if args.quick:
         values.update(QUICK)
     return RunConfig(**values)

@@ -100,10 +100,15 @@ def deit(n_classes: int, input_shape: tuple[int, int], patch: tuple[int, int] = 
         raise ValueError(f"unknown stem {stem!r}: use patch or conv")
     if stem == "conv" and tuple(patch) != CONV_STEM_STRIDE:
         raise ValueError(f"--stem conv makes 16x16 tokens: it needs --patch 16x16, got {patch[0]}x{patch[1]}")
-    return VisionTransformer(img_size=input_shape, patch_size=patch, in_chans=1, num_classes=n_classes,
-                             embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
-                             drop_path_rate=drop_path, class_token=True, global_pool="token",
-                             embed_layer=_conv_stem_embed if stem == "conv" else PatchEmbed)
+    vit = VisionTransformer(img_size=input_shape, patch_size=patch, in_chans=1, num_classes=n_classes,
+                            embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
+                            drop_path_rate=drop_path, class_token=True, global_pool="token",
+                            embed_layer=_conv_stem_embed if stem == "conv" else PatchEmbed)
+    patch_grid = tuple(n // p for n, p in zip(input_shape, patch))
+    if tuple(vit.patch_embed.grid_size) != patch_grid:  # the pools round up where patches drop the rest
+        raise ValueError(f"--stem conv: {input_shape[1]} frames give {tuple(vit.patch_embed.grid_size)} tokens, "
+                         f"not the {patch_grid} grid of 16x16 patches (frames mod 16 must not be 15)")
+    return vit
 
 
 def build(kind: str, n_classes: int, input_shape: tuple[int, int], **deit_options) -> Classifier:
@@ -145,11 +150,12 @@ def _source_grid(n_patches: int, grid: tuple[int, int]) -> list[int] | None:
     return [side, side] if side * side == n_patches else None
 
 
-def init_vit_from(vit: nn.Module, path: pathlib.Path) -> list[str]:
+def init_vit_from(vit: nn.Module, path: pathlib.Path, fresh_head: bool = False) -> list[str]:
     """Load a local timm ViT/DeiT checkpoint into `vit`, adapting it to this model.
 
     RGB patch weights are summed to one channel, position embeddings are resampled to this
     grid (see `_source_grid` for the checkpoint's), and tensors whose shape still differs (e.g. the classification head) are skipped.
+    `fresh_head` leaves the head fresh even when its shape fits (another corpus's classes).
     Returns the names of the parameters left at their fresh initialisation.
     """
     from timm.layers import resample_abs_pos_embed
@@ -165,7 +171,8 @@ def init_vit_from(vit: nn.Module, path: pathlib.Path) -> list[str]:
         if old_grid:
             state["pos_embed"] = resample_abs_pos_embed(pos, list(vit.patch_embed.grid_size), old_grid,
                                                         num_prefix_tokens=prefix)
-    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape
+              and not (fresh_head and k.startswith("head."))}
     if not usable:
         raise ValueError(f"{path}: no tensor matches this model (is it a timm ViT checkpoint?)")
     vit.load_state_dict(usable, strict=False)

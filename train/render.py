@@ -18,6 +18,8 @@ def load_run_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1")
     """(model, run config dict, feature config, labels) from a run directory's saved state."""
     config = json.loads((run_dir / "config.json").read_text())
     run = config["run"]
+    if run.get("speaker_norm"):
+        raise ValueError(f"{run_dir}: trained on speaker-normalised features; rollout renders raw clips only")
     path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")

@@ -45,7 +45,7 @@ def data_label(run: dict) -> str:
     """"+convstem+init+xravdess+spknorm+seed1": a DeiT's conv stem, a start from a checkpoint,
     added training corpora, speaker normalisation, a seed other than 0 ("" for none of them)."""
     parts = [("convstem", run.get("stem") == "conv"), ("init", run.get("init_from")),
-             (f"x{run.get('extra_train')}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
+             (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
@@ -151,9 +151,9 @@ def markdown(name: str, rows: list[dict]) -> str:
         keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm") if cfg.get(k))
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]
-        walls = sum(s["wall_seconds"] for s in row["wall_sessions"])
+        walls = sum(s["wall_seconds"] for s in row["wall_sessions"])  # concurrent --folds sessions add up
         lines.append(f"- `{run}` ({env['date']}, torch {env['torch']}, commit {env['commit'][:10]}): {settings}; "
-                     f"wall time {walls / 60:.1f} min on a shared 2-core machine with other jobs running.")
+                     f"wall time {walls / 60:.1f} min (sum over sessions) on a shared 2-core machine with other jobs running.")
     lines.append("")
     return "\n".join(lines)
 

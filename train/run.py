@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import platform
 import subprocess
@@ -151,7 +152,7 @@ def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: t
     if cfg.init_from:
         if cfg.model != "deit":
             raise ValueError("--init-from needs --model deit (it loads a timm ViT checkpoint)")
-        models.init_vit_from(model.backbone, pathlib.Path(cfg.init_from))
+        models.init_vit_from(model.backbone, pathlib.Path(cfg.init_from), fresh_head=True)
     model.standardize.fit(train_x)
     if cfg.pretrain_epochs and (cfg.model != "deit" or cfg.stem != "patch"):
         raise ValueError("--pretrain-epochs needs --model deit with --stem patch (MAE reconstructs patch pixels)")
@@ -190,6 +191,10 @@ def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
     shared = set(extra.name.split("+")) & set(corpus.name.split("+"))
     if shared:
         raise ValueError(f"--extra-train {cfg.extra_train}: {', '.join(sorted(shared))} is the evaluated corpus itself")
+    overlap = {c.path.resolve() for c in extra.clips} & {c.path.resolve() for c in corpus.clips}
+    if overlap:
+        raise ValueError(f"--extra-train {cfg.extra_train}: {len(overlap)} files are also in {corpus.name}, "
+                         f"e.g. {sorted(overlap)[0]}")
     if cfg.quick:
         extra = quick_corpus(extra)
     long_x = None if cfg.crop_seconds is None else clip_features(cfg, extra, cfg.crop_seconds)
@@ -221,7 +226,7 @@ def evaluate(model, test_x, test_y, n_classes: int) -> dict:
 
 def write_json(path: pathlib.Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # own name: --folds processes share a run directory
     tmp.write_text(json.dumps(payload, indent=1))
     tmp.replace(path)
 
@@ -240,7 +245,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         train_long_x = None if long_x is None else torch.cat([train_long_x, added.long_x])
     names = [corpus.clips[i].path.name for i in fold.test]
     common = {"fold": fold.name, "test_speakers": sorted(set(corpus.speakers()[fold.test].tolist())),
-              "n_train": len(train_x), "n_added_train": 0 if added is None else len(added.x), "n_test": len(fold.test), "test_clips": names,
+              "n_train": len(fold.train), "n_added_train": 0 if added is None else len(added.x), "n_test": len(fold.test), "test_clips": names,
               "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
     checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
     first = "phase1" if cfg.variants else "single"
@@ -306,17 +311,52 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm")
 
 
+# What else must match for a run directory to be resumed (or shared by --folds processes).
+RESUME_FIELDS = PHASE1_FIELDS + ("variants", "continue_epochs", "continue_lr", "mask_ratio", "mask_fill",
+                                 "head_fusion", "phase1_from", "max_folds")
+
+
+def _differing(path: pathlib.Path, cfg: RunConfig, fields: tuple[str, ...]) -> list[str]:
+    """The `fields` in which the run stored at `path` (config.json) differs from `cfg`."""
+    as_stored = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))  # noqa: E731 (tuples -> lists)
+    source = {**as_stored(RunConfig()), **json.loads(path.read_text())["run"]}  # older runs lack newer fields
+    mine = as_stored(cfg)
+    return [k for k in fields if source.get(k) != mine.get(k)]
+
+
 def check_phase1_source(cfg: RunConfig) -> None:
     """`cfg.phase1_from` must be a run whose phase 1 was trained exactly as this one's would be."""
     path = pathlib.Path(cfg.phase1_from) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: --phase1-from needs a run directory")
-    as_stored = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))  # noqa: E731 (tuples -> lists)
-    source = {**as_stored(RunConfig()), **json.loads(path.read_text())["run"]}  # older runs lack newer fields
-    mine = as_stored(cfg)
-    differ = [k for k in PHASE1_FIELDS if source.get(k) != mine.get(k)]
+    differ = _differing(path, cfg, PHASE1_FIELDS)
     if differ:
         raise ValueError(f"{path}: phase 1 was trained differently ({', '.join(differ)})")
+
+
+def check_resume(cfg: RunConfig, out: pathlib.Path) -> None:
+    """A run directory is resumed only with the settings it was started with."""
+    path = out / "config.json"
+    differ = _differing(path, cfg, RESUME_FIELDS) if path.exists() else []
+    if differ:
+        raise ValueError(f"{out}: started with other settings ({', '.join(differ)}); use another --out")
+
+
+def check_init_source(cfg: RunConfig) -> None:
+    """`--init-from` a train run's checkpoint: that run must not have trained on this corpus,
+    or another fold's test speakers would be in the starting weights."""
+    if not cfg.init_from:
+        return
+    path = pathlib.Path(cfg.init_from).resolve().parents[2] / "config.json"  # RUN/checkpoints/FOLD/X.pt
+    if not path.is_file():
+        return  # a plain timm checkpoint
+    source = json.loads(path.read_text())["run"]
+    parts = {pathlib.Path(p).stem for p in source["corpus"].split("+")}
+    parts |= {pathlib.Path(p).stem for p in (source.get("extra_train") or "").split("+") if p}
+    shared = parts & {pathlib.Path(p).stem for p in cfg.corpus.split("+")}
+    if shared:
+        raise ValueError(f"--init-from {cfg.init_from}: that run trained on {', '.join(sorted(shared))}, "
+                         "the corpus evaluated here (its test speakers could be in the starting weights)")
 
 
 def run(cfg: RunConfig, out: pathlib.Path) -> dict:
@@ -325,24 +365,33 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     cfg.augmentation()  # validates the augmentation settings before any work
     if cfg.crop_seconds is not None and (cfg.crop_seconds < cfg.seconds or cfg.variants):
         raise ValueError(f"--crop-seconds {cfg.crop_seconds}: needs >= --seconds ({cfg.seconds}) and no masking variants")
+    if cfg.speaker_norm and (cfg.crop_seconds is not None or cfg.pretrain_extra):
+        raise ValueError("--speaker-norm: not with --crop-seconds or --pretrain-extra (their clips would be "
+                         "normalised differently or not at all)")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(cfg.corpus, cfg.data)
     if cfg.quick:
         corpus = quick_corpus(corpus)
-    feature_config = cfg.feature_config()
-    x = clip_features(cfg, corpus, cfg.seconds)
-    extra_x = unlabelled_features(cfg)
-    long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
-    added = added_clips(cfg, corpus)
-    y = torch.from_numpy(corpus.targets())
+    check_init_source(cfg)
+    check_resume(cfg, out)
     folds = protocols.make_folds(cfg.protocol, corpus.targets(), corpus.speakers(), cfg.seed)
     if cfg.max_folds:
         folds = folds[: cfg.max_folds]
     empty = [f.name for f in folds if len(f.train) == 0 or len(f.test) == 0]
     if empty:
         raise ValueError(f"{corpus.name} {cfg.protocol}: folds {empty} have no training or no test clips")
+    unknown = sorted(set(cfg.only_folds) - {f.name for f in folds})
+    if unknown:
+        raise ValueError(f"--folds {','.join(unknown)}: not folds of {corpus.name} {cfg.protocol} "
+                         f"({', '.join(f.name for f in folds)})")
+    feature_config = cfg.feature_config()
+    x = clip_features(cfg, corpus, cfg.seconds)
+    extra_x = unlabelled_features(cfg)
+    long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
+    added = added_clips(cfg, corpus)
+    y = torch.from_numpy(corpus.targets())
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
     write_json(out / "config.json", {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(),
                                      "labels": corpus.labels, "n_clips": len(corpus.clips), "input_shape": list(x.shape[1:]),
@@ -350,10 +399,6 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                                      {"corpus": added.corpus.name, "n_clips": len(added.x),
                                       "per_label": dict(zip(corpus.labels, np.bincount(added.y.numpy(), minlength=len(corpus.labels)).tolist()))}, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
                                      "folds": [f.name for f in folds], "environment": environment()})
-    unknown = sorted(set(cfg.only_folds) - {f.name for f in folds})
-    if unknown:
-        raise ValueError(f"--folds {','.join(unknown)}: not folds of {corpus.name} {cfg.protocol} "
-                         f"({', '.join(f.name for f in folds)})")
     start = time.time()
     for index, fold in enumerate(folds):
         if not cfg.only_folds or fold.name in cfg.only_folds:
