@@ -214,6 +214,10 @@ def test_report_tables_a_run(quick_run, tmp_path):
     summary = json.loads((out / "samsg" / "summary.json").read_text())
     assert f"| deit | samsg |" in text and f"{100 * summary['pooled']['ua']:.1f}" in text
     assert "processed copy" in text and "speaker-independent" in text
+    fold_ua = {name: [json.loads(f.read_text())["scores"]["ua"] for f in sorted((out / name).glob("fold_*.json"))]
+               for name in ("none", "samsg")}
+    diff = np.mean(np.subtract(fold_ua["samsg"], fold_ua["none"]))  # paired by fold
+    assert f"samsg − none = {100 * diff:+.1f}" in text
     assert json.loads((tmp_path / "quick.json").read_text())["results"][0]["result_set"] == "phase1"
 
 

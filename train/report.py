@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
+
 from .metrics import plot_confusion, summarise
 
 DATA_NOTES = {
@@ -85,6 +87,24 @@ def paired(rows: list[dict]) -> tuple[list[str], list[tuple[str, float]]]:
     return sorted(common), means
 
 
+def variant_differences(rows: list[dict]) -> list[str]:
+    """Per run with masking variants: each variant's fold UA minus `none`'s on the same folds
+    (same phase-1 weights and seed, so the pairing removes the fold-to-fold spread)."""
+    lines = []
+    for run in dict.fromkeys(r["run"] for r in rows):
+        sets = {r["result_set"]: {f["fold"]: f["scores"]["ua"] for f in r["folds"]} for r in rows if r["run"] == run}
+        if "none" not in sets:
+            continue
+        for name in ("random", "samsg"):
+            common = sorted(set(sets.get(name, {})) & set(sets["none"]))
+            if not common:
+                continue
+            d = np.array([sets[name][f] - sets["none"][f] for f in common])
+            lines.append(f"- `{run}`: {name} − none = {100 * d.mean():+.1f} ± {100 * d.std():.1f} points of fold UA "
+                         f"(better on {(d > 0).sum()} of {len(d)} folds)")
+    return lines
+
+
 def cumulative_seconds(rows: list[dict], row: dict) -> float:
     """Training seconds of this result set's folds, plus those folds' phase 1 it started from."""
     seconds = row["summary"]["train_seconds"]
@@ -121,6 +141,9 @@ def markdown(name: str, rows: list[dict]) -> str:
     if common and any(not r["summary"]["complete"] for r in rows if r["model"].startswith("deit")):
         lines += ["", f"Paired comparison on the {len(common)} folds every DeiT result set has "
                   f"({', '.join(common)}): mean fold UA " + ", ".join(f"{n} {100 * m:.1f} %" for n, m in means) + "."]
+    differences = variant_differences(rows)
+    if differences:
+        lines += ["", "Masking variants against no masking, paired by fold (mean ± std over folds):", *differences]
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
     if pngs:
         lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
