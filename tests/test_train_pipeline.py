@@ -110,6 +110,9 @@ def test_quick_samsg_run_writes_results_and_resumes(quick_run, data_dir):
             assert len(fold["predicted"]) == fold["n_test"] == sum(map(sum, fold["confusion"]))
             logits = np.array(fold["logits"])  # rounded: the predicted class has the top logit
             assert np.array_equal(logits[np.arange(len(logits)), fold["predicted"]], logits.max(axis=1))
+    samsg, random = (json.loads((out / n / "fold_spk-03.json").read_text()) for n in ("samsg", "random"))
+    assert samsg["rollout_share_masked"] >= random["rollout_share_masked"]  # top-k covers the most rollout mass
+    assert 0 < random["rollout_share_masked"] < 1 and samsg["mask_ratio"] == 0.25
     before = {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")}
     main(argv)  # a rerun resumes: finished folds are not trained again
     assert {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")} == before

@@ -201,18 +201,23 @@ def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
     return AddedClips(extra, clip_features(cfg, extra, cfg.seconds), torch.from_numpy(extra.targets()), long_x)
 
 
-def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> torch.Tensor:
-    """The training features as seen in phase 2 by `variant` (originals first)."""
+def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> tuple[torch.Tensor, dict]:
+    """The training features as seen in phase 2 by `variant` (originals first), and how much of
+    the phase-1 model's rollout the masks cover: mean share of each clip's rollout mass under its
+    mask (= the mask ratio for maps that are uniform; SAMSG's top-k is only meaningful above it)."""
     if variant == "none":
-        return torch.cat([train_x, train_x])
+        return torch.cat([train_x, train_x]), {}
     grid = model.backbone.patch_embed.grid_size
+    importance = rollout.patch_importance(model, train_x, cfg.head_fusion)
     if variant == "samsg":
-        mask = masking.top_k_mask(rollout.patch_importance(model, train_x, cfg.head_fusion), cfg.mask_ratio)
+        mask = masking.top_k_mask(importance, cfg.mask_ratio)
     elif variant == "random":
         mask = masking.random_mask(len(train_x), grid, cfg.mask_ratio, torch.Generator().manual_seed(seed))
     else:
         raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    return torch.cat([train_x, masking.apply_mask(train_x, mask, tuple(cfg.patch), cfg.mask_fill)])
+    share = ((importance * mask).flatten(1).sum(1) / importance.flatten(1).sum(1)).mean().item()
+    masked = masking.apply_mask(train_x, mask, tuple(cfg.patch), cfg.mask_fill)
+    return torch.cat([train_x, masked]), {"rollout_share_masked": share, "mask_ratio": cfg.mask_ratio}
 
 
 def evaluate(model, test_x, test_y, n_classes: int) -> dict:
@@ -274,7 +279,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
             continue
         start = time.time()
         model.load_state_dict(phase1)
-        seen_x = masked_copies(cfg, variant, model, train_x, seed)
+        seen_x, mask_info = masked_copies(cfg, variant, model, train_x, seed)
         history = loop.fit(model, seen_x, torch.cat([train_y, train_y]), n_classes, epochs=cfg.continue_epochs,
                            lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
                            seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
@@ -282,7 +287,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         result = evaluate(model, test_x, test_y, n_classes)
         (out / "checkpoints" / fold.name).mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), out / "checkpoints" / fold.name / f"{variant}.pt")
-        write_json(path, {**common, **result, "epochs": cfg.continue_epochs, "loss": history,
+        write_json(path, {**common, **result, "epochs": cfg.continue_epochs, "loss": history, **mask_info,
                           "train_seconds": time.time() - start})
 
 
