@@ -305,3 +305,28 @@ def test_folds_option_trains_only_those_folds_and_the_rest_resume(data_dir, tmp_
     assert json.loads((out / "single" / "summary.json").read_text())["complete"] is True
     with pytest.raises(SystemExit, match="not folds of emodb loso"):
         main([*common, "--folds", "spk-99"])
+
+
+def test_ensemble_averages_the_members_probabilities(data_dir, tmp_path):
+    from train.ensemble import ensemble
+    from train.report import write_report
+
+    runs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    for seed, run in enumerate(runs):
+        main(["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(run),
+              "--seed", str(seed), "--no-progress"])
+    summary = ensemble(runs, tmp_path / "ens")
+    for fold in ("spk-03", "spk-08"):
+        members = [json.loads((r / "single" / f"fold_{fold}.json").read_text()) for r in runs]
+        probs = [torch.softmax(torch.tensor(m["logits"], dtype=torch.float64), dim=1) for m in members]
+        result = json.loads((tmp_path / "ens" / "ensemble" / f"fold_{fold}.json").read_text())
+        assert result["predicted"] == ((probs[0] + probs[1]) / 2).argmax(dim=1).tolist()
+        assert result["test_clips"] == members[0]["test_clips"]
+    assert summary["n_folds"] == 2
+    text = write_report("ens", [tmp_path / "ens"], tmp_path / "report").read_text()
+    assert "| cnn+ens2 | ensemble |" in text
+    config = json.loads((runs[1] / "config.json").read_text())
+    config["labels"] = config["labels"][::-1]
+    (runs[1] / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="labels differ"):
+        ensemble(runs, tmp_path / "bad")

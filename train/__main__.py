@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -127,6 +127,14 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     pretrain_main(args)
 
 
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from .ensemble import ensemble
+
+    s = ensemble(args.runs, args.out, args.result_set)
+    print(f"ensemble of {len(args.runs)}: UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}% "
+          f"(fold UA {100 * s['fold_mean']['ua']:.1f}±{100 * s['fold_std']['ua']:.1f}, {s['n_folds']} folds)")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
@@ -155,6 +163,11 @@ def parser() -> argparse.ArgumentParser:
 
     add_pretrain_options(pre)
     pre.set_defaults(func=cmd_pretrain)
+    ens = sub.add_parser("ensemble", help="average the class probabilities of finished runs (same protocol)")
+    ens.add_argument("--out", required=True, type=pathlib.Path, help="directory for the ensemble's results")
+    ens.add_argument("--result-set", default="single", help="which result set of each run (single, samsg, ...)")
+    ens.add_argument("runs", nargs="+", type=pathlib.Path)
+    ens.set_defaults(func=cmd_ensemble)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))

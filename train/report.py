@@ -33,6 +33,7 @@ RESULT_SETS = {
     "none": "phase 1 + continuation on the originals (no masking)",
     "random": "phase 1 + continuation on originals + random-patch-masked copies",
     "samsg": "phase 1 + continuation on originals + SAMSG (top-k rollout) masked copies",
+    "ensemble": "mean class probabilities of the runs in `ensemble_of` (python -m train ensemble)",
 }
 
 
@@ -48,7 +49,8 @@ def data_label(run: dict) -> str:
     added training corpora, speaker normalisation, a seed other than 0 ("" for none of them)."""
     parts = [("convstem", run.get("stem") == "conv"), ("init", run.get("init_from")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
-             (f"seed{run.get('seed')}", run.get("seed"))]
+             (f"seed{run.get('seed')}", run.get("seed")),
+             (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
@@ -171,7 +173,7 @@ def markdown(name: str, rows: list[dict]) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm") if cfg.get(k))
+        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm", "ensemble_of") if cfg.get(k))
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]
         walls = sum(s["wall_seconds"] for s in row["wall_sessions"])  # concurrent --folds sessions add up
