@@ -182,13 +182,19 @@ def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tenso
     return torch.from_numpy(speaker_normalise(x, corpus.speakers()) if cfg.speaker_norm else x)
 
 
+def corpus_parts(name: str | None) -> set[str]:
+    """The corpora a `--corpus` / `--extra-train` value names: "emodb+ravdess" -> {"emodb",
+    "ravdess"}; a manifest by its file stem (as `Corpus.name` has it)."""
+    return {pathlib.Path(part).stem for part in (name or "").split("+") if part}
+
+
 def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
     """The `cfg.extra_train` corpus in `corpus`'s labels; it must be another corpus, so none of
     its speakers can be a test speaker."""
     if not cfg.extra_train:
         return None
     extra = relabel_into(load_corpus(cfg.extra_train, cfg.data), corpus.labels)
-    shared = set(extra.name.split("+")) & set(corpus.name.split("+"))
+    shared = corpus_parts(extra.name) & corpus_parts(corpus.name)
     if shared:
         raise ValueError(f"--extra-train {cfg.extra_train}: {', '.join(sorted(shared))} is the evaluated corpus itself")
     overlap = {c.path.resolve() for c in extra.clips} & {c.path.resolve() for c in corpus.clips}
@@ -250,7 +256,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         train_long_x = None if long_x is None else torch.cat([train_long_x, added.long_x])
     names = [corpus.clips[i].path.name for i in fold.test]
     common = {"fold": fold.name, "test_speakers": sorted(set(corpus.speakers()[fold.test].tolist())),
-              "n_train": len(fold.train), "n_added_train": 0 if added is None else len(added.x), "n_test": len(fold.test), "test_clips": names,
+              "n_train": len(fold.train), "n_added_train": 0 if added is None else len(added.x),
+              "n_test": len(fold.test), "test_clips": names,
               "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
     checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
     first = "phase1" if cfg.variants else "single"
@@ -356,9 +363,7 @@ def check_init_source(cfg: RunConfig) -> None:
     if not path.is_file():
         return  # a plain timm checkpoint
     source = json.loads(path.read_text())["run"]
-    parts = {pathlib.Path(p).stem for p in source["corpus"].split("+")}
-    parts |= {pathlib.Path(p).stem for p in (source.get("extra_train") or "").split("+") if p}
-    shared = parts & {pathlib.Path(p).stem for p in cfg.corpus.split("+")}
+    shared = (corpus_parts(source["corpus"]) | corpus_parts(source.get("extra_train"))) & corpus_parts(cfg.corpus)
     if shared:
         raise ValueError(f"--init-from {cfg.init_from}: that run trained on {', '.join(sorted(shared))}, "
                          "the corpus evaluated here (its test speakers could be in the starting weights)")
