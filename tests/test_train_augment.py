@@ -56,6 +56,29 @@ def test_bad_augmentation_settings_are_errors():
         augment.Augmentation(mixup_alpha=-0.2)
 
 
+def test_frequency_warp_rescales_each_clips_bands_in_hz():
+    from edge_ser.config import FeatureConfig
+
+    centres = augment.band_centres_hz(FeatureConfig())
+    assert len(centres) == 64 and all(a < b for a, b in zip(centres, centres[1:]))
+    # A clip whose log-mel equals each band's centre frequency: linear interpolation is exact for
+    # it, so the warped clip must hold c_m / a with one factor a per clip, edges clamped.
+    x = torch.tensor(centres).view(1, -1, 1).repeat(6, 1, 4)
+    warped = augment.freq_warp(x, 0.1, centres, torch.Generator().manual_seed(0))
+    factor = x[:, 20, 0] / warped[:, 20, 0]
+    assert ((factor >= 0.9) & (factor <= 1.1)).all() and len(set(factor.tolist())) == 6
+    expected = (x / factor.view(-1, 1, 1)).clamp(centres[0], centres[-1])
+    assert torch.allclose(warped, expected, rtol=1e-5)
+    assert torch.equal(augment.freq_warp(x, 0.0, centres, torch.Generator()), x)
+
+
+def test_frequency_warp_needs_band_centres_and_a_sane_range():
+    with pytest.raises(ValueError, match="freq_warp"):
+        augment.Augmentation(freq_warp=0.6, band_hz=(1.0, 2.0))
+    with pytest.raises(ValueError, match="band_hz"):
+        augment.Augmentation(freq_warp=0.1)
+
+
 def test_mixup_mixes_clips_and_the_loss_is_soft_target_cross_entropy():
     x = spectrograms(n=8)
     mixed, partner, lam = augment.mixup(x, 0.4, torch.Generator().manual_seed(4), np.random.default_rng(4))
@@ -133,6 +156,15 @@ def test_cli_options_reach_the_run_config():
     assert cfg.crop_frames() == 301
     defaults = run_config(parser().parse_args(["fit", "--out", "x"]))
     assert defaults.augmentation() == augment.Augmentation() and defaults.crop_frames() is None
+    assert defaults.feature_config().normalize == "none"
+    warped = run_config(parser().parse_args(["fit", "--out", "x", "--freq-warp", "0.1", "--normalize", "utterance"]))
+    assert warped.augmentation().freq_warp == 0.1 and len(warped.augmentation().band_hz) == 64
+    assert warped.feature_config().normalize == "utterance"
+
+
+def test_utterance_normalisation_with_random_crops_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--normalize utterance: not with --crop-seconds"):
+        run(RunConfig(seconds=2.0, crop_seconds=3.0, normalize="utterance"), tmp_path / "run")
 
 
 def test_crop_shorter_than_the_window_is_refused(tmp_path):
@@ -144,7 +176,7 @@ def test_quick_run_with_random_crops_and_augmentation(data_dir, tmp_path):
     cfg = run_config(parser().parse_args(["fit", "--quick", "--no-progress", "--data", str(data_dir), "--out", "x",
                                           "--cache", str(tmp_path / "cache"), "--seconds", "1.5",
                                           "--crop-seconds", "2.0", "--freq-masks", "1", "--time-masks", "1",
-                                          "--mixup", "0.2"]))
+                                          "--mixup", "0.2", "--freq-warp", "0.1"]))
     summaries = run(cfg, tmp_path / "run")
     assert summaries["single"]["n_folds"] == 2
     # Features at both lengths: 1.5 s (test clips, standardiser) and the 2.0-s pool of training windows.

@@ -64,8 +64,9 @@ def test_manifest_corpus(data_dir, tmp_path):
         data.load_manifest(bad)
 
 
-def test_training_features_equal_the_runtime(data_dir, tmp_path):
-    config = FeatureConfig()
+@pytest.mark.parametrize("normalize", ["none", "utterance"])
+def test_training_features_equal_the_runtime(data_dir, tmp_path, normalize):
+    config = FeatureConfig(normalize=normalize)
     for path in sorted((data_dir / "emodb" / "wav").glob("*.wav"))[:3]:
         audio = data.read_audio(path)
         assert len(audio) == config.n_samples(2.0)  # the processed EmoDB copy: exactly 2.0 s

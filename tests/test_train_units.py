@@ -142,3 +142,12 @@ def test_speaker_normalise_uses_each_speakers_own_clips_only():
     changed = x.copy()
     changed[speakers == "b"] *= 10  # another speaker's audio does not move speaker a's features
     assert np.array_equal(speaker_normalise(changed, speakers)[speakers == "a"], z[speakers == "a"])
+
+
+def test_report_labels_name_what_a_run_changed():
+    from train.report import augmentation_label, data_label
+
+    assert augmentation_label({"freq_masks": 0, "mixup": 0.0}) == "" and data_label({"seed": 0}) == ""
+    assert augmentation_label({"freq_warp": 0.1, "time_masks": 2, "crop_seconds": 3.5}) == "+warp+SpecAug+crop"
+    assert data_label({"normalize": "utterance", "stem": "conv", "speaker_norm": True, "seed": 2,
+                       "extra_train": "ravdess"}) == "+uttnorm+convstem+xravdess+spknorm+seed2"

@@ -38,6 +38,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--variants", default=variants, help="comma list of none,random,samsg (empty: one phase)")
     p.add_argument("--seconds", type=float, default=d.seconds)
     p.add_argument("--n-mels", type=int, default=d.n_mels)
+    p.add_argument("--normalize", default=d.normalize, choices=["none", "utterance"],
+                   help="utterance: z-score each band over the clip's own frames (the runtime does the same)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -59,6 +61,9 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--freq-mask-width", type=int, default=d.freq_mask_width, help="max mel bands per frequency mask")
     p.add_argument("--time-masks", type=int, default=d.time_masks, help="SpecAugment time masks per clip")
     p.add_argument("--time-mask-width", type=int, default=d.time_mask_width, help="max frames per time mask")
+    p.add_argument("--freq-warp", type=float, default=d.freq_warp,
+                   help="VTLP-style frequency warp: each training clip's bands rescaled in Hz by a factor "
+                        "uniform in [1-W, 1+W]; 0 = off")
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
     p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
                    help="train on random --seconds windows of clips fixed to this length (test: centre crop)")

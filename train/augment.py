@@ -1,5 +1,9 @@
 """Training-time augmentation of log-mel batches [B, n_mels, frames] (raw, before the model's
-own per-band standardisation): SpecAugment masks, mixup, random crops.
+own per-band standardisation): frequency warping, SpecAugment masks, mixup, random crops.
+
+Frequency warping: VTLP (Jaitly & Hinton, ICML workshop 2013) in its plain form, applied to the
+log-mel bands: each clip's spectral envelope is rescaled in Hz by one factor drawn per clip, which
+imitates a longer or shorter vocal tract, i.e. another speaker.
 
 SpecAugment: Park et al., Interspeech 2019 (frequency and time masking; no time warping).
 Mixup: Zhang et al., ICLR 2018 (pairs of clips and their targets mixed with one Beta-drawn weight
@@ -23,6 +27,8 @@ class Augmentation:
     time_masks: int = 0  # SpecAugment time masks per clip
     time_mask_width: int = 20  # frames (10 ms): each mask is 0..width frames wide
     mixup_alpha: float = 0.0  # Beta(alpha, alpha) mixing weight; 0 = no mixup
+    freq_warp: float = 0.0  # max relative warp: factors uniform in [1 - w, 1 + w]; 0 = off
+    band_hz: tuple[float, ...] = ()  # centre frequency of each mel band (needed by freq_warp)
 
     def __post_init__(self):
         for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
@@ -30,6 +36,10 @@ class Augmentation:
                 raise ValueError(f"augmentation {name} must be >= 0, got {getattr(self, name)}")
         if self.mixup_alpha < 0:
             raise ValueError(f"augmentation mixup_alpha must be >= 0, got {self.mixup_alpha}")
+        if not 0 <= self.freq_warp < 0.5:
+            raise ValueError(f"augmentation freq_warp must be in [0, 0.5), got {self.freq_warp}")
+        if self.freq_warp and len(self.band_hz) < 2:
+            raise ValueError("augmentation freq_warp needs the mel bands' centre frequencies (band_hz)")
 
     @property
     def masks(self) -> bool:
@@ -49,6 +59,30 @@ def mask_axis(batch: torch.Tensor, axis: int, n_masks: int, max_width: int,
     hidden = hidden.unsqueeze(2 if axis == 1 else 1)
     fill = batch.mean(dim=(1, 2), keepdim=True)  # a masked region carries no band-specific energy
     return torch.where(hidden, fill, batch)
+
+
+def freq_warp(batch: torch.Tensor, max_warp: float, band_hz: tuple[float, ...],
+              generator: torch.Generator) -> torch.Tensor:
+    """Per clip of `batch` [B, n_mels, frames], one factor a ~ U[1 - max_warp, 1 + max_warp]:
+    band m (centre c_m Hz) takes the log-mel found at c_m / a Hz, linearly interpolated between
+    the two nearest band centres (content moves up in frequency for a > 1). Beyond the lowest
+    or highest centre the edge band is repeated. Returns a new tensor."""
+    centres = torch.tensor(band_hz, dtype=batch.dtype)
+    factor = 1 + max_warp * (2 * torch.rand(len(batch), 1, generator=generator, dtype=batch.dtype) - 1)
+    source = (centres.unsqueeze(0) / factor).clamp(centres[0], centres[-1])  # [B, n_mels] in Hz
+    upper = torch.searchsorted(centres, source).clamp(1, len(centres) - 1)
+    lower = upper - 1
+    weight = ((source - centres[lower]) / (centres[upper] - centres[lower])).unsqueeze(-1)
+    gather = lambda index: batch.gather(1, index.unsqueeze(-1).expand_as(batch))  # noqa: E731
+    return (1 - weight) * gather(lower) + weight * gather(upper)
+
+
+def band_centres_hz(config) -> tuple[float, ...]:
+    """Centre frequency in Hz of each mel band of `config` (an edge_ser FeatureConfig)."""
+    from edge_ser.reference import hz_to_mel, mel_to_hz
+
+    edges = mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
+    return tuple(float(f) for f in edges[1:-1])
 
 
 def spec_augment(batch: torch.Tensor, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import Augmentation, mixed_loss, mixup, random_crop, spec_augment
+from .augment import Augmentation, freq_warp, mixed_loss, mixup, random_crop, spec_augment
 
 MAX_SHIFT_FRAMES = 20  # augmentation: random circular time shift of up to ±0.2 s
 
@@ -68,7 +68,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
-    circular time shift, then `augmentation`'s SpecAugment masks and mixup (default: none)."""
+    circular time shift, then `augmentation`'s frequency warp, SpecAugment masks and mixup
+    (default: none)."""
     augmentation = augmentation or Augmentation()
     generator = torch.Generator().manual_seed(seed)
     # Only drawn from when mixup is on, so runs without it keep their exact random stream.
@@ -83,7 +84,10 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         batch = features[index]
         if crop_frames is not None:
             batch = random_crop(batch, crop_frames, generator)
-        batch = spec_augment(time_shift(batch, generator), augmentation, generator)
+        batch = time_shift(batch, generator)
+        if augmentation.freq_warp:
+            batch = freq_warp(batch, augmentation.freq_warp, augmentation.band_hz, generator)
+        batch = spec_augment(batch, augmentation, generator)
         if rng is None:
             return loss_fn(model(batch), targets[index])
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)

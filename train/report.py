@@ -38,16 +38,18 @@ RESULT_SETS = {
 
 
 def augmentation_label(run: dict) -> str:
-    """"+SpecAug+mixup+crop" for the opt-in augmentations a run used ("" for older runs)."""
-    parts = [("SpecAug", run.get("freq_masks") or run.get("time_masks")), ("mixup", run.get("mixup")),
-             ("crop", run.get("crop_seconds"))]
+    """"+warp+SpecAug+mixup+crop" for the opt-in augmentations a run used ("" for older runs)."""
+    parts = [("warp", run.get("freq_warp")), ("SpecAug", run.get("freq_masks") or run.get("time_masks")),
+             ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
 def data_label(run: dict) -> str:
-    """"+convstem+init+xravdess+spknorm+seed1": a DeiT's conv stem, a start from a checkpoint,
-    added training corpora, speaker normalisation, a seed other than 0 ("" for none of them)."""
-    parts = [("convstem", run.get("stem") == "conv"), ("init", run.get("init_from")),
+    """"+uttnorm+convstem+init+xravdess+spknorm+seed1": per-clip feature normalisation, a DeiT's
+    conv stem, a start from a checkpoint, added training corpora, speaker normalisation, a seed
+    other than 0 ("" for none of them)."""
+    parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
+             ("init", run.get("init_from")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]
@@ -168,12 +170,14 @@ def markdown(name: str, rows: list[dict]) -> str:
         keys = ("model", "epochs", "lr", "weight_decay", "batch_size", "warmup_epochs", "variants", "continue_epochs",
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
                 "stem", "pretrain_epochs", "phase1_from", "seed", "threads")
-        augmentation = ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup", "crop_seconds")
+        augmentation = ("freq_warp", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup",
+                        "crop_seconds")
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
         keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm", "ensemble_of") if cfg.get(k))
+        keys += ("normalize",) if cfg.get("normalize", "none") != "none" else ()
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]
         walls = sum(s["wall_seconds"] for s in row["wall_sessions"])  # concurrent --folds sessions add up

@@ -25,7 +25,7 @@ import torch
 from edge_ser.config import FeatureConfig
 
 from . import loop, masking, metrics, models, protocols, rollout
-from .augment import Augmentation
+from .augment import Augmentation, band_centres_hz
 from .data import Corpus, load_corpus, relabel_into
 from .features import corpus_features, speaker_normalise
 
@@ -40,6 +40,9 @@ class RunConfig:
     model: str = "cnn"  # cnn | deit
     seconds: float = 2.0  # clip length fed to the model (crop/pad), seconds
     n_mels: int = 64
+    # Per-clip per-band z-scoring, done by the runtime's extractor too (FeatureConfig.normalize):
+    # "none" | "utterance".
+    normalize: str = "none"
     epochs: int = 60  # phase 1 (or the only phase)
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -63,6 +66,7 @@ class RunConfig:
     time_masks: int = 0  # SpecAugment time masks per clip
     time_mask_width: int = 20  # frames (10 ms each), each mask 0..width wide
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
+    freq_warp: float = 0.0  # VTLP-style warp of each clip's mel bands by a factor in [1 - w, 1 + w]
     crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
     # Labelled clips of another corpus added to every fold's training set (never to a test set),
     # relabelled into this corpus's labels (train.data.relabel_into).
@@ -82,12 +86,13 @@ class RunConfig:
     progress: bool = True
 
     def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(n_mels=self.n_mels)
+        return FeatureConfig(n_mels=self.n_mels, normalize=self.normalize)
 
     def augmentation(self) -> Augmentation:
         return Augmentation(freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width,
                             time_masks=self.time_masks, time_mask_width=self.time_mask_width,
-                            mixup_alpha=self.mixup)
+                            mixup_alpha=self.mixup, freq_warp=self.freq_warp,
+                            band_hz=band_centres_hz(self.feature_config()) if self.freq_warp else ())
 
     def crop_frames(self) -> int | None:
         """Window length in frames for random crops (None: no random crop)."""
@@ -320,7 +325,8 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
 PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
-                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm")
+                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "normalize",
+                 "freq_warp")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -378,6 +384,9 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.speaker_norm and (cfg.crop_seconds is not None or cfg.pretrain_extra):
         raise ValueError("--speaker-norm: not with --crop-seconds or --pretrain-extra (their clips would be "
                          "normalised differently or not at all)")
+    if cfg.normalize != "none" and cfg.crop_seconds is not None:
+        raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
+                         "the long clip, not over the window the model and the runtime see)")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
