@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | enrolment | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -132,6 +132,22 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     pretrain_main(args)
 
 
+def cmd_enrolment(args: argparse.Namespace) -> None:
+    from .enrolment import ALL, enrolment_scores, write_enrolment_report
+
+    try:
+        ks = tuple(sorted({int(k) for k in args.clips.split(",")}))
+    except ValueError:
+        raise SystemExit(f"error: --clips must be a comma list of positive integers, got {args.clips!r}") from None
+    if not ks or ks[0] < 1 or args.repeats < 1:
+        raise SystemExit(f"error: --clips needs positive counts and --repeats >= 1, got {args.clips!r}, {args.repeats}")
+    result = enrolment_scores(args.run, args.baseline, ks, args.repeats, args.seed, args.data)
+    path = write_enrolment_report(result, args.name, args.out)
+    for name, s in result["sets"].items():
+        print(f"{name if name != ALL else 'all clips'}: UA {100 * sum(s['ua']) / len(s['ua']):.1f}%")
+    print(f"wrote {path}")
+
+
 def cmd_ensemble(args: argparse.Namespace) -> None:
     from .ensemble import ensemble
 
@@ -168,6 +184,17 @@ def parser() -> argparse.ArgumentParser:
 
     add_pretrain_options(pre)
     pre.set_defaults(func=cmd_pretrain)
+    enr = sub.add_parser("enrolment", help="re-score a --speaker-norm run with statistics from k clips per test speaker")
+    enr.add_argument("--run", required=True, type=pathlib.Path, help="a finished --speaker-norm run directory")
+    enr.add_argument("--baseline", action="append", default=[], type=pathlib.Path,
+                     help="a plain run of the same protocol, scored on the same clips (repeatable)")
+    enr.add_argument("--clips", default="1,3,5,10", help="enrolment clip counts k (comma list)")
+    enr.add_argument("--repeats", type=int, default=5, help="random enrolment draws per speaker")
+    enr.add_argument("--seed", type=int, default=0)
+    enr.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    enr.add_argument("--name", required=True, help="report file stem, e.g. emodb_loso_enrolment")
+    enr.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    enr.set_defaults(func=cmd_enrolment)
     ens = sub.add_parser("ensemble", help="average the class probabilities of finished runs (same protocol)")
     ens.add_argument("--out", required=True, type=pathlib.Path, help="directory for the ensemble's results")
     ens.add_argument("--result-set", default="single", help="which result set of each run (single, samsg, ...)")

@@ -64,6 +64,12 @@ def corpus_features(corpus: Corpus, config: FeatureConfig, seconds: float,
     return np.stack([cached_log_mel(c.path, config, seconds, cache_dir) for c in clips])
 
 
+def band_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std (floored at 1e-3) over all clips and frames of [N, n_mels, frames];
+    each [1, n_mels, 1], so they broadcast over clips."""
+    return features.mean(axis=(0, 2), keepdims=True), np.maximum(features.std(axis=(0, 2), keepdims=True), 1e-3)
+
+
 def speaker_normalise(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     """[N, n_mels, frames] with each speaker's clips z-scored per mel band over that speaker's
     own clips and frames. Transductive: a test speaker's statistics come from its unlabelled
@@ -71,7 +77,6 @@ def speaker_normalise(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     out = np.empty_like(features)
     for speaker in np.unique(speakers):
         own = speakers == speaker
-        mean = features[own].mean(axis=(0, 2), keepdims=True)
-        std = np.maximum(features[own].std(axis=(0, 2), keepdims=True), 1e-3)
+        mean, std = band_stats(features[own])
         out[own] = (features[own] - mean) / std
     return out

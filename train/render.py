@@ -9,25 +9,19 @@ import torch
 
 from edge_ser.config import FeatureConfig
 
-from . import models, rollout
+from . import rollout
 from .data import read_audio
 from .features import clip_log_mel
+from .run import load_fold_model
 
 
 def load_run_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1"):
     """(model, run config dict, feature config, labels) from a run directory's saved state."""
     config = json.loads((run_dir / "config.json").read_text())
-    run = config["run"]
-    if run.get("speaker_norm"):
+    if config["run"].get("speaker_norm"):
         raise ValueError(f"{run_dir}: trained on speaker-normalised features; rollout renders raw clips only")
-    path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")
-    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"],
-               "stem": run.get("stem", "patch")}
-    model = models.build(run["model"], len(config["labels"]), tuple(config["input_shape"]), **options)
-    model.load_state_dict(torch.load(path, weights_only=True))
-    return model.eval(), run, FeatureConfig.from_dict(config["feature_config"]), config["labels"]
+    model, config = load_fold_model(run_dir, fold, checkpoint)
+    return model, config["run"], FeatureConfig.from_dict(config["feature_config"]), config["labels"]
 
 
 def render_rollout(run_dir: pathlib.Path, fold: str, checkpoint: str, audio_path: pathlib.Path,

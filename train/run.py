@@ -247,6 +247,21 @@ def write_json(path: pathlib.Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1") -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, the run's config.json) from a fold's saved checkpoint; `checkpoint`
+    is phase1 (the only one of a single-phase run) or a variant's name."""
+    config = json.loads((run_dir / "config.json").read_text())
+    run = config["run"]
+    path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")
+    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"],
+               "stem": run.get("stem", "patch")}
+    model = models.build(run["model"], len(config["labels"]), tuple(config["input_shape"]), **options)
+    model.load_state_dict(torch.load(path, weights_only=True))
+    return model.eval(), config
+
+
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
              long_x: torch.Tensor | None = None, added: AddedClips | None = None) -> None:

@@ -1,0 +1,195 @@
+"""Speaker normalisation a device could do: each speaker's statistics from a few enrolment clips.
+
+A `--speaker-norm` run z-scores every speaker per mel band over all of that speaker's clips,
+test speakers included, which a device meeting a new voice never has. What it could have is
+the first few clips it hears (or a short recording at set-up). This re-scores such a run's
+saved fold models with each test speaker's statistics taken from k of its clips only:
+
+- for each test speaker and each of `repeats` draws, a seeded random order of its clips; the
+  first k (for every k asked) are the enrolment clips, and the clips after the first max(k)
+  are scored, so every k is scored on the same clips;
+- `all` scores those same clips with the run's own statistics (every clip of the speaker);
+- plain runs (`baselines`: same protocol, no speaker normalisation) are scored on the same
+  clips from the predictions their fold JSONs keep, so the gain is measured like for like.
+
+Enrolment clips are drawn at random from an acted corpus, so they hold every emotion in the
+corpus's proportions; a user's first minutes are likelier to be mostly neutral. Nothing is
+retrained and nothing is chosen on the test folds.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import torch
+
+from edge_ser.config import FeatureConfig
+
+from . import metrics
+from .data import load_corpus
+from .features import band_stats, corpus_features
+from .loop import predict_logits
+from .run import RunConfig, feature_cache, load_fold_model, quick_corpus, write_json
+
+DEFAULT_KS = (1, 3, 5, 10)
+ALL = "all"
+
+
+def normalised(clips: np.ndarray, enrolment: np.ndarray) -> torch.Tensor:
+    """Clips [N, n_mels, frames] z-scored per band with the statistics of `enrolment` [k, ...]."""
+    mean, std = band_stats(enrolment)
+    return torch.from_numpy((clips - mean) / std)
+
+
+def read_run(run_dir: pathlib.Path, must_normalise: bool) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a training run directory")
+    config = json.loads(path.read_text())
+    if bool(config["run"].get("speaker_norm")) != must_normalise:
+        kind = "a --speaker-norm run" if must_normalise else "a run without --speaker-norm"
+        raise ValueError(f"{run_dir}: needs to be {kind}")
+    return config
+
+
+def result_dir(run_dir: pathlib.Path, config: dict) -> pathlib.Path:
+    """Where a run's per-fold results live: `single`, or `ensemble` for `python -m train ensemble`."""
+    return run_dir / ("ensemble" if config["run"].get("ensemble_of") else "single")
+
+
+def fold_result(run_dir: pathlib.Path, config: dict, fold: str) -> dict:
+    path = result_dir(run_dir, config) / f"fold_{fold}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: fold not finished")
+    return json.loads(path.read_text())
+
+
+def fold_predictions(run_dir: pathlib.Path, config: dict, fold: str) -> dict[str, int]:
+    """{clip file name: predicted class} of one fold of a finished run."""
+    result = fold_result(run_dir, config, fold)
+    return dict(zip(result["test_clips"], result["predicted"]))
+
+
+def run_corpus(config: dict, data: str | None):
+    """The run's corpus (cut as `--quick` cut it) and its features [N, n_mels, frames]."""
+    cfg = RunConfig(**{**config["run"], "data": data or config["run"].get("data")})
+    corpus = load_corpus(cfg.corpus, cfg.data)
+    if cfg.quick:
+        corpus = quick_corpus(corpus)
+    features = FeatureConfig.from_dict(config["feature_config"])
+    return corpus, corpus_features(corpus, features, cfg.seconds, feature_cache(cfg), cfg.progress)
+
+
+def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (),
+                          ks: tuple[int, ...] = DEFAULT_KS, repeats: int = 5, seed: int = 0,
+                          data: str | None = None) -> dict:
+    """Per draw r: the scored clips' names and true targets, and each set's predictions for them
+    ({"k=1": ..., ALL: ..., str(baseline): ...}): {"names": [r][...], "true": [r][...],
+    "predicted": {set: [r][...]}, "config": the run's config.json}."""
+    run_dir, baselines = pathlib.Path(run_dir), [pathlib.Path(b) for b in baselines]
+    config = read_run(run_dir, must_normalise=True)
+    others = [read_run(b, must_normalise=False) for b in baselines]
+    for baseline, other in zip(baselines, others):
+        if (other["folds"], other["labels"], other["run"]["corpus"]) != (config["folds"], config["labels"], config["run"]["corpus"]):
+            raise ValueError(f"{baseline}: not the same corpus, labels and folds as {run_dir}")
+    corpus, x = run_corpus(config, data)
+    row_of = {clip.path.name: i for i, clip in enumerate(corpus.clips)}
+    speakers, targets = corpus.speakers(), corpus.targets()
+    sets = [*(f"k={k}" for k in ks), ALL, *(str(b) for b in baselines)]
+    out = {"names": [[] for _ in range(repeats)], "true": [[] for _ in range(repeats)],
+           "predicted": {name: [[] for _ in range(repeats)] for name in sets}, "config": config}
+    rng = np.random.default_rng(seed)
+    for fold in config["folds"]:
+        model, _ = load_fold_model(run_dir, fold)
+        plain = [fold_predictions(b, other, fold) for b, other in zip(baselines, others)]
+        rows = np.array([row_of[name] for name in fold_result(run_dir, config, fold)["test_clips"]])
+        for speaker in sorted(set(speakers[rows].tolist())):
+            own = rows[speakers[rows] == speaker]
+            if len(own) <= max(ks):
+                raise ValueError(f"{fold}: speaker {speaker} has {len(own)} clips, too few to enrol {max(ks)}")
+            for r in range(repeats):
+                order = rng.permutation(len(own))
+                scored = own[order[max(ks):]]
+                names = [corpus.clips[i].path.name for i in scored]
+                out["names"][r] += names
+                out["true"][r] += targets[scored].tolist()
+                for k, name in [*((k, f"k={k}") for k in ks), (None, ALL)]:
+                    enrol = x[own] if k is None else x[own[order[:k]]]
+                    logits = predict_logits(model, normalised(x[scored], enrol))
+                    out["predicted"][name][r] += logits.argmax(axis=1).tolist()
+                for baseline, predicted in zip(baselines, plain):
+                    out["predicted"][str(baseline)][r] += [predicted[n] for n in names]
+    return out
+
+
+def enrolment_scores(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (), ks: tuple[int, ...] = DEFAULT_KS,
+                     repeats: int = 5, seed: int = 0, data: str | None = None) -> dict:
+    """UA, WA, macro-F1 per draw of every set of `enrolment_predictions`, with what they were
+    measured on: {"sets": {name: {"ua": [per draw], ...}}, "n_scored": clips per draw, ...}."""
+    found = enrolment_predictions(run_dir, baselines, ks, repeats, seed, data)
+    config, n_classes = found["config"], len(found["config"]["labels"])
+    sets = {}
+    for name, per_draw in found["predicted"].items():
+        draws = [metrics.scores(metrics.confusion(np.array(t), np.array(p), n_classes))
+                 for t, p in zip(found["true"], per_draw)]
+        sets[name] = {m: [d[m] for d in draws] for m in ("ua", "wa", "macro_f1")}
+    return {"run": str(run_dir), "corpus": config["run"]["corpus"], "protocol": config["run"]["protocol"],
+            "ks": list(ks), "repeats": repeats, "seed": seed, "n_scored": len(found["true"][0]),
+            "clip_seconds": config["run"]["seconds"], "baselines": [str(b) for b in baselines], "sets": sets}
+
+
+def write_enrolment_report(result: dict, name: str, out_dir: pathlib.Path) -> pathlib.Path:
+    """`{name}.json`, `{name}.md` (table) and `{name}.png` (UA against enrolment clips)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / f"{name}.json", result)
+    plot_enrolment(result, out_dir / f"{name}.png")
+    mean = lambda v: 100 * float(np.mean(v))  # noqa: E731
+    std = lambda v: 100 * float(np.std(v))  # noqa: E731
+    lines = [f"# {result['corpus']} {result['protocol']}: speaker normalisation from k enrolment clips", "",
+             f"Fold models of `{result['run']}` (trained with `--speaker-norm`), re-scored with each test speaker's "
+             f"statistics from k of its {result['clip_seconds']:g}-s clips drawn at random; {result['n_scored']} "
+             f"clips scored per draw (each speaker's clips after the first {max(result['ks'])} of the draw, the "
+             f"same for every row), {result['repeats']} draws (seed {result['seed']}); mean ± std over draws. "
+             "Enrolment clips come in the corpus's emotion mix (acted speech); a real user's first clips may not.",
+             "", "| statistics from | UA % | WA % | macro-F1 % |", "|---|---|---|---|"]
+    for key, s in result["sets"].items():
+        label = {ALL: "all of the speaker's clips (transductive, as trained)"}.get(key, key)
+        if key in result["baselines"]:
+            label = f"no speaker normalisation: `{key}`"
+        elif key.startswith("k="):
+            label = f"{key[2:]} enrolment clip{'s' if key != 'k=1' else ''} ({float(key[2:]) * result['clip_seconds']:g} s)"
+        lines.append(f"| {label} | {mean(s['ua']):.1f} ± {std(s['ua']):.1f} | {mean(s['wa']):.1f} ± {std(s['wa']):.1f} "
+                     f"| {mean(s['macro_f1']):.1f} |")
+    lines += ["", f"![UA against enrolment clips]({name}.png)", ""]
+    path = out_dir / f"{name}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_enrolment(result: dict, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = result["ks"]
+    ua = [result["sets"][f"k={k}"]["ua"] for k in ks]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.errorbar(ks, [100 * np.mean(v) for v in ua], yerr=[100 * np.std(v) for v in ua], marker="o", capsize=3,
+                label="speaker norm., k enrolment clips")
+    ax.axhline(100 * np.mean(result["sets"][ALL]["ua"]), color="C1", ls="--", label="speaker norm., all clips")
+    for i, baseline in enumerate(result["baselines"]):
+        ax.axhline(100 * np.mean(result["sets"][baseline]["ua"]), color=f"C{i + 2}", ls=":",
+                   label=f"no normalisation ({pathlib.Path(baseline).name})")
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("enrolment clips per speaker")
+    ax.set_ylabel("UA % (same scored clips)")
+    ax.set_title(f"{result['corpus']} {result['protocol']}", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
