@@ -72,6 +72,22 @@ def test_frequency_warp_rescales_each_clips_bands_in_hz():
     assert torch.equal(augment.freq_warp(x, 0.0, centres, torch.Generator()), x)
 
 
+def test_frequency_warp_moves_content_up_for_factors_above_one():
+    from edge_ser.config import FeatureConfig
+
+    centres = augment.band_centres_hz(FeatureConfig())
+    bump = torch.zeros(2, 64, 3)
+    bump[:, 30] = 1.0
+    warped = augment.warp_bands(bump, torch.tensor([1.2, 1 / 1.2]), centres)
+    up, down = warped[0, :, 0], warped[1, :, 0]
+    # The bump's energy lands around the band whose centre is c_30 * factor.
+    target_up = min(range(64), key=lambda m: abs(centres[m] - 1.2 * centres[30]))
+    target_down = min(range(64), key=lambda m: abs(centres[m] - centres[30] / 1.2))
+    assert target_up > 30 > target_down
+    assert int(up.argmax()) in (target_up - 1, target_up, target_up + 1) and up[:30].sum() == 0
+    assert int(down.argmax()) in (target_down - 1, target_down, target_down + 1) and down[31:].sum() == 0
+
+
 def test_frequency_warp_needs_band_centres_and_a_sane_range():
     with pytest.raises(ValueError, match="freq_warp"):
         augment.Augmentation(freq_warp=0.6, band_hz=(1.0, 2.0))

@@ -60,3 +60,9 @@ def test_normalised_uses_the_enrolment_statistics_only():
     assert np.allclose(z.mean(axis=(0, 2)), 0, atol=1e-5) and np.allclose(z.std(axis=(0, 2)), 1, atol=1e-4)
     expected = (clips - enrol.mean(axis=(0, 2), keepdims=True)) / enrol.std(axis=(0, 2), keepdims=True)
     assert np.allclose(enrolment.normalised(clips, enrol).numpy(), expected, atol=1e-5)
+
+
+def test_enrolment_needs_a_speaker_independent_protocol(data_dir, tmp_path):
+    normed = quick_run(data_dir, tmp_path, "sd", "--speaker-norm", "--protocol", "sd10")
+    with pytest.raises(SystemExit, match="not speaker-independent"):
+        main(["enrolment", "--run", str(normed), "--name", "x", "--out", str(tmp_path)])

@@ -63,13 +63,19 @@ def mask_axis(batch: torch.Tensor, axis: int, n_masks: int, max_width: int,
 
 def freq_warp(batch: torch.Tensor, max_warp: float, band_hz: tuple[float, ...],
               generator: torch.Generator) -> torch.Tensor:
-    """Per clip of `batch` [B, n_mels, frames], one factor a ~ U[1 - max_warp, 1 + max_warp]:
-    band m (centre c_m Hz) takes the log-mel found at c_m / a Hz, linearly interpolated between
-    the two nearest band centres (content moves up in frequency for a > 1). Beyond the lowest
-    or highest centre the edge band is repeated. Returns a new tensor."""
+    """`warp_bands` of `batch` [B, n_mels, frames] by one factor per clip drawn uniformly from
+    [1 - max_warp, 1 + max_warp]."""
+    factor = 1 + max_warp * (2 * torch.rand(len(batch), generator=generator, dtype=batch.dtype) - 1)
+    return warp_bands(batch, factor, band_hz)
+
+
+def warp_bands(batch: torch.Tensor, factor: torch.Tensor, band_hz: tuple[float, ...]) -> torch.Tensor:
+    """Rescale each clip's spectral envelope in Hz: band m (centre c_m Hz) of clip b takes the
+    log-mel found at c_m / factor[b] Hz, linearly interpolated between the two nearest band
+    centres (content moves up in frequency for factor > 1); beyond the lowest or highest centre
+    the edge band is repeated. [B, n_mels, frames], factor [B] -> new [B, n_mels, frames]."""
     centres = torch.tensor(band_hz, dtype=batch.dtype)
-    factor = 1 + max_warp * (2 * torch.rand(len(batch), 1, generator=generator, dtype=batch.dtype) - 1)
-    source = (centres.unsqueeze(0) / factor).clamp(centres[0], centres[-1])  # [B, n_mels] in Hz
+    source = (centres.unsqueeze(0) / factor.unsqueeze(1)).clamp(centres[0], centres[-1])  # [B, n_mels] in Hz
     upper = torch.searchsorted(centres, source).clamp(1, len(centres) - 1)
     lower = upper - 1
     weight = ((source - centres[lower]) / (centres[upper] - centres[lower])).unsqueeze(-1)

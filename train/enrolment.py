@@ -18,6 +18,7 @@ retrained and nothing is chosen on the test folds.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 
@@ -26,7 +27,7 @@ import torch
 
 from edge_ser.config import FeatureConfig
 
-from . import metrics
+from . import metrics, protocols
 from .data import load_corpus
 from .features import band_stats, corpus_features
 from .loop import predict_logits
@@ -47,6 +48,11 @@ def read_run(run_dir: pathlib.Path, must_normalise: bool) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a training run directory")
     config = json.loads(path.read_text())
+    if must_normalise and config["run"].get("ensemble_of"):
+        raise ValueError(f"{run_dir}: an ensemble has no fold models to re-score; give one of its runs")
+    if not config.get("speaker_independent", protocols.is_speaker_independent(config["run"]["protocol"])):
+        raise ValueError(f"{run_dir}: protocol {config['run']['protocol']} is not speaker-independent: "
+                         "a test speaker's other clips were trained on")
     if bool(config["run"].get("speaker_norm")) != must_normalise:
         kind = "a --speaker-norm run" if must_normalise else "a run without --speaker-norm"
         raise ValueError(f"{run_dir}: needs to be {kind}")
@@ -54,8 +60,10 @@ def read_run(run_dir: pathlib.Path, must_normalise: bool) -> dict:
 
 
 def result_dir(run_dir: pathlib.Path, config: dict) -> pathlib.Path:
-    """Where a run's per-fold results live: `single`, or `ensemble` for `python -m train ensemble`."""
-    return run_dir / ("ensemble" if config["run"].get("ensemble_of") else "single")
+    """Where a run's per-fold results live: `single`, `phase1` (runs with masking variants), or
+    `ensemble` (`python -m train ensemble`)."""
+    run = config["run"]
+    return run_dir / ("ensemble" if run.get("ensemble_of") else "phase1" if run.get("variants") else "single")
 
 
 def fold_result(run_dir: pathlib.Path, config: dict, fold: str) -> dict:
@@ -73,7 +81,9 @@ def fold_predictions(run_dir: pathlib.Path, config: dict, fold: str) -> dict[str
 
 def run_corpus(config: dict, data: str | None):
     """The run's corpus (cut as `--quick` cut it) and its features [N, n_mels, frames]."""
-    cfg = RunConfig(**{**config["run"], "data": data or config["run"].get("data")})
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    run = {k: v for k, v in config["run"].items() if k in known}
+    cfg = RunConfig(**{**run, "data": data or run.get("data")})
     corpus = load_corpus(cfg.corpus, cfg.data)
     if cfg.quick:
         corpus = quick_corpus(corpus)
@@ -95,15 +105,24 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
             raise ValueError(f"{baseline}: not the same corpus, labels and folds as {run_dir}")
     corpus, x = run_corpus(config, data)
     row_of = {clip.path.name: i for i, clip in enumerate(corpus.clips)}
+    if len(row_of) != len(corpus.clips):
+        raise ValueError(f"{corpus.name}: clip file names repeat, so fold results cannot name their clips")
     speakers, targets = corpus.speakers(), corpus.targets()
     sets = [*(f"k={k}" for k in ks), ALL, *(str(b) for b in baselines)]
     out = {"names": [[] for _ in range(repeats)], "true": [[] for _ in range(repeats)],
            "predicted": {name: [[] for _ in range(repeats)] for name in sets}, "config": config}
     rng = np.random.default_rng(seed)
     for fold in config["folds"]:
-        model, _ = load_fold_model(run_dir, fold)
+        model, _ = load_fold_model(pathlib.Path(config["run"].get("phase1_from") or run_dir), fold)
         plain = [fold_predictions(b, other, fold) for b, other in zip(baselines, others)]
-        rows = np.array([row_of[name] for name in fold_result(run_dir, config, fold)["test_clips"]])
+        names = fold_result(run_dir, config, fold)["test_clips"]
+        missing = sorted(set(names) - set(row_of))
+        if missing:
+            raise ValueError(f"{run_dir}: fold {fold} tested {missing[0]}, which {corpus.name} here lacks (other --data?)")
+        for baseline, predicted in zip(baselines, plain):
+            if set(predicted) != set(names):
+                raise ValueError(f"{baseline}: fold {fold} tested other clips than {run_dir}")
+        rows = np.array([row_of[name] for name in names])
         for speaker in sorted(set(speakers[rows].tolist())):
             own = rows[speakers[rows] == speaker]
             if len(own) <= max(ks):
@@ -111,15 +130,15 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
             for r in range(repeats):
                 order = rng.permutation(len(own))
                 scored = own[order[max(ks):]]
-                names = [corpus.clips[i].path.name for i in scored]
-                out["names"][r] += names
+                scored_names = [corpus.clips[i].path.name for i in scored]
+                out["names"][r] += scored_names
                 out["true"][r] += targets[scored].tolist()
                 for k, name in [*((k, f"k={k}") for k in ks), (None, ALL)]:
                     enrol = x[own] if k is None else x[own[order[:k]]]
                     logits = predict_logits(model, normalised(x[scored], enrol))
                     out["predicted"][name][r] += logits.argmax(axis=1).tolist()
                 for baseline, predicted in zip(baselines, plain):
-                    out["predicted"][str(baseline)][r] += [predicted[n] for n in names]
+                    out["predicted"][str(baseline)][r] += [predicted[n] for n in scored_names]
     return out
 
 
