@@ -90,6 +90,24 @@ def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
         return None
 
 
+def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
+    """One line per *_enrolment.json (`python -m train enrolment`): UA of a speaker-normalised
+    model with k enrolment clips per test speaker, with all of them, and without normalisation."""
+    lines = []
+    for path in sorted(results_dir.glob("*_enrolment.json")):
+        try:
+            e = json.loads(path.read_text())
+            mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
+            ks = ", ".join(f"{k} clips {mean(e['sets'][f'k={k}']['ua']):.1f}" for k in e["ks"])
+            plain = ", ".join(f"{mean(e['sets'][b]['ua']):.1f}" for b in e["baselines"]) or "none given"
+            lines.append(f"Speaker statistics from k enrolment clips ({e['corpus']} {e['protocol']}, `{path.name}`; "
+                         f"{e['clip_seconds']:g}-s clips, same scored clips for all): UA {ks}; all clips "
+                         f"(transductive) {mean(e['sets']['all']['ua']):.1f}; no normalisation {plain}.")
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
+            lines.append(f"{path.name}: cannot read ({error!r})")
+    return lines
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 

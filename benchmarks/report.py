@@ -256,7 +256,7 @@ def notes(bench: dict) -> list[str]:
 
 
 def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, acc_problems: list[str],
-           vad_accuracy: str | None) -> str:
+           vad_accuracy: str | None, enrolment: list[str] = ()) -> str:
     lines = [
         "# edge-ser benchmark report",
         "",
@@ -291,6 +291,7 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
               "full-utterance figures. Each result's protocol, data, command and cost are in the .md beside its JSON.", ""]
     if vad_accuracy:
         lines += [vad_accuracy, ""]
+    lines += [line for e in enrolment for line in (e, "")]
     caveats = notes(bench)
     if caveats:
         lines += ["## Notes", "", *(f"- {n}" for n in caveats), ""]
@@ -323,7 +324,8 @@ def main(argv=None) -> int:
         return 2
     checks, ratios = all_checks(bench)
     acc_rows, acc_problems = accuracy.load(args.results)
-    text = render(bench, checks, ratios, acc_rows, acc_problems, accuracy.vad_summary(args.results))
+    text = render(bench, checks, ratios, acc_rows, acc_problems, accuracy.vad_summary(args.results),
+                  accuracy.enrolment_summaries(args.results))
     write_atomic(args.out, text)
     if not args.no_html:
         from benchmarks import report_html

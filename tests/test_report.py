@@ -112,6 +112,19 @@ def test_accuracy_table_and_html_from_the_files_given(tmp_path):
     assert page.count("data:image/png;base64,") >= 3  # latency, timings, trade-off (+ confusion)
 
 
+def test_enrolment_results_are_summarised_from_the_file(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    sets = {"k=2": {"ua": [0.5, 0.7]}, "all": {"ua": [0.8]}, "runs/plain": {"ua": [0.55]}}
+    (results / "x_enrolment.json").write_text(json.dumps(
+        {"corpus": "emodb", "protocol": "loso", "ks": [2], "clip_seconds": 2.0, "baselines": ["runs/plain"], "sets": sets}))
+    (results / "y_enrolment.json").write_text("{}")
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
+    assert ("Speaker statistics from k enrolment clips (emodb loso, `x_enrolment.json`; 2-s clips, same scored "
+            "clips for all): UA 2 clips 60.0; all clips (transductive) 80.0; no normalisation 55.0.") in text
+    assert "y_enrolment.json: cannot read (KeyError('ks'))" in text
+
+
 def test_unreadable_json_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
