@@ -100,7 +100,8 @@ def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
             mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
             ks = ", ".join(f"{k} clips {mean(e['sets'][f'k={k}']['ua']):.1f}" for k in e["ks"])
             plain = ", ".join(f"{mean(e['sets'][b]['ua']):.1f}" for b in e["baselines"]) or "none given"
-            lines.append(f"Speaker statistics from k enrolment clips ({e['corpus']} {e['protocol']}, `{path.name}`; "
+            only = f"{'/'.join(e['enrol_labels'])} " if e.get("enrol_labels") else ""
+            lines.append(f"Speaker statistics from k {only}enrolment clips ({e['corpus']} {e['protocol']}, `{path.name}`; "
                          f"{e['clip_seconds']:g}-s clips, same scored clips for all): UA {ks}; all clips "
                          f"(transductive) {mean(e['sets']['all']['ua']):.1f}; no normalisation {plain}.")
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:

@@ -66,3 +66,23 @@ def test_enrolment_needs_a_speaker_independent_protocol(data_dir, tmp_path):
     normed = quick_run(data_dir, tmp_path, "sd", "--speaker-norm", "--protocol", "sd10")
     with pytest.raises(SystemExit, match="not speaker-independent"):
         main(["enrolment", "--run", str(normed), "--name", "x", "--out", str(tmp_path)])
+
+
+def test_enrolment_from_one_label_draws_only_that_label(data_dir, tmp_path):
+    normed = quick_run(data_dir, tmp_path, "spknorm", "--speaker-norm")
+    found = enrolment.enrolment_predictions(normed, ks=(1,), repeats=3, data=str(data_dir), enrol_labels=("anger",))
+    labels = found["config"]["labels"]
+    for r in range(3):
+        # Exactly one clip per test speaker is held out for enrolment, and it is an anger clip.
+        assert len(found["names"][r]) == 2 * (10 - 1)
+    from train.data import load_corpus
+    from train.run import quick_corpus
+
+    corpus = quick_corpus(load_corpus("emodb", str(data_dir)))
+    label_of = {c.path.name: labels[t] for c, t in zip(corpus.clips, corpus.targets())}
+    tested = {n for f in found["config"]["folds"] for n in enrolment.fold_result(normed, found["config"], f)["test_clips"]}
+    for r in range(3):
+        held_out = tested - set(found["names"][r])
+        assert len(held_out) == 2 and all(label_of[n] == "anger" for n in held_out)
+    with pytest.raises(ValueError, match="not labels of emodb"):
+        enrolment.enrolment_predictions(normed, ks=(1,), data=str(data_dir), enrol_labels=("calm",))

@@ -144,6 +144,24 @@ def test_speaker_normalise_uses_each_speakers_own_clips_only():
     assert np.array_equal(speaker_normalise(changed, speakers)[speakers == "a"], z[speakers == "a"])
 
 
+def test_speaker_normalise_with_reference_clips_takes_their_statistics_only():
+    from train.features import speaker_normalise
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 3, 10)).astype(np.float32) + 2
+    speakers = np.array(["a"] * 4 + ["b"] * 4)
+    reference = np.array([True, True, False, False, False, True, False, False])
+    z = speaker_normalise(x, speakers, reference)
+    for s in ("a", "b"):
+        ref = z[(speakers == s) & reference]  # the reference clips are z-scored exactly ...
+        assert np.allclose(ref.mean(axis=(0, 2)), 0, atol=1e-5) and np.allclose(ref.std(axis=(0, 2)), 1, atol=1e-4)
+    changed = x.copy()
+    changed[~reference] *= 10  # ... and the other clips never move the statistics
+    assert np.allclose(speaker_normalise(changed, speakers, reference)[reference], z[reference])
+    with pytest.raises(ValueError, match="speaker b has no reference clips"):
+        speaker_normalise(x, speakers, np.array([True] + [False] * 7))
+
+
 def test_report_labels_name_what_a_run_changed():
     from train.report import augmentation_label, data_label
 
@@ -151,3 +169,4 @@ def test_report_labels_name_what_a_run_changed():
     assert augmentation_label({"freq_warp": 0.1, "time_masks": 2, "crop_seconds": 3.5}) == "+warp+SpecAug+crop"
     assert data_label({"normalize": "utterance", "stem": "conv", "speaker_norm": True, "seed": 2,
                        "extra_train": "ravdess"}) == "+uttnorm+convstem+xravdess+spknorm+seed2"
+    assert data_label({"speaker_norm": True, "speaker_norm_labels": ["neutral", "calm"]}) == "+spknorm-neutral-calm"

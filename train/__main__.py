@@ -73,6 +73,9 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips over its own clips (uses test speakers' unlabelled audio: "
                         "report apart)")
+    p.add_argument("--speaker-norm-labels", default="",
+                   help="with --speaker-norm: each speaker's statistics from its clips of these labels only, "
+                        "e.g. neutral (what a user could record at set-up)")
     p.add_argument("--init-from", default=None,
                    help="local checkpoint to start DeiT from: a timm ViT state dict or a train run's checkpoint")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
@@ -103,6 +106,7 @@ def run_config(args: argparse.Namespace):
         raise SystemExit("error: --stem is a DeiT option (--model deit)")
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
     values.update(variants=variants, progress=not args.no_progress,
+                  speaker_norm_labels=tuple(v.strip() for v in args.speaker_norm_labels.split(",") if v.strip()),
                   only_folds=tuple(f.strip() for f in args.folds.split(",") if f.strip()))
     if args.quick:
         values.update(QUICK)
@@ -141,7 +145,8 @@ def cmd_enrolment(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: --clips must be a comma list of positive integers, got {args.clips!r}") from None
     if not ks or ks[0] < 1 or args.repeats < 1:
         raise SystemExit(f"error: --clips needs positive counts and --repeats >= 1, got {args.clips!r}, {args.repeats}")
-    result = enrolment_scores(args.run, args.baseline, ks, args.repeats, args.seed, args.data)
+    labels = tuple(label.strip() for label in args.enrol_labels.split(",") if label.strip())
+    result = enrolment_scores(args.run, args.baseline, ks, args.repeats, args.seed, args.data, labels)
     path = write_enrolment_report(result, args.name, args.out)
     for name, s in result["sets"].items():
         print(f"{name if name != ALL else 'all clips'}: UA {100 * sum(s['ua']) / len(s['ua']):.1f}%")
@@ -189,6 +194,8 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("--baseline", action="append", default=[], type=pathlib.Path,
                      help="a plain run of the same protocol, scored on the same clips (repeatable)")
     enr.add_argument("--clips", default="1,3,5,10", help="enrolment clip counts k (comma list)")
+    enr.add_argument("--enrol-labels", default="", help="draw enrolment clips from these labels only, e.g. "
+                     "neutral (a user's first minutes); default: all clips")
     enr.add_argument("--repeats", type=int, default=5, help="random enrolment draws per speaker")
     enr.add_argument("--seed", type=int, default=0)
     enr.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")

@@ -5,16 +5,18 @@ test speakers included, which a device meeting a new voice never has. What it co
 the first few clips it hears (or a short recording at set-up). This re-scores such a run's
 saved fold models with each test speaker's statistics taken from k of its clips only:
 
-- for each test speaker and each of `repeats` draws, a seeded random order of its clips; the
-  first k (for every k asked) are the enrolment clips, and the clips after the first max(k)
-  are scored, so every k is scored on the same clips;
-- `all` scores those same clips with the run's own statistics (every clip of the speaker);
+- for each test speaker and each of `repeats` draws, a seeded random order of its clips (or of
+  its clips with one of `enrol_labels`, e.g. neutral only); the first k (for every k asked) are
+  the enrolment clips, and all its clips but the first max(k) of the draw are scored, so every
+  k is scored on the same clips;
+- `all` scores those same clips with the run's own statistics (every clip of the speaker, or
+  its clips of the run's `speaker_norm_labels`);
 - plain runs (`baselines`: same protocol, no speaker normalisation) are scored on the same
   clips from the predictions their fold JSONs keep, so the gain is measured like for like.
 
-Enrolment clips are drawn at random from an acted corpus, so they hold every emotion in the
-corpus's proportions; a user's first minutes are likelier to be mostly neutral. Nothing is
-retrained and nothing is chosen on the test folds.
+Drawn from all of a speaker's clips, enrolment clips hold every emotion in the acted corpus's
+proportions; a user's first minutes are likelier to be mostly neutral, which `enrol_labels`
+imitates. Nothing is retrained and nothing is chosen on the test folds.
 """
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ def run_corpus(config: dict, data: str | None):
 
 def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (),
                           ks: tuple[int, ...] = DEFAULT_KS, repeats: int = 5, seed: int = 0,
-                          data: str | None = None) -> dict:
+                          data: str | None = None, enrol_labels: tuple[str, ...] = ()) -> dict:
     """Per draw r: the scored clips' names and true targets, and each set's predictions for them
     ({"k=1": ..., ALL: ..., str(baseline): ...}): {"names": [r][...], "true": [r][...],
     "predicted": {set: [r][...]}, "config": the run's config.json}."""
@@ -104,6 +106,12 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
         if (other["folds"], other["labels"], other["run"]["corpus"]) != (config["folds"], config["labels"], config["run"]["corpus"]):
             raise ValueError(f"{baseline}: not the same corpus, labels and folds as {run_dir}")
     corpus, x = run_corpus(config, data)
+    unknown = sorted(set(enrol_labels) - set(corpus.labels))
+    if unknown:
+        raise ValueError(f"--enrol-labels {','.join(unknown)}: not labels of {corpus.name} ({', '.join(corpus.labels)})")
+    enrol_from = [corpus.labels.index(label) for label in enrol_labels] or None
+    # The run's own statistics ("all"): every clip of the speaker, or its reference-label clips.
+    trained_from = [corpus.labels.index(label) for label in config["run"].get("speaker_norm_labels") or []] or None
     row_of = {clip.path.name: i for i, clip in enumerate(corpus.clips)}
     if len(row_of) != len(corpus.clips):
         raise ValueError(f"{corpus.name}: clip file names repeat, so fold results cannot name their clips")
@@ -125,16 +133,19 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
         rows = np.array([row_of[name] for name in names])
         for speaker in sorted(set(speakers[rows].tolist())):
             own = rows[speakers[rows] == speaker]
-            if len(own) <= max(ks):
-                raise ValueError(f"{fold}: speaker {speaker} has {len(own)} clips, too few to enrol {max(ks)}")
+            pool = own if enrol_from is None else own[np.isin(targets[own], enrol_from)]
+            if len(pool) < max(ks) or len(own) <= max(ks):
+                raise ValueError(f"{fold}: speaker {speaker} has {len(pool)} clips to enrol from and {len(own)} in "
+                                 f"all, too few to enrol {max(ks)} and score the rest")
             for r in range(repeats):
-                order = rng.permutation(len(own))
-                scored = own[order[max(ks):]]
+                drawn = pool[rng.permutation(len(pool))]
+                scored = np.setdiff1d(own, drawn[: max(ks)])
                 scored_names = [corpus.clips[i].path.name for i in scored]
                 out["names"][r] += scored_names
                 out["true"][r] += targets[scored].tolist()
                 for k, name in [*((k, f"k={k}") for k in ks), (None, ALL)]:
-                    enrol = x[own] if k is None else x[own[order[:k]]]
+                    as_trained = own if trained_from is None else own[np.isin(targets[own], trained_from)]
+                    enrol = x[as_trained] if k is None else x[drawn[:k]]
                     logits = predict_logits(model, normalised(x[scored], enrol))
                     out["predicted"][name][r] += logits.argmax(axis=1).tolist()
                 for baseline, predicted in zip(baselines, plain):
@@ -143,10 +154,11 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
 
 
 def enrolment_scores(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (), ks: tuple[int, ...] = DEFAULT_KS,
-                     repeats: int = 5, seed: int = 0, data: str | None = None) -> dict:
+                     repeats: int = 5, seed: int = 0, data: str | None = None,
+                     enrol_labels: tuple[str, ...] = ()) -> dict:
     """UA, WA, macro-F1 per draw of every set of `enrolment_predictions`, with what they were
     measured on: {"sets": {name: {"ua": [per draw], ...}}, "n_scored": clips per draw, ...}."""
-    found = enrolment_predictions(run_dir, baselines, ks, repeats, seed, data)
+    found = enrolment_predictions(run_dir, baselines, ks, repeats, seed, data, enrol_labels)
     config, n_classes = found["config"], len(found["config"]["labels"])
     sets = {}
     for name, per_draw in found["predicted"].items():
@@ -154,7 +166,7 @@ def enrolment_scores(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (), 
                  for t, p in zip(found["true"], per_draw)]
         sets[name] = {m: [d[m] for d in draws] for m in ("ua", "wa", "macro_f1")}
     return {"run": str(run_dir), "corpus": config["run"]["corpus"], "protocol": config["run"]["protocol"],
-            "ks": list(ks), "repeats": repeats, "seed": seed, "n_scored": len(found["true"][0]),
+            "ks": list(ks), "enrol_labels": list(enrol_labels), "repeats": repeats, "seed": seed, "n_scored": len(found["true"][0]),
             "clip_seconds": config["run"]["seconds"], "baselines": [str(b) for b in baselines], "sets": sets}
 
 
@@ -165,15 +177,18 @@ def write_enrolment_report(result: dict, name: str, out_dir: pathlib.Path) -> pa
     plot_enrolment(result, out_dir / f"{name}.png")
     mean = lambda v: 100 * float(np.mean(v))  # noqa: E731
     std = lambda v: 100 * float(np.std(v))  # noqa: E731
+    labels = result.get("enrol_labels") or []
+    source = (f"of its {' / '.join(labels)} clips only" if labels else "of all its clips (the corpus's emotion mix; "
+              "a real user's first clips may be mostly neutral)")
     lines = [f"# {result['corpus']} {result['protocol']}: speaker normalisation from k enrolment clips", "",
              f"Fold models of `{result['run']}` (trained with `--speaker-norm`), re-scored with each test speaker's "
-             f"statistics from k of its {result['clip_seconds']:g}-s clips drawn at random; {result['n_scored']} "
-             f"clips scored per draw (each speaker's clips after the first {max(result['ks'])} of the draw, the "
-             f"same for every row), {result['repeats']} draws (seed {result['seed']}); mean ± std over draws. "
-             "Enrolment clips come in the corpus's emotion mix (acted speech); a real user's first clips may not.",
+             f"statistics from k of its {result['clip_seconds']:g}-s clips drawn at random {source}; "
+             f"{result['n_scored']} clips scored per draw (all of each speaker's clips but the first "
+             f"{max(result['ks'])} of the draw, the same for every row), {result['repeats']} draws "
+             f"(seed {result['seed']}); mean ± std over draws.",
              "", "| statistics from | UA % | WA % | macro-F1 % |", "|---|---|---|---|"]
     for key, s in result["sets"].items():
-        label = {ALL: "all of the speaker's clips (transductive, as trained)"}.get(key, key)
+        label = {ALL: "all of the speaker's clips, as trained (transductive)"}.get(key, key)
         if key in result["baselines"]:
             label = f"no speaker normalisation: `{key}`"
         elif key.startswith("k="):

@@ -70,13 +70,17 @@ def band_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=(0, 2), keepdims=True), np.maximum(features.std(axis=(0, 2), keepdims=True), 1e-3)
 
 
-def speaker_normalise(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    """[N, n_mels, frames] with each speaker's clips z-scored per mel band over that speaker's
-    own clips and frames. Transductive: a test speaker's statistics come from its unlabelled
-    clips, which a device meeting a new voice does not have, so results are reported apart."""
+def speaker_normalise(features: np.ndarray, speakers: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """[N, n_mels, frames] with each speaker's clips z-scored per mel band with the statistics of
+    that speaker's own clips and frames: all of them, or only those where `reference` [N] (bool)
+    is set, e.g. the neutral ones. Transductive: a test speaker's statistics come from its own
+    clips (and, with `reference`, their labels), so results are reported apart."""
     out = np.empty_like(features)
     for speaker in np.unique(speakers):
         own = speakers == speaker
-        mean, std = band_stats(features[own])
+        source = own if reference is None else own & reference
+        if not source.any():
+            raise ValueError(f"speaker {speaker} has no reference clips to normalise with")
+        mean, std = band_stats(features[source])
         out[own] = (features[own] - mean) / std
     return out

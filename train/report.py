@@ -45,12 +45,12 @@ def augmentation_label(run: dict) -> str:
 
 
 def data_label(run: dict) -> str:
-    """"+uttnorm+convstem+init+xravdess+spknorm+seed1": per-clip feature normalisation, a DeiT's
-    conv stem, a start from a checkpoint, added training corpora, speaker normalisation, a seed
-    other than 0 ("" for none of them)."""
+    """"+uttnorm+convstem+init+xravdess+spknorm-neutral+seed1": per-clip feature normalisation, a
+    DeiT's conv stem, a start from a checkpoint, added training corpora, speaker normalisation
+    (with the labels its statistics come from), a seed other than 0 ("" for none of them)."""
     parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
              ("init", run.get("init_from")),
-             (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm", run.get("speaker_norm")),
+             (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm" + "".join(f"-{label}" for label in run.get("speaker_norm_labels") or []), run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]
     return "".join(f"+{name}" for name, used in parts if used)
@@ -176,7 +176,8 @@ def markdown(name: str, rows: list[dict]) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm", "ensemble_of") if cfg.get(k))
+        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm", "speaker_norm_labels", "ensemble_of")
+                      if cfg.get(k))
         keys += ("normalize",) if cfg.get("normalize", "none") != "none" else ()
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
         env = row["config"]["environment"]

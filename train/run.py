@@ -72,6 +72,9 @@ class RunConfig:
     # relabelled into this corpus's labels (train.data.relabel_into).
     extra_train: str | None = None
     speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
+    # With speaker_norm: statistics from each speaker's clips of these labels only (e.g. neutral:
+    # what a user could record at set-up); empty: all its clips.
+    speaker_norm_labels: tuple[str, ...] = ()
     init_from: str | None = None
     phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
     pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
@@ -184,7 +187,18 @@ class AddedClips:
 def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tensor:
     """Log-mel [N, n_mels, frames] of every clip fixed to `seconds`, speaker-normalised if asked."""
     x = corpus_features(corpus, cfg.feature_config(), seconds, feature_cache(cfg), cfg.progress)
-    return torch.from_numpy(speaker_normalise(x, corpus.speakers()) if cfg.speaker_norm else x)
+    if not cfg.speaker_norm:
+        return torch.from_numpy(x)
+    reference = np.isin(corpus.targets(), reference_targets(cfg, corpus.labels)) if cfg.speaker_norm_labels else None
+    return torch.from_numpy(speaker_normalise(x, corpus.speakers(), reference))
+
+
+def reference_targets(cfg: RunConfig, labels: list[str]) -> list[int]:
+    """Class indices of `cfg.speaker_norm_labels` in `labels`."""
+    unknown = sorted(set(cfg.speaker_norm_labels) - set(labels))
+    if unknown:
+        raise ValueError(f"--speaker-norm-labels {','.join(unknown)}: not labels here ({', '.join(labels)})")
+    return [labels.index(label) for label in cfg.speaker_norm_labels]
 
 
 def corpus_parts(name: str | None) -> set[str]:
@@ -340,7 +354,7 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
 PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
-                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "normalize",
+                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
                  "freq_warp")
 
 
@@ -399,6 +413,8 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.speaker_norm and (cfg.crop_seconds is not None or cfg.pretrain_extra):
         raise ValueError("--speaker-norm: not with --crop-seconds or --pretrain-extra (their clips would be "
                          "normalised differently or not at all)")
+    if cfg.speaker_norm_labels and not cfg.speaker_norm:
+        raise ValueError("--speaker-norm-labels: needs --speaker-norm")
     if cfg.normalize != "none" and cfg.crop_seconds is not None:
         raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
                          "the long clip, not over the window the model and the runtime see)")
