@@ -155,6 +155,10 @@ def markdown(name: str, rows: list[dict]) -> str:
         lines += ["", "`+spknorm` rows are **speaker-normalised** (each speaker's clips z-scored per mel band over "
                   "that speaker's own clips, the test speaker's unlabelled clips included): transductive, not "
                   "comparable with the inductive rows; compare them with the speaker-normalised peer figures."]
+    if any(r["config"]["run"].get("speaker_norm_labels") for r in rows):
+        lines += ["", "`+spknorm-LABEL` rows take each speaker's statistics from its clips of those labels only (the "
+                  "test speaker's too, chosen by their labels: the stand-in for a user recording calm speech at "
+                  "set-up). `python -m train enrolment --enrol-labels` scores them with a few such clips instead."]
     if any(r["config"]["run"].get("extra_train") for r in rows):
         lines += ["", "`+xCORPUS` rows also train on every clip of another corpus (other speakers, relabelled into "
                   "this corpus's labels: RAVDESS calm as neutral; RAVDESS surprise and EmoDB boredom dropped); "
