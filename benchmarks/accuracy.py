@@ -91,18 +91,19 @@ def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
 
 
 def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
-    """One line per *_enrolment.json (`python -m train enrolment`): UA of a speaker-normalised
+    """One line per *_enrolment*.json (`python -m train enrolment`): UA of a speaker-normalised
     model with k enrolment clips per test speaker, with all of them, and without normalisation."""
     lines = []
-    for path in sorted(results_dir.glob("*_enrolment.json")):
+    for path in sorted(results_dir.glob("*_enrolment*.json")):
         try:
             e = json.loads(path.read_text())
             mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
             ks = ", ".join(f"{k} clips {mean(e['sets'][f'k={k}']['ua']):.1f}" for k in e["ks"])
             plain = ", ".join(f"{mean(e['sets'][b]['ua']):.1f}" for b in e["baselines"]) or "none given"
             only = f"{'/'.join(e['enrol_labels'])} " if e.get("enrol_labels") else ""
-            lines.append(f"Speaker statistics from k {only}enrolment clips ({e['corpus']} {e['protocol']}, `{path.name}`; "
-                         f"{e['clip_seconds']:g}-s clips, same scored clips for all): UA {ks}; all clips "
+            trained = f"trained on {'/'.join(e['trained_from_labels'])} statistics, " if e.get("trained_from_labels") else ""
+            lines.append(f"Speaker statistics from k {only}enrolment clips ({e['corpus']} {e['protocol']}, {trained}`{path.name}`; "
+                         f"{e['clip_seconds']:g}-s clips, same scored clips for all): UA {ks}; statistics as trained "
                          f"(transductive) {mean(e['sets']['all']['ua']):.1f}; no normalisation {plain}.")
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
             lines.append(f"{path.name}: cannot read ({error!r})")

@@ -121,7 +121,7 @@ def test_enrolment_results_are_summarised_from_the_file(tmp_path):
     (results / "y_enrolment.json").write_text("{}")
     text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
     assert ("Speaker statistics from k enrolment clips (emodb loso, `x_enrolment.json`; 2-s clips, same scored "
-            "clips for all): UA 2 clips 60.0; all clips (transductive) 80.0; no normalisation 55.0.") in text
+            "clips for all): UA 2 clips 60.0; statistics as trained (transductive) 80.0; no normalisation 55.0.") in text
     assert "y_enrolment.json: cannot read (KeyError('ks'))" in text
 
 

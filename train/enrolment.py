@@ -166,7 +166,8 @@ def enrolment_scores(run_dir: pathlib.Path, baselines: list[pathlib.Path] = (), 
                  for t, p in zip(found["true"], per_draw)]
         sets[name] = {m: [d[m] for d in draws] for m in ("ua", "wa", "macro_f1")}
     return {"run": str(run_dir), "corpus": config["run"]["corpus"], "protocol": config["run"]["protocol"],
-            "ks": list(ks), "enrol_labels": list(enrol_labels), "repeats": repeats, "seed": seed, "n_scored": len(found["true"][0]),
+            "ks": list(ks), "enrol_labels": list(enrol_labels),
+            "trained_from_labels": list(config["run"].get("speaker_norm_labels") or []), "repeats": repeats, "seed": seed, "n_scored": len(found["true"][0]),
             "clip_seconds": config["run"]["seconds"], "baselines": [str(b) for b in baselines], "sets": sets}
 
 
@@ -178,10 +179,12 @@ def write_enrolment_report(result: dict, name: str, out_dir: pathlib.Path) -> pa
     mean = lambda v: 100 * float(np.mean(v))  # noqa: E731
     std = lambda v: 100 * float(np.std(v))  # noqa: E731
     labels = result.get("enrol_labels") or []
+    from_labels = result.get("trained_from_labels") or []
+    trained = f", statistics from {'/'.join(from_labels)} clips" if from_labels else ""
     source = (f"of its {' / '.join(labels)} clips only" if labels else "of all its clips (the corpus's emotion mix; "
               "a real user's first clips may be mostly neutral)")
     lines = [f"# {result['corpus']} {result['protocol']}: speaker normalisation from k enrolment clips", "",
-             f"Fold models of `{result['run']}` (trained with `--speaker-norm`), re-scored with each test speaker's "
+             f"Fold models of `{result['run']}` (trained with `--speaker-norm`{trained}), re-scored with each test speaker's "
              f"statistics from k of its {result['clip_seconds']:g}-s clips drawn at random {source}; "
              f"{result['n_scored']} clips scored per draw (all of each speaker's clips but the first "
              f"{max(result['ks'])} of the draw, the same for every row), {result['repeats']} draws "
