@@ -93,11 +93,11 @@ def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
 def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
     """One line per *_enrolment*.json (`python -m train enrolment`): UA of a speaker-normalised
     model with k enrolment clips per test speaker, with all of them, and without normalisation."""
+    mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
     lines = []
     for path in sorted(results_dir.glob("*_enrolment*.json")):
         try:
             e = json.loads(path.read_text())
-            mean = lambda v: 100 * sum(v) / len(v)  # noqa: E731
             ks = ", ".join(f"{k} clips {mean(e['sets'][f'k={k}']['ua']):.1f}" for k in e["ks"])
             plain = ", ".join(f"{mean(e['sets'][b]['ua']):.1f}" for b in e["baselines"]) or "none given"
             only = f"{'/'.join(e['enrol_labels'])} " if e.get("enrol_labels") else ""

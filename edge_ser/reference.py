@@ -37,11 +37,17 @@ def mel_to_hz(mel):
     return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
+def mel_edges_hz(config: FeatureConfig) -> np.ndarray:
+    """The filters' corner frequencies in Hz, equally spaced in mel: [n_mels + 2]; filter m rises
+    from edges[m] to its centre edges[m + 1] and falls to edges[m + 2]."""
+    return mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
+
+
 def mel_filterbank(config: FeatureConfig) -> np.ndarray:
     """Slaney-normalised triangular mel filters. Shape [n_mels, n_fft // 2 + 1], float64."""
     n_bins = config.n_fft // 2 + 1
     fft_hz = np.linspace(0, config.sample_rate / 2, n_bins)
-    edges = mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
+    edges = mel_edges_hz(config)
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

@@ -85,10 +85,9 @@ def warp_bands(batch: torch.Tensor, factor: torch.Tensor, band_hz: tuple[float, 
 
 def band_centres_hz(config) -> tuple[float, ...]:
     """Centre frequency in Hz of each mel band of `config` (an edge_ser FeatureConfig)."""
-    from edge_ser.reference import hz_to_mel, mel_to_hz
+    from edge_ser.reference import mel_edges_hz
 
-    edges = mel_to_hz(np.linspace(hz_to_mel(config.fmin), hz_to_mel(config.fmax), config.n_mels + 2))
-    return tuple(float(f) for f in edges[1:-1])
+    return tuple(float(f) for f in mel_edges_hz(config)[1:-1])
 
 
 def spec_augment(batch: torch.Tensor, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:

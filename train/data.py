@@ -179,3 +179,12 @@ def combine(*corpora: Corpus) -> Corpus:
     clips = [dataclasses.replace(c, speaker=f"{k.name}:{c.speaker}") for k in corpora for c in k.clips]
     labels = list(dict.fromkeys(l for k in corpora for l in k.labels))
     return Corpus("+".join(k.name for k in corpora), clips, labels)
+
+
+def label_indices(wanted: tuple[str, ...], corpus: Corpus, option: str) -> list[int]:
+    """Class indices of the label names `wanted` in `corpus`; an unknown name is an error
+    naming `option` (the command-line option it came from)."""
+    unknown = sorted(set(wanted) - set(corpus.labels))
+    if unknown:
+        raise ValueError(f"{option} {','.join(unknown)}: not labels of {corpus.name} ({', '.join(corpus.labels)})")
+    return [corpus.labels.index(label) for label in wanted]

@@ -30,10 +30,10 @@ import torch
 from edge_ser.config import FeatureConfig
 
 from . import metrics, protocols
-from .data import load_corpus
+from .data import label_indices, load_corpus
 from .features import band_stats, corpus_features
 from .loop import predict_logits
-from .run import RunConfig, feature_cache, load_fold_model, quick_corpus, write_json
+from .run import RunConfig, feature_cache, load_fold_model, quick_corpus, read_run_config, write_json
 
 DEFAULT_KS = (1, 3, 5, 10)
 ALL = "all"
@@ -46,10 +46,7 @@ def normalised(clips: np.ndarray, enrolment: np.ndarray) -> torch.Tensor:
 
 
 def read_run(run_dir: pathlib.Path, must_normalise: bool) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a training run directory")
-    config = json.loads(path.read_text())
+    config = read_run_config(run_dir)
     if must_normalise and config["run"].get("ensemble_of"):
         raise ValueError(f"{run_dir}: an ensemble has no fold models to re-score; give one of its runs")
     if not config.get("speaker_independent", protocols.is_speaker_independent(config["run"]["protocol"])):
@@ -106,12 +103,9 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
         if (other["folds"], other["labels"], other["run"]["corpus"]) != (config["folds"], config["labels"], config["run"]["corpus"]):
             raise ValueError(f"{baseline}: not the same corpus, labels and folds as {run_dir}")
     corpus, x = run_corpus(config, data)
-    unknown = sorted(set(enrol_labels) - set(corpus.labels))
-    if unknown:
-        raise ValueError(f"--enrol-labels {','.join(unknown)}: not labels of {corpus.name} ({', '.join(corpus.labels)})")
-    enrol_from = [corpus.labels.index(label) for label in enrol_labels] or None
+    enrol_from = label_indices(enrol_labels, corpus, "--enrol-labels") or None
     # The run's own statistics ("all"): every clip of the speaker, or its reference-label clips.
-    trained_from = [corpus.labels.index(label) for label in config["run"].get("speaker_norm_labels") or []] or None
+    trained_from = label_indices(config["run"].get("speaker_norm_labels") or (), corpus, "speaker_norm_labels") or None
     row_of = {clip.path.name: i for i, clip in enumerate(corpus.clips)}
     if len(row_of) != len(corpus.clips):
         raise ValueError(f"{corpus.name}: clip file names repeat, so fold results cannot name their clips")
@@ -137,17 +131,19 @@ def enrolment_predictions(run_dir: pathlib.Path, baselines: list[pathlib.Path] =
             if len(pool) < max(ks) or len(own) <= max(ks):
                 raise ValueError(f"{fold}: speaker {speaker} has {len(pool)} clips to enrol from and {len(own)} in "
                                  f"all, too few to enrol {max(ks)} and score the rest")
+            as_trained = own if trained_from is None else own[np.isin(targets[own], trained_from)]
+            # The run's own statistics do not depend on the draw: predict the speaker's clips once.
+            all_predicted = dict(zip(own, predict_logits(model, normalised(x[own], x[as_trained])).argmax(axis=1)))
             for r in range(repeats):
                 drawn = pool[rng.permutation(len(pool))]
                 scored = np.setdiff1d(own, drawn[: max(ks)])
                 scored_names = [corpus.clips[i].path.name for i in scored]
                 out["names"][r] += scored_names
                 out["true"][r] += targets[scored].tolist()
-                for k, name in [*((k, f"k={k}") for k in ks), (None, ALL)]:
-                    as_trained = own if trained_from is None else own[np.isin(targets[own], trained_from)]
-                    enrol = x[as_trained] if k is None else x[drawn[:k]]
-                    logits = predict_logits(model, normalised(x[scored], enrol))
-                    out["predicted"][name][r] += logits.argmax(axis=1).tolist()
+                for k in ks:
+                    logits = predict_logits(model, normalised(x[scored], x[drawn[:k]]))
+                    out["predicted"][f"k={k}"][r] += logits.argmax(axis=1).tolist()
+                out["predicted"][ALL][r] += [int(all_predicted[i]) for i in scored]
                 for baseline, predicted in zip(baselines, plain):
                     out["predicted"][str(baseline)][r] += [predicted[n] for n in scored_names]
     return out

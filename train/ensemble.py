@@ -54,17 +54,12 @@ def fold_result(runs: list[pathlib.Path], result_set: str, fold: str, n_classes:
 
 def ensemble(runs: list[pathlib.Path], out: pathlib.Path, result_set: str = "single") -> dict:
     """Write the ensemble of `runs` (their `result_set`) to `out`; returns its summary."""
-    from .run import write_json  # one atomic JSON writer
+    from .run import read_run_config, write_json  # one config reader, one atomic JSON writer
 
     runs = [pathlib.Path(r) for r in runs]
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")
-    configs = []
-    for run in runs:
-        path = run / "config.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a training run directory")
-        configs.append(json.loads(path.read_text()))
+    configs = [read_run_config(run) for run in runs]
     _check_same_protocol(runs, configs)
     first = configs[0]
     labels = first["labels"]

@@ -1,7 +1,6 @@
 """Render a clip's log-mel spectrogram beside its attention-rollout map (PNG)."""
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -17,10 +16,9 @@ from .run import load_fold_model
 
 def load_run_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1"):
     """(model, run config dict, feature config, labels) from a run directory's saved state."""
-    config = json.loads((run_dir / "config.json").read_text())
+    model, config = load_fold_model(run_dir, fold, checkpoint)
     if config["run"].get("speaker_norm"):
         raise ValueError(f"{run_dir}: trained on speaker-normalised features; rollout renders raw clips only")
-    model, config = load_fold_model(run_dir, fold, checkpoint)
     return model, config["run"], FeatureConfig.from_dict(config["feature_config"]), config["labels"]
 
 

@@ -26,7 +26,7 @@ from edge_ser.config import FeatureConfig
 
 from . import loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation, band_centres_hz
-from .data import Corpus, load_corpus, relabel_into
+from .data import Corpus, label_indices, load_corpus, relabel_into
 from .features import corpus_features, speaker_normalise
 
 VARIANTS = ("none", "random", "samsg")
@@ -189,16 +189,11 @@ def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tenso
     x = corpus_features(corpus, cfg.feature_config(), seconds, feature_cache(cfg), cfg.progress)
     if not cfg.speaker_norm:
         return torch.from_numpy(x)
-    reference = np.isin(corpus.targets(), reference_targets(cfg, corpus.labels)) if cfg.speaker_norm_labels else None
+    reference = None
+    if cfg.speaker_norm_labels:
+        wanted = label_indices(cfg.speaker_norm_labels, corpus, "--speaker-norm-labels")
+        reference = np.isin(corpus.targets(), wanted)
     return torch.from_numpy(speaker_normalise(x, corpus.speakers(), reference))
-
-
-def reference_targets(cfg: RunConfig, labels: list[str]) -> list[int]:
-    """Class indices of `cfg.speaker_norm_labels` in `labels`."""
-    unknown = sorted(set(cfg.speaker_norm_labels) - set(labels))
-    if unknown:
-        raise ValueError(f"--speaker-norm-labels {','.join(unknown)}: not labels here ({', '.join(labels)})")
-    return [labels.index(label) for label in cfg.speaker_norm_labels]
 
 
 def corpus_parts(name: str | None) -> set[str]:
@@ -261,10 +256,18 @@ def write_json(path: pathlib.Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def read_run_config(run_dir: pathlib.Path) -> dict:
+    """A run directory's config.json."""
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a training run directory")
+    return json.loads(path.read_text())
+
+
 def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1") -> tuple[torch.nn.Module, dict]:
     """(model in eval mode, the run's config.json) from a fold's saved checkpoint; `checkpoint`
     is phase1 (the only one of a single-phase run) or a variant's name."""
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_run_config(run_dir)
     run = config["run"]
     path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
     if not path.exists():
