@@ -166,7 +166,7 @@ def test_init_from_a_local_timm_checkpoint(tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save({"model": rgb.state_dict()}, path)
     model = tiny_deit()
-    fresh = models.init_vit_from(model.backbone, path)
+    fresh = models.init_backbone_from(model.backbone, path)
     vit, source = model.backbone, rgb.state_dict()
     assert torch.allclose(vit.patch_embed.proj.weight, source["patch_embed.proj.weight"].sum(1, keepdim=True))
     assert torch.equal(vit.blocks[1].mlp.fc2.weight, source["blocks.1.mlp.fc2.weight"])
@@ -174,7 +174,23 @@ def test_init_from_a_local_timm_checkpoint(tmp_path):
     assert fresh == ["head.bias", "head.weight"]
     torch.save({"model": {"unrelated": torch.zeros(3)}}, path)
     with pytest.raises(ValueError, match="no tensor matches"):
-        models.init_vit_from(vit, path)
+        models.init_backbone_from(vit, path)
+
+
+def test_init_a_cnn_from_another_corpus_run_keeps_the_body_and_a_fresh_head(tmp_path):
+    torch.manual_seed(4)
+    source = models.build("cnn", 8, (64, 201))  # e.g. a RAVDESS run: 8 classes
+    path = tmp_path / "phase1.pt"
+    torch.save(source.state_dict(), path)  # as run_fold saves it: the Classifier's state dict
+    model = models.build("cnn", 7, (64, 201))
+    head_before = model.backbone.head[1].weight.clone()
+    assert models.init_backbone_from(model.backbone, path, fresh_head=True) == ["head.1.bias", "head.1.weight"]
+    assert torch.equal(model.backbone.features[0][0].weight, source.backbone.features[0][0].weight)
+    assert torch.equal(model.backbone.features[0][1].running_var, source.backbone.features[0][1].running_var)
+    assert torch.equal(model.backbone.head[1].weight, head_before)
+    narrow = models.Classifier(64, models.SmallCNN(7, widths=(16, 32, 64, 128)))
+    with pytest.raises(ValueError, match="a CNN of another shape"):
+        models.init_backbone_from(narrow.backbone, path)
 
 
 def test_mae_patches_and_pretraining_update_the_encoder():
@@ -266,10 +282,10 @@ def test_init_from_a_train_run_checkpoint(quick_run):
     checkpoint = out / "checkpoints" / "spk-03" / "phase1.pt"
     source = torch.load(checkpoint, weights_only=True)
     model = models.build("deit", 7, (64, 201), depth=1, dim=32, heads=2)
-    assert models.init_vit_from(model.backbone, checkpoint) == []  # same classes: nothing left fresh
+    assert models.init_backbone_from(model.backbone, checkpoint) == []  # same classes: nothing left fresh
     assert torch.equal(model.backbone.blocks[0].attn.qkv.weight, source["backbone.blocks.0.attn.qkv.weight"])
     assert not any(k.startswith("standardize") for k in models.read_state_dict(checkpoint))
-    assert models.init_vit_from(model.backbone, checkpoint, fresh_head=True) == ["head.bias", "head.weight"]
+    assert models.init_backbone_from(model.backbone, checkpoint, fresh_head=True) == ["head.bias", "head.weight"]
     with pytest.raises(SystemExit, match="trained on emodb, the corpus evaluated here"):
         main(["samsg", "--quick", "--out", str(out.parent / "leak"), "--init-from", str(checkpoint), "--no-progress"])
 

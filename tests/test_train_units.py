@@ -170,3 +170,4 @@ def test_report_labels_name_what_a_run_changed():
     assert data_label({"normalize": "utterance", "stem": "conv", "speaker_norm": True, "seed": 2,
                        "extra_train": "ravdess"}) == "+uttnorm+convstem+xravdess+spknorm+seed2"
     assert data_label({"speaker_norm": True, "speaker_norm_labels": ["neutral", "calm"]}) == "+spknorm-neutral-calm"
+    assert data_label({"init_from": "runs/r/checkpoints/all/phase1.pt", "speaker_adversary": 1.0}) == "+init+spkadv"

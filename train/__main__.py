@@ -70,6 +70,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--extra-train", default=None,
                    help="another labelled corpus added to every fold's training set (never tested on), "
                         "relabelled into this corpus's labels, e.g. --corpus emodb --extra-train ravdess")
+    p.add_argument("--speaker-adversary", type=float, default=d.speaker_adversary,
+                   help="weight of a gradient-reversed speaker classifier on the embedding (0 = off; not with --mixup)")
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips over its own clips (uses test speakers' unlabelled audio: "
                         "report apart)")
@@ -77,7 +79,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
                    help="with --speaker-norm: each speaker's statistics from its clips of these labels only, "
                         "e.g. neutral (what a user could record at set-up)")
     p.add_argument("--init-from", default=None,
-                   help="local checkpoint to start DeiT from: a timm ViT state dict or a train run's checkpoint")
+                   help="local checkpoint to start from (its head stays fresh): a train run's checkpoint "
+                        "(runs/RUN/checkpoints/FOLD/phase1.pt) of the same model, or for DeiT a timm ViT state dict")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
                    help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
     p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)

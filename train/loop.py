@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .adversary import SpeakerAdversary, ramp
 from .augment import Augmentation, freq_warp, mixed_loss, mixup, random_crop, spec_augment
 
 MAX_SHIFT_FRAMES = 20  # augmentation: random circular time shift of up to ±0.2 s
@@ -64,17 +65,27 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         epochs: int, lr: float, weight_decay: float = 0.05, batch_size: int = 32, seed: int = 0,
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
         progress: bool = True, augmentation: Augmentation | None = None,
-        crop_frames: int | None = None) -> list[float]:
+        crop_frames: int | None = None, speakers: torch.Tensor | None = None,
+        adversary_weight: float = 0.0) -> list[float]:
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
     circular time shift, then `augmentation`'s frequency warp, SpecAugment masks and mixup
-    (default: none)."""
+    (default: none). With `adversary_weight` > 0, a speaker adversary on the embedding is trained
+    alongside (`train.adversary`: the encoder learns to confuse it; `speakers` [N] are speaker ids 0..S-1), not with mixup."""
     augmentation = augmentation or Augmentation()
     generator = torch.Generator().manual_seed(seed)
     # Only drawn from when mixup is on, so runs without it keep their exact random stream.
     rng = np.random.default_rng(seed) if augmentation.mixup_alpha > 0 else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    adversary = None
+    if adversary_weight > 0:
+        if rng is not None or speakers is None:
+            raise ValueError("a speaker adversary needs speaker ids and no mixup (mixed clips have two speakers)")
+        with torch.no_grad():
+            dim = model.eval().embedding(features[:1]).shape[1]
+        adversary = SpeakerAdversary(dim, int(speakers.max()) + 1)
+    parameters = list(model.parameters()) + ([] if adversary is None else list(adversary.parameters()))
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(features) / batch_size)
     total, warmup = epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, total, warmup))
@@ -88,6 +99,10 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         if augmentation.freq_warp:
             batch = freq_warp(batch, augmentation.freq_warp, augmentation.band_hz, generator)
         batch = spec_augment(batch, augmentation, generator)
+        if adversary is not None:
+            embedding = model.embedding(batch)
+            weight = ramp(schedule.last_epoch / total, adversary_weight)
+            return loss_fn(model.logits(embedding), targets[index]) + adversary.loss(embedding, speakers[index], weight)
         if rng is None:
             return loss_fn(model(batch), targets[index])
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)

@@ -42,6 +42,14 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.standardize(x))
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding [B, dim] the head classifies (timm's pre-logits)."""
+        return self.backbone.forward_head(self.backbone.forward_features(self.standardize(x)), pre_logits=True)
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """[B, dim] -> [B, classes]: the head alone; `logits(embedding(x))` is `forward(x)`."""
+        return self.backbone.head(embedding)
+
 
 def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
@@ -61,8 +69,17 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in, n_classes))
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 1, n_mels, frames] -> feature map [B, channels, n_mels/32, frames/32]."""
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Feature map -> logits [B, classes] (or the pooled [B, channels] with `pre_logits`)."""
+        pooled = x.mean(dim=(2, 3))
+        return pooled if pre_logits else self.head(pooled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean(dim=(2, 3)))
+        return self.forward_head(self.forward_features(x))
 
 
 CONV_STEM_STRIDE = (16, 16)  # the token grid of 16x16 patches, so masks and rollout maps line up
@@ -150,17 +167,35 @@ def _source_grid(n_patches: int, grid: tuple[int, int]) -> list[int] | None:
     return [side, side] if side * side == n_patches else None
 
 
-def init_vit_from(vit: nn.Module, path: pathlib.Path, fresh_head: bool = False) -> list[str]:
-    """Load a local timm ViT/DeiT checkpoint into `vit`, adapting it to this model.
+def init_backbone_from(backbone: nn.Module, path: pathlib.Path, fresh_head: bool = False) -> list[str]:
+    """Load a local checkpoint into `backbone` (a timm ViT/DeiT or a `SmallCNN`), adapting it.
 
-    RGB patch weights are summed to one channel, position embeddings are resampled to this
-    grid (see `_source_grid` for the checkpoint's), and tensors whose shape still differs (e.g. the classification head) are skipped.
-    `fresh_head` leaves the head fresh even when its shape fits (another corpus's classes).
+    ViT: RGB patch weights are summed to one channel, position embeddings are resampled to this
+    grid (see `_source_grid` for the checkpoint's). Tensors whose shape still differs (e.g. the
+    classification head of another label set) are skipped; `fresh_head` leaves the head fresh even
+    when its shape fits (another corpus's classes). A CNN must match everywhere but its head: a CNN
+    of other widths would start mostly fresh, which is a mistake, not an initialisation.
     Returns the names of the parameters left at their fresh initialisation.
     """
+    state, own = read_state_dict(path), backbone.state_dict()
+    if "pos_embed" in own:
+        _adapt_vit_state(backbone, state, own)
+    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape
+              and not (fresh_head and k.startswith("head."))}
+    if not usable:
+        raise ValueError(f"{path}: no tensor matches this model (is it a checkpoint of the same kind of model?)")
+    backbone.load_state_dict(usable, strict=False)
+    fresh = sorted(set(own) - set(usable))
+    body = [k for k in fresh if not k.startswith("head.")]
+    if isinstance(backbone, SmallCNN) and body:
+        raise ValueError(f"{path}: a CNN of another shape ({len(body)} tensors differ, e.g. {body[0]})")
+    return fresh
+
+
+def _adapt_vit_state(vit: nn.Module, state: dict, own: dict) -> None:
+    """In place: a ViT checkpoint's patch weights and position embeddings made to fit `vit`."""
     from timm.layers import resample_abs_pos_embed
 
-    state, own = read_state_dict(path), vit.state_dict()
     weight = state.get("patch_embed.proj.weight")
     if weight is not None and weight.shape[1] != own["patch_embed.proj.weight"].shape[1]:
         state["patch_embed.proj.weight"] = weight.sum(dim=1, keepdim=True)
@@ -171,9 +206,3 @@ def init_vit_from(vit: nn.Module, path: pathlib.Path, fresh_head: bool = False) 
         if old_grid:
             state["pos_embed"] = resample_abs_pos_embed(pos, list(vit.patch_embed.grid_size), old_grid,
                                                         num_prefix_tokens=prefix)
-    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape
-              and not (fresh_head and k.startswith("head."))}
-    if not usable:
-        raise ValueError(f"{path}: no tensor matches this model (is it a timm ViT checkpoint?)")
-    vit.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))

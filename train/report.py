@@ -45,11 +45,11 @@ def augmentation_label(run: dict) -> str:
 
 
 def data_label(run: dict) -> str:
-    """"+uttnorm+convstem+init+xravdess+spknorm-neutral+seed1": per-clip feature normalisation, a
-    DeiT's conv stem, a start from a checkpoint, added training corpora, speaker normalisation
+    """"+uttnorm+convstem+init+spkadv+xravdess+spknorm-neutral+seed1": per-clip feature normalisation,
+    a DeiT's conv stem, a start from a checkpoint, a speaker adversary, added training corpora, speaker normalisation
     (with the labels its statistics come from), a seed other than 0 ("" for none of them)."""
     parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
-             ("init", run.get("init_from")),
+             ("init", run.get("init_from")), ("spkadv", run.get("speaker_adversary")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm" + "".join(f"-{label}" for label in run.get("speaker_norm_labels") or []), run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]

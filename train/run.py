@@ -24,7 +24,7 @@ import torch
 
 from edge_ser.config import FeatureConfig
 
-from . import loop, masking, metrics, models, protocols, rollout
+from . import adversary, loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation, band_centres_hz
 from .data import Corpus, label_indices, load_corpus, relabel_into
 from .features import corpus_features, speaker_normalise
@@ -71,6 +71,8 @@ class RunConfig:
     # Labelled clips of another corpus added to every fold's training set (never to a test set),
     # relabelled into this corpus's labels (train.data.relabel_into).
     extra_train: str | None = None
+    # Weight of the gradient-reversed speaker loss (train.adversary); 0 = no adversary.
+    speaker_adversary: float = 0.0
     speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
     # With speaker_norm: statistics from each speaker's clips of these labels only (e.g. neutral:
     # what a user could record at set-up); empty: all its clips.
@@ -158,9 +160,7 @@ def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: t
     torch.manual_seed(seed)
     model = models.build(cfg.model, n_classes, shape, **cfg.deit_options())
     if cfg.init_from:
-        if cfg.model != "deit":
-            raise ValueError("--init-from needs --model deit (it loads a timm ViT checkpoint)")
-        models.init_vit_from(model.backbone, pathlib.Path(cfg.init_from), fresh_head=True)
+        models.init_backbone_from(model.backbone, pathlib.Path(cfg.init_from), fresh_head=True)
     model.standardize.fit(train_x)
     if cfg.pretrain_epochs and (cfg.model != "deit" or cfg.stem != "patch"):
         raise ValueError("--pretrain-epochs needs --model deit with --stem patch (MAE reconstructs patch pixels)")
@@ -279,6 +279,15 @@ def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1"
     return model.eval(), config
 
 
+def training_speakers(corpus: Corpus, fold: protocols.Fold, added: AddedClips | None) -> torch.Tensor:
+    """Speaker ids [n_train (+ added)] of a fold's training clips, in their order; corpora are
+    told apart, so speaker "03" of two corpora is two speakers."""
+    names = [f"{corpus.name}:{s}" for s in corpus.speakers()[fold.train]]
+    if added is not None:
+        names += [f"{added.corpus.name}:{s}" for s in added.corpus.speakers()]
+    return adversary.speaker_ids(np.array(names))
+
+
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
              long_x: torch.Tensor | None = None, added: AddedClips | None = None) -> None:
@@ -296,6 +305,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
               "n_train": len(fold.train), "n_added_train": 0 if added is None else len(added.x),
               "n_test": len(fold.test), "test_clips": names,
               "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
+    speakers = training_speakers(corpus, fold, added) if cfg.speaker_adversary else None
+    adversarial = {"speakers": speakers, "adversary_weight": cfg.speaker_adversary}
     checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
     first = "phase1" if cfg.variants else "single"
     if cfg.phase1_from and not checkpoint.exists():
@@ -310,7 +321,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
-                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames())
+                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames(), **adversarial)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -327,7 +338,9 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         history = loop.fit(model, seen_x, torch.cat([train_y, train_y]), n_classes, epochs=cfg.continue_epochs,
                            lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
                            seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
-                           progress=cfg.progress, augmentation=cfg.augmentation())
+                           progress=cfg.progress, augmentation=cfg.augmentation(),
+                           speakers=None if speakers is None else torch.cat([speakers, speakers]),
+                           adversary_weight=cfg.speaker_adversary)
         result = evaluate(model, test_x, test_y, n_classes)
         (out / "checkpoints" / fold.name).mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), out / "checkpoints" / fold.name / f"{variant}.pt")
@@ -358,7 +371,7 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp")
+                 "freq_warp", "speaker_adversary")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -416,6 +429,9 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.speaker_norm and (cfg.crop_seconds is not None or cfg.pretrain_extra):
         raise ValueError("--speaker-norm: not with --crop-seconds or --pretrain-extra (their clips would be "
                          "normalised differently or not at all)")
+    if cfg.speaker_adversary and (cfg.mixup or cfg.speaker_adversary < 0):
+        raise ValueError(f"--speaker-adversary {cfg.speaker_adversary}: needs a weight > 0 and no --mixup "
+                         "(a mixed clip has two speakers)")
     if cfg.speaker_norm_labels and not cfg.speaker_norm:
         raise ValueError("--speaker-norm-labels: needs --speaker-norm")
     if cfg.normalize != "none" and cfg.crop_seconds is not None:
