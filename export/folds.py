@@ -4,7 +4,6 @@ config and cache) and the teacher checkpoint of that fold as an export model fil
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
 import numpy as np
@@ -15,6 +14,7 @@ from train import protocols
 from train.data import load_corpus
 from train.features import corpus_features
 from train.run import quick_corpus
+from train.run import read_run_config as run_config
 
 from . import model_files
 
@@ -34,13 +34,6 @@ class FoldData:
     test_y: torch.Tensor
     test_speakers: list[str]
     protocol: dict  # corpus, protocol, fold, speaker_independent, seconds
-
-
-def run_config(run_dir: pathlib.Path) -> dict:
-    path = pathlib.Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a training run directory (no config.json)")
-    return json.loads(path.read_text())
 
 
 def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, progress: bool = False) -> FoldData:
