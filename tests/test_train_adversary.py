@@ -66,3 +66,23 @@ def test_cli_refuses_an_adversary_with_mixup_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="--speaker-adversary 1.0: needs a weight > 0 and no --mixup"):
         main(["fit", "--quick", "--out", str(tmp_path / "r"), "--speaker-adversary", "1", "--mixup", "0.2",
               "--no-progress"])
+
+
+def test_training_speakers_tell_corpora_apart_and_skip_the_test_speakers():
+    import pathlib
+
+    import numpy as np
+
+    from train.data import Clip, Corpus
+    from train.protocols import Fold
+    from train.run import AddedClips, training_speakers
+
+    def corpus(name, speakers):
+        return Corpus(name, [Clip(pathlib.Path(f"{name}{i}.wav"), "anger", s) for i, s in enumerate(speakers)], ["anger"])
+
+    own = corpus("emodb", ["03", "08", "03", "09"])
+    extra = corpus("ravdess", ["03", "03"])  # the same name in another corpus is another voice
+    fold = Fold("spk-09", np.array([0, 1, 2]), np.array([3]))
+    added = AddedClips(extra, torch.zeros(2, 1, 1), torch.zeros(2, dtype=torch.int64))
+    assert training_speakers(own, fold, None).tolist() == [0, 1, 0]
+    assert training_speakers(own, fold, added).tolist() == [0, 1, 0, 2, 2]
