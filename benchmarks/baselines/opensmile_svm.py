@@ -14,6 +14,12 @@ never used for a choice. Features are standardised with the outer training fold'
 Writes benchmarks/results/opensmile_<corpus>.json (the training results' schema: rows with a
 `summary` of pooled/fold UA, WA, macro-F1 and the pooled confusion) and a .md beside it.
 Features are cached outside the repository (they are derived from the licensed corpora).
+
+`--fuse RUN` (a finished train run or ensemble directory of the same corpus and protocol) adds
+a late-fusion row: each test clip's class probabilities averaged with equal weight between the
+plain SVM (Platt-scaled on its training fold only) and RUN. It asks whether the hand-made
+functionals (pitch, voice quality, energy, spectral shape) hold emotion cues the log-mel model
+misses: a research figure, since the runtime computes no ComParE features.
 """
 from __future__ import annotations
 
@@ -61,6 +67,62 @@ def extract(corpus: data.Corpus) -> tuple[np.ndarray, float]:
     return feats, seconds
 
 
+SECONDS = {"emodb": 2.0, "ravdess": 3.0}  # the clip length the CNN runs see (train.run --seconds)
+
+
+def extract_logmel(corpus: data.Corpus) -> tuple[np.ndarray, float]:
+    """`functionals.logmel_functionals` of the runtime's log-mel of every clip (fixed to the
+    CNN runs' length, from the training code's feature cache) -> ([n_clips, F], seconds spent)."""
+    from edge_ser.config import FeatureConfig
+    from train.features import corpus_features
+    from train.run import RunConfig, feature_cache
+
+    from .functionals import logmel_functionals
+
+    start = time.perf_counter()
+    log_mel = corpus_features(corpus, FeatureConfig(), SECONDS[corpus.name], feature_cache(RunConfig()))
+    return logmel_functionals(log_mel), time.perf_counter() - start
+
+
+def extract_spectral(corpus: data.Corpus) -> tuple[np.ndarray, float]:
+    """`functionals.spectral_functionals` of every whole clip (as openSMILE sees it), from the
+    runtime's STFT and MFCC -> ([n_clips, F], seconds spent)."""
+    from edge_ser.features import mfcc
+
+    from .functionals import spectral_functionals
+
+    start, rows = time.perf_counter(), []
+    for clip in corpus.clips:
+        audio = data.read_audio(clip.path)
+        rows.append(spectral_functionals(audio, mfcc(audio, n_mfcc=15)))
+    return np.nan_to_num(np.array(rows)), time.perf_counter() - start
+
+
+# ComParE_2016's low-level-descriptor families, by feature-name prefix (its 6373 names).
+COMPARE_GROUPS = {
+    "voicing": ("F0final", "voicingFinalUnclipped", "jitterLocal", "jitterDDP", "shimmerLocal", "logHNR"),
+    "audspec": ("audSpec_Rfilt",),  # RASTA-filtered auditory bands: the closest to a log-mel
+    "mfcc": ("mfcc",),
+    "spectral": ("audspec_lengthL1norm", "audspecRasta_lengthL1norm", "pcm_"),  # energy, ZCR, spectral shape
+}
+
+
+def compare_columns(groups: list[str]) -> np.ndarray:
+    """Column indices of ComParE_2016 features whose LLD belongs to one of `groups`."""
+    import opensmile
+
+    names = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals).feature_names
+    prefixes = tuple(p for g in groups for p in COMPARE_GROUPS[g])
+    return np.array([i for i, n in enumerate(names) if n.startswith(prefixes)])
+
+
+FEATURES = {"compare": (extract, "ComParE_2016 functionals (6373)"),
+            "logmel": (extract_logmel, "functionals of the runtime's 64-band log-mel and its deltas"),
+            "spectral": (extract_spectral, "functionals of energy, spectral-shape and MFCC 1-14 descriptors from "
+                                           "the runtime's STFT, and their deltas")}
+
+
 def speaker_normalise(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
     """[n, d] features -> the same, z-scored within each speaker's clips."""
     out = np.empty_like(x)
@@ -79,11 +141,14 @@ def linear_kernel(x_train: np.ndarray, x_other: np.ndarray) -> tuple[np.ndarray,
     return a @ a.T, b @ a.T
 
 
-def fit_svm(gram: np.ndarray, y: np.ndarray, c: float):
+def fit_svm(gram: np.ndarray, y: np.ndarray, c: float, probability: bool = False):
+    """`probability`: Platt scaling by sklearn's internal 5-fold CV over these (training) rows;
+    predictions stay the decision function's."""
     from sklearn.svm import SVC
 
     # Balanced class weights: UA (mean recall) is the headline metric and classes are uneven.
-    return SVC(kernel="precomputed", C=c, class_weight="balanced").fit(gram, y)
+    return SVC(kernel="precomputed", C=c, class_weight="balanced", probability=probability,
+               random_state=0).fit(gram, y)
 
 
 def choose_c(gram: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes: int) -> float:
@@ -115,15 +180,68 @@ def run_protocol(x: np.ndarray, corpus: data.Corpus, variant: str) -> dict:
         t0 = time.perf_counter()
         gram, test_gram = linear_kernel(x[fold.train], x[fold.test])
         c = choose_c(gram, y[fold.train], speakers[fold.train], n)
-        pred = fit_svm(gram, y[fold.train], c).predict(test_gram)
+        svm = fit_svm(gram, y[fold.train], c, probability=True)
+        pred = svm.predict(test_gram)
         matrix = metrics.confusion(y[fold.test], pred, n)
         results.append({"fold": fold.name, "C": c, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
-                        "train_seconds": time.perf_counter() - t0})
+                        "train_seconds": time.perf_counter() - t0,
+                        "test_clips": [corpus.clips[i].path.name for i in fold.test],
+                        "test_true": y[fold.test].tolist(),
+                        "probabilities": np.round(svm.predict_proba(test_gram), 4).tolist()})
         print(f"  {corpus.name} {variant} {fold.name}: C={c:g} UA={results[-1]['scores']['ua']:.3f}", flush=True)
     summary = metrics.summarise(results, corpus.labels)
     summary["train_seconds"] = time.perf_counter() - start
     summary["complete"] = True
-    return {"summary": summary, "folds": [{k: r[k] for k in ("fold", "C", "scores", "train_seconds")} for r in results]}
+    return {"summary": summary, "folds": [{k: r[k] for k in ("fold", "C", "scores", "train_seconds")} for r in results],
+            "fold_outputs": results}
+
+
+def run_probabilities(run_dir: pathlib.Path, fold: str) -> tuple[list[str], np.ndarray]:
+    """(test clip names, class probabilities [n_test, classes]) of a train run's or an
+    ensemble's fold JSON (probabilities, else the softmax of its logits)."""
+    from train.ensemble import RESULT_SET, _softmax
+
+    sets = [RESULT_SET, "single"]
+    path = next((run_dir / s / f"fold_{fold}.json" for s in sets if (run_dir / s / f"fold_{fold}.json").is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"{run_dir}: no finished fold {fold} (looked in {', '.join(sets)})")
+    result = json.loads(path.read_text())
+    if "probabilities" in result:
+        return result["test_clips"], np.array(result["probabilities"])
+    return result["test_clips"], _softmax(np.array(result["logits"], dtype=np.float64))
+
+
+def fuse(svm: dict, run_dir: pathlib.Path, corpus: data.Corpus) -> dict:
+    """The plain SVM's fold outputs and `run_dir`'s averaged with equal weight, clip by clip."""
+    from train.run import read_run_config
+
+    config = read_run_config(run_dir)
+    if config["labels"] != corpus.labels or config["run"]["protocol"] != PROTOCOL[corpus.name]:
+        raise ValueError(f"{run_dir}: not a {corpus.name} {PROTOCOL[corpus.name]} run with its labels")
+    results = []
+    for out in svm["fold_outputs"]:
+        clips, probs = run_probabilities(run_dir, out["fold"])
+        order = {name: i for i, name in enumerate(clips)}
+        if sorted(order) != sorted(out["test_clips"]):
+            raise ValueError(f"{run_dir}: fold {out['fold']} tested other clips than the SVM")
+        mine = probs[[order[name] for name in out["test_clips"]]]
+        fused = 0.5 * (mine + np.array(out["probabilities"]))
+        matrix = metrics.confusion(np.array(out["test_true"]), fused.argmax(axis=1), len(corpus.labels))
+        results.append({"fold": out["fold"], "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
+                        "train_seconds": out["train_seconds"]})
+    summary = metrics.summarise(results, corpus.labels)
+    summary["complete"], summary["train_seconds"] = True, svm["summary"]["train_seconds"]
+    return {"summary": summary, "folds": [{k: r[k] for k in ("fold", "scores")} for r in results],
+            "fused_with": str(run_dir), "fused_with_ua": fused_run_ua(run_dir)}
+
+
+def fused_run_ua(run_dir: pathlib.Path) -> float | None:
+    """The pooled UA the fused run scored alone (its summary.json), for the table."""
+    for name in ("ensemble", "single"):
+        path = run_dir / name / "summary.json"
+        if path.is_file():
+            return json.loads(path.read_text())["pooled"]["ua"]
+    return None
 
 
 def environment() -> dict:
@@ -134,22 +252,40 @@ def environment() -> dict:
             "opensmile": opensmile.__version__, "sklearn": sklearn.__version__, "cpu": platform.processor()}
 
 
-def evaluate(name: str, root: pathlib.Path) -> dict:
+def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), features: str = "compare",
+             groups: list[str] = ()) -> dict:
     corpus = data.load_corpus(name, root)
-    feats, extract_seconds = extract(corpus)
+    extractor, described = FEATURES[features]
+    feats, extract_seconds = extractor(corpus)
+    if groups:
+        feats = feats[:, compare_columns(groups)]
+        described += f", only the {'+'.join(groups)} descriptors"
     audio_seconds = sum(len(data.read_audio(c.path)) for c in corpus.clips) / 16000 if extract_seconds else None
     rows = []
     for variant, meaning in VARIANTS.items():
         result = run_protocol(feats, corpus, variant)
-        rows.append({"model": "opensmile_compare2016_linear_svm", "result_set": variant, "meaning": meaning,
+        fold_outputs = result.pop("fold_outputs")
+        if variant == "plain":
+            plain = {**result, "fold_outputs": fold_outputs}
+        model = "opensmile_compare2016_linear_svm" if features == "compare" else f"{features}_functionals_linear_svm"
+        rows.append({"model": model, "result_set": variant, "meaning": meaning,
                      "n_parameters": None, "peer_ua": PEER[name][variant], **result,
-                     "config": {"run": {"corpus": name, "protocol": PROTOCOL[name], "features": "ComParE_2016 functionals (6373)",
+                     "config": {"run": {"corpus": name, "protocol": PROTOCOL[name], "features": f"{described}: {feats.shape[1]}",
                                         "classifier": "standardised on the training fold, SVC(linear kernel, precomputed; class_weight=balanced)",
                                         "c_grid": list(C_GRID), "inner_folds": INNER_FOLDS},
                                 "environment": environment()},
                      "train_seconds_per_protocol": result["summary"]["train_seconds"]})
-    return {"name": f"opensmile_{name}", "command": "OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm "
-            f"--corpus {name}", "extract_seconds": extract_seconds, "audio_seconds": audio_seconds,
+    for run_dir in fuse_with:
+        fused = fuse(plain, run_dir, corpus)
+        rows.append({**rows[0], **fused, "result_set": f"plain + {run_dir.name}", "peer_ua": PEER[name]["plain"],
+                     "meaning": f"late fusion: mean of the plain SVM's and {run_dir}'s class probabilities "
+                                "(equal weights, fixed in advance)"})
+    fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
+    fuse_options += f" --compare-groups {','.join(groups)}" if groups else ""
+    prefix = "opensmile" if features == "compare" else f"{features}_functionals"
+    return {"name": f"{prefix}_{name}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
+            "command": "OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm "
+            f"--corpus {name}{fuse_options}", "features": described, "extract_seconds": extract_seconds, "audio_seconds": audio_seconds,
             "n_clips": len(corpus.clips), "results": rows}
 
 
@@ -159,7 +295,8 @@ def markdown(payload: dict) -> str:
     cost = ("features cached from an earlier run" if not payload["extract_seconds"] else
             f"feature extraction {payload['extract_seconds']:.0f} s for {payload['audio_seconds'] / 60:.1f} min of audio "
             f"({payload['extract_seconds'] / payload['audio_seconds']:.3f} x real time)")
-    lines = [f"# {payload['name']}: openSMILE ComParE_2016 + linear SVM, {run['corpus']}, {run['protocol']}", "",
+    lines = [f"# {payload['name']}: {payload.get('features', 'ComParE_2016 functionals')} + linear SVM, "
+             f"{run['corpus']}, {run['protocol']}", "",
              f"Date {env['date']}; opensmile {env['opensmile']}, scikit-learn {env['sklearn']}, Python {env['python']}, "
              f"one core of a shared 2-core machine. Data: {payload['n_clips']} clips from ../shared/data "
              + ("(the processed EmoDB copy: every utterance cut to 2.0 s or zero-padded; not one-to-one comparable with "
@@ -169,12 +306,20 @@ def markdown(payload: dict) -> str:
              f"{run['inner_folds']}-fold GroupKFold over the training speakers only, best pooled UA.", "",
              "| variant | UA % (pooled) | WA % | macro-F1 % | fold UA % mean ± std | peer's UA % | SVM time |",
              "|---|---|---|---|---|---|---|"]
+    fused = [row for row in payload["results"] if "fused_with" in row]
     for row in payload["results"]:
         s = row["summary"]
         lines.append(f"| {row['result_set']} | {100 * s['pooled']['ua']:.1f} | {100 * s['pooled']['wa']:.1f} | "
                      f"{100 * s['pooled']['macro_f1']:.1f} | {100 * s['fold_mean']['ua']:.1f} ± {100 * s['fold_std']['ua']:.1f} | "
                      f"{100 * row['peer_ua']:.1f} | {s['train_seconds']:.0f} s |")
-    lines += ["", "Variants:"] + [f"- `{k}`: {v}" for k, v in VARIANTS.items()] + [""]
+    lines += ["", "Variants:"] + [f"- `{k}`: {v}" for k, v in VARIANTS.items()]
+    lines += [f"- `{row['result_set']}`: {row['meaning']}; that run alone: UA "
+              + (f"{100 * row['fused_with_ua']:.1f} %" if row["fused_with_ua"] is not None else "unknown")
+              for row in fused]
+    if fused:
+        lines += ["", "A fused row needs ComParE features, which the runtime does not compute: it measures whether "
+                  "the functionals add information to the log-mel model, not a deployable model."]
+    return "\n".join(lines + [""])
     return "\n".join(lines)
 
 
@@ -183,10 +328,23 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", nargs="+", choices=sorted(PROTOCOL), default=sorted(PROTOCOL))
     ap.add_argument("--data", type=pathlib.Path, default=None, help="data root (default: EDGE_SER_DATA)")
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    ap.add_argument("--features", choices=sorted(FEATURES), default="compare",
+                    help="compare: openSMILE ComParE_2016; logmel: functionals of the runtime's log-mel (no openSMILE)")
+    ap.add_argument("--fuse", type=pathlib.Path, action="append", default=[],
+                    help="a finished train run / ensemble directory of the (one) --corpus to fuse with the plain SVM")
+    ap.add_argument("--compare-groups", default="",
+                    help=f"ComParE only: keep these descriptor families ({', '.join(COMPARE_GROUPS)}; comma list)")
     args = ap.parse_args(argv)
+    groups = [g for g in args.compare_groups.split(",") if g]
+    unknown = sorted(set(groups) - set(COMPARE_GROUPS))
+    if unknown or (groups and args.features != "compare"):
+        ap.error(f"--compare-groups {args.compare_groups}: families of --features compare only "
+                 f"({', '.join(COMPARE_GROUPS)})")
     root = args.data or data.default_data_root()
+    if args.fuse and len(args.corpus) != 1:
+        ap.error("--fuse needs exactly one --corpus (the runs' corpus)")
     for name in args.corpus:
-        payload = evaluate(name, root)
+        payload = evaluate(name, root, args.fuse, args.features, groups)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{payload['name']}.json").write_text(json.dumps(payload, indent=1))
         (args.out / f"{payload['name']}.md").write_text(markdown(payload))
