@@ -71,7 +71,7 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
                    help="another labelled corpus added to every fold's training set (never tested on), "
                         "relabelled into this corpus's labels, e.g. --corpus emodb --extra-train ravdess")
     p.add_argument("--speaker-adversary", type=float, default=d.speaker_adversary,
-                   help="weight of a gradient-reversed speaker classifier on the embedding (0 = off; not with --mixup)")
+                   help="weight of the confusion loss against a speaker classifier on the embedding (train.adversary; 0 = off; not with --mixup)")
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips over its own clips (uses test speakers' unlabelled audio: "
                         "report apart)")

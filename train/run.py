@@ -71,7 +71,7 @@ class RunConfig:
     # Labelled clips of another corpus added to every fold's training set (never to a test set),
     # relabelled into this corpus's labels (train.data.relabel_into).
     extra_train: str | None = None
-    # Weight of the gradient-reversed speaker loss (train.adversary); 0 = no adversary.
+    # Weight of the speaker-confusion loss (train.adversary); 0 = no adversary.
     speaker_adversary: float = 0.0
     speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
     # With speaker_norm: statistics from each speaker's clips of these labels only (e.g. neutral:

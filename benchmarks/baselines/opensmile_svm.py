@@ -267,7 +267,8 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
         fold_outputs = result.pop("fold_outputs")
         if variant == "plain":
             plain = {**result, "fold_outputs": fold_outputs}
-        model = "opensmile_compare2016_linear_svm" if features == "compare" else f"{features}_functionals_linear_svm"
+        model = ("opensmile_compare2016" + "".join(f"[{g}]" for g in groups) if features == "compare"
+                 else f"{features}_functionals") + "_linear_svm"
         rows.append({"model": model, "result_set": variant, "meaning": meaning,
                      "n_parameters": None, "peer_ua": PEER[name][variant], **result,
                      "config": {"run": {"corpus": name, "protocol": PROTOCOL[name], "features": f"{described}: {feats.shape[1]}",
@@ -280,7 +281,8 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
         rows.append({**rows[0], **fused, "result_set": f"plain + {run_dir.name}", "peer_ua": PEER[name]["plain"],
                      "meaning": f"late fusion: mean of the plain SVM's and {run_dir}'s class probabilities "
                                 "(equal weights, fixed in advance)"})
-    fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
+    if fuse_with and features == "compare" and not groups:
+        rows = rows[len(VARIANTS):]  # the SVM's own rows are opensmile_<corpus>.json's already    fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
     fuse_options += f" --compare-groups {','.join(groups)}" if groups else ""
     prefix = "opensmile" if features == "compare" else f"{features}_functionals"
     return {"name": f"{prefix}_{name}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
