@@ -17,7 +17,7 @@ Features are cached outside the repository (they are derived from the licensed c
 
 `--fuse RUN` (a finished train run or ensemble directory of the same corpus and protocol) adds
 a late-fusion row: each test clip's class probabilities averaged with equal weight between the
-plain SVM (Platt-scaled on its training fold only) and RUN. It asks whether the hand-made
+plain SVM (calibrated on its training fold only: `fit_calibrator`) and RUN. It asks whether the hand-made
 functionals (pitch, voice quality, energy, spectral shape) hold emotion cues the log-mel model
 misses: a research figure, since the runtime computes no ComParE features.
 """
@@ -141,14 +141,36 @@ def linear_kernel(x_train: np.ndarray, x_other: np.ndarray) -> tuple[np.ndarray,
     return a @ a.T, b @ a.T
 
 
-def fit_svm(gram: np.ndarray, y: np.ndarray, c: float, probability: bool = False):
-    """`probability`: Platt scaling by sklearn's internal 5-fold CV over these (training) rows;
-    predictions stay the decision function's."""
+def fit_svm(gram: np.ndarray, y: np.ndarray, c: float):
     from sklearn.svm import SVC
 
     # Balanced class weights: UA (mean recall) is the headline metric and classes are uneven.
-    return SVC(kernel="precomputed", C=c, class_weight="balanced", probability=probability,
-               random_state=0).fit(gram, y)
+    return SVC(kernel="precomputed", C=c, class_weight="balanced").fit(gram, y)
+
+
+def fit_calibrator(gram: np.ndarray, y: np.ndarray, speakers: np.ndarray, c: float):
+    """Class probabilities from the SVM's pairwise (one-vs-one) margins, `svm_margins`: a
+    multinomial logistic regression on out-of-fold margins of INNER_FOLDS speaker-grouped folds
+    of the training data (Platt scaling by hand: sklearn's own cannot split a precomputed kernel,
+    and its folds ignore speakers). Not the "ovr" decision values: for SVC those are mostly vote
+    counts, too coarse to calibrate."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    n = len(np.unique(y))
+    margins = np.zeros((len(y), n * (n - 1) // 2))
+    for tr, te in GroupKFold(n_splits=INNER_FOLDS).split(gram, y, speakers):
+        margins[te] = svm_margins(fit_svm(gram[np.ix_(tr, tr)], y[tr], c), gram[np.ix_(te, tr)])
+    return LogisticRegression(max_iter=2000).fit(margins, y)
+
+
+def svm_margins(svm, gram: np.ndarray) -> np.ndarray:
+    """[n, n_classes * (n_classes - 1) / 2] pairwise decision values of a fitted SVC."""
+    svm.decision_function_shape = "ovo"
+    try:
+        return svm.decision_function(gram)
+    finally:
+        svm.decision_function_shape = "ovr"
 
 
 def choose_c(gram: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes: int) -> float:
@@ -180,14 +202,15 @@ def run_protocol(x: np.ndarray, corpus: data.Corpus, variant: str) -> dict:
         t0 = time.perf_counter()
         gram, test_gram = linear_kernel(x[fold.train], x[fold.test])
         c = choose_c(gram, y[fold.train], speakers[fold.train], n)
-        svm = fit_svm(gram, y[fold.train], c, probability=True)
+        svm = fit_svm(gram, y[fold.train], c)
         pred = svm.predict(test_gram)
+        calibrator = fit_calibrator(gram, y[fold.train], speakers[fold.train], c)
         matrix = metrics.confusion(y[fold.test], pred, n)
         results.append({"fold": fold.name, "C": c, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
                         "train_seconds": time.perf_counter() - t0,
                         "test_clips": [corpus.clips[i].path.name for i in fold.test],
                         "test_true": y[fold.test].tolist(),
-                        "probabilities": np.round(svm.predict_proba(test_gram), 4).tolist()})
+                        "probabilities": np.round(calibrator.predict_proba(svm_margins(svm, test_gram)), 4).tolist()})
         print(f"  {corpus.name} {variant} {fold.name}: C={c:g} UA={results[-1]['scores']['ua']:.3f}", flush=True)
     summary = metrics.summarise(results, corpus.labels)
     summary["train_seconds"] = time.perf_counter() - start
@@ -282,7 +305,8 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
                      "meaning": f"late fusion: mean of the plain SVM's and {run_dir}'s class probabilities "
                                 "(equal weights, fixed in advance)"})
     if fuse_with and features == "compare" and not groups:
-        rows = rows[len(VARIANTS):]  # the SVM's own rows are opensmile_<corpus>.json's already    fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
+        rows = rows[len(VARIANTS):]  # the SVM's own rows are opensmile_<corpus>.json's already
+    fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
     fuse_options += f" --compare-groups {','.join(groups)}" if groups else ""
     prefix = "opensmile" if features == "compare" else f"{features}_functionals"
     return {"name": f"{prefix}_{name}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
