@@ -127,3 +127,67 @@ def table(rows: list[AccuracyRow]) -> list[str]:
                    f"{_pct(r.wa)} | {_pct(r.macro_f1)} | {_pct(r.fold_ua_mean)} ± {_pct(r.fold_ua_std)} | {folds} | "
                    f"{'' if r.peer_ua is None else _pct(r.peer_ua)} | {r.date} | {cost} | `{r.source}` |")
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AccuracyTarget:
+    """A training issue's accuracy target: beat a peer figure (UA and WA both, pooled) or reach
+    an aim, on one corpus and protocol, by result sets of one kind."""
+
+    corpus: str
+    protocol: str
+    kind: str  # see KINDS
+    ua: float | None  # required pooled UA (fraction), exceeded strictly when `beat`
+    wa: float | None
+    beat: bool  # True: "beat the peer" (>), False: "reach the aim" (>=)
+    what: str
+
+
+KINDS = {
+    "model": "trained models on the runtime's features, no speaker statistics (deployable)",
+    "speaker-normalised": "trained models with per-speaker statistics (transductive, or from enrolment)",
+    "hybrid": "a trained model fused with openSMILE + SVM (needs openSMILE: not deployable)",
+}
+# From the training issue (#3): peers measured on this machine with ComParE_2016 + linear SVM.
+TARGETS = (
+    AccuracyTarget("emodb", "loso", "model", 0.758, 0.779, True, "beat ComParE + SVM"),
+    AccuracyTarget("emodb", "loso", "model", 0.88, None, False, "aim"),
+    AccuracyTarget("emodb", "loso", "speaker-normalised", 0.811, 0.832, True, "beat speaker-normalised ComParE + SVM"),
+    AccuracyTarget("emodb", "loso", "hybrid", 0.758, 0.779, True, "beat ComParE + SVM"),
+    AccuracyTarget("ravdess", "groups4", "model", 0.576, 0.575, True, "beat ComParE + SVM"),
+    AccuracyTarget("ravdess", "groups4", "model", None, 0.72, False, "aim"),
+    AccuracyTarget("ravdess", "groups4", "speaker-normalised", 0.670, 0.678, True,
+                   "beat speaker-normalised ComParE + SVM"),
+    AccuracyTarget("ravdess", "groups4", "hybrid", 0.576, 0.575, True, "beat ComParE + SVM"),
+)
+
+
+def row_kind(r: AccuracyRow) -> str | None:
+    """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
+    if r.model.startswith("opensmile") or r.model.endswith("_linear_svm"):
+        return "hybrid" if r.result_set.startswith("plain + ") and r.model.startswith("opensmile_compare2016_") \
+            and "[" not in r.model else None
+    if not r.model.startswith(("cnn", "deit")) or not r.complete:
+        return None
+    return "speaker-normalised" if "+spknorm" in r.model else "model"
+
+
+def _meets(target: AccuracyTarget, r: AccuracyRow) -> bool:
+    above = (lambda x, t: x > t) if target.beat else (lambda x, t: x >= t)
+    return all(above(x, t) for x, t in ((r.ua, target.ua), (r.wa, target.wa)) if t is not None)
+
+
+def target_lines(rows: list[AccuracyRow]) -> list[str]:
+    """Markdown table: each target, the best complete result set of its kind (by UA), pass/fail."""
+    out = ["| corpus, protocol | kind | target | best result set (UA / WA %) | of | result |",
+           "|---|---|---|---|---:|---|"]
+    for t in TARGETS:
+        mine = [r for r in rows if r.corpus == t.corpus and r.protocol == t.protocol and row_kind(r) == t.kind]
+        need = " / ".join(f"{'>' if t.beat else '>='} {name} {100 * v:.1f}" for name, v in (("UA", t.ua), ("WA", t.wa))
+                          if v is not None)
+        passing = [r for r in mine if _meets(t, r)]
+        best = max(passing or mine, key=lambda r: r.ua, default=None)
+        shown = "none" if best is None else f"{best.model} {best.result_set}: {_pct(best.ua)} / {_pct(best.wa)}"
+        out.append(f"| {t.corpus} {t.protocol} | {t.kind} | {t.what}: {need} | {shown} | {len(mine)} | "
+                   f"{'PASS' if passing else 'FAIL'} |")
+    return out

@@ -86,14 +86,18 @@ def test_no_teacher_is_not_a_pass(tmp_path):
            "teacher_parameters | n/a |" in text
 
 
-def accuracy_file(path, ua: float, n_parameters=None) -> None:
-    summary = {"n_folds": 10, "labels": ["a", "b"], "complete": True, "pooled": {"ua": ua, "wa": 0.5, "macro_f1": 0.25},
+def accuracy_row(ua: float, wa: float = 0.5, model: str = "tiny", result_set: str = "single", n_parameters=None,
+                 corpus: str = "emodb", protocol: str = "loso") -> dict:
+    summary = {"n_folds": 10, "labels": ["a", "b"], "complete": True, "pooled": {"ua": ua, "wa": wa, "macro_f1": 0.25},
                "pooled_confusion": [[3, 1], [2, 4]], "fold_mean": {"ua": 0.3}, "fold_std": {"ua": 0.05},
                "train_seconds": 120.0}
-    row = {"model": "tiny", "result_set": "single", "n_parameters": n_parameters, "summary": summary,
-           "config": {"run": {"corpus": "emodb", "protocol": "loso"}, "environment": {"date": "2026-01-02"}},
-           "train_seconds_per_protocol": 600.0}
-    path.write_text(json.dumps({"name": path.stem, "results": [row]}))
+    return {"model": model, "result_set": result_set, "n_parameters": n_parameters, "summary": summary,
+            "config": {"run": {"corpus": corpus, "protocol": protocol}, "environment": {"date": "2026-01-02"}},
+            "train_seconds_per_protocol": 600.0}
+
+
+def accuracy_file(path, ua: float, n_parameters=None) -> None:
+    path.write_text(json.dumps({"name": path.stem, "results": [accuracy_row(ua, n_parameters=n_parameters)]}))
 
 
 def test_accuracy_table_and_html_from_the_files_given(tmp_path):
@@ -110,6 +114,25 @@ def test_accuracy_table_and_html_from_the_files_given(tmp_path):
     assert "http://" not in page and "https://" not in page  # self-contained
     pytest.importorskip("matplotlib")
     assert page.count("data:image/png;base64,") >= 3  # latency, timings, trade-off (+ confusion)
+
+
+def test_accuracy_targets_pass_only_on_a_row_of_their_kind_beating_both_figures(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [accuracy_row(0.80, 0.77, model="cnn"),  # beats the EmoDB UA figure, not the WA one
+            accuracy_row(0.77, 0.78, model="cnn+ens3", result_set="ensemble"),  # beats both: the pass
+            accuracy_row(0.99, 0.99, model="cnn+spknorm"),  # another kind: no help to the model target
+            accuracy_row(0.95, 0.95, model="opensmile_compare2016_linear_svm", result_set="plain"),  # the peer itself
+            accuracy_row(0.60, 0.59, model="cnn", corpus="ravdess", protocol="groups4")]
+    (results / "runs.json").write_text(json.dumps({"name": "runs", "results": rows}))
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
+    assert ("| emodb loso | model | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn+ens3 ensemble: 77.0 / 78.0 | 2 | "
+            "PASS |") in text
+    assert "| emodb loso | model | aim: >= UA 88.0 | cnn single: 80.0 / 77.0 | 2 | FAIL |" in text
+    assert "| emodb loso | speaker-normalised | beat speaker-normalised ComParE + SVM: > UA 81.1 / > WA 83.2 | " \
+           "cnn+spknorm single: 99.0 / 99.0 | 1 | PASS |" in text
+    assert "| emodb loso | hybrid | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | none | 0 | FAIL |" in text
+    assert "| ravdess groups4 | model | beat ComParE + SVM: > UA 57.6 / > WA 57.5 | cnn single: 60.0 / 59.0 | 1 | PASS |" in text
 
 
 def test_enrolment_results_are_summarised_from_the_file(tmp_path):
