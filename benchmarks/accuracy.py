@@ -5,7 +5,8 @@ A result file is {"name", "results": [row, ...]} with, per row, "model", "result
 "n_parameters", "summary" {"pooled": {"ua", "wa", "macro_f1"}, "fold_mean", "fold_std",
 "n_folds", "labels", "pooled_confusion", "complete"}, "config" {"run": {"corpus", "protocol"},
 "environment": {"date"}} and "train_seconds_per_protocol" (train/report.py writes these).
-Files of another shape (e.g. vad_emodb.json) are not accuracy tables and are skipped.
+Files of another shape (e.g. vad_emodb.json) are not accuracy tables and are skipped, and so are
+files marked "diagnostic" (partial feature sets of the baselines: where information sits, not results).
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def load(results_dir: pathlib.Path = RESULTS_DIR) -> tuple[list[AccuracyRow], li
         except (OSError, ValueError) as e:
             problems.append(f"{path.name}: cannot read ({e})")
             continue
-        if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
-            continue  # not an accuracy table
+        if not isinstance(payload, dict) or not isinstance(payload.get("results"), list) or payload.get("diagnostic"):
+            continue  # not an accuracy table, or a diagnostic one (e.g. a partial baseline feature set)
         for r in payload["results"]:
             try:
                 rows.append(_row(path.name, r))

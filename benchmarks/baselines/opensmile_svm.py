@@ -311,7 +311,10 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
     prefix = "opensmile" if features == "compare" else f"{features}_functionals"
     return {"name": f"{prefix}_{name}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
             "command": "OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm "
-            f"--corpus {name}{fuse_options}", "features": described, "extract_seconds": extract_seconds, "audio_seconds": audio_seconds,
+            f"--corpus {name}{fuse_options}", "features": described,
+            # Partial feature sets answer "where does the information sit", they are not results to
+            # table beside the models: the benchmark report leaves them out (benchmarks.accuracy).
+            "diagnostic": bool(groups) or features != "compare", "extract_seconds": extract_seconds, "audio_seconds": audio_seconds,
             "n_clips": len(corpus.clips), "results": rows}
 
 
