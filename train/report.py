@@ -166,6 +166,10 @@ def markdown(name: str, rows: list[dict]) -> str:
     if any(r["config"]["run"].get("init_from") for r in rows):
         lines += ["", "`+init` rows start from another run's checkpoint (the run's `init_from` below; its head is "
                   "fresh when the label sets differ)."]
+    if any(r["config"]["run"].get("speaker_adversary") for r in rows):
+        lines += ["", "`+spkadv` rows train beside a speaker classifier on the pooled embedding and add a loss that "
+                  "makes its output uniform (`speaker_adversary` below is that loss's weight; train/adversary.py). "
+                  "It uses the training speakers' identities only: inductive."]
     lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
     lines += ["", "Runs (exact settings in the JSON beside this file):"]
     for run in dict.fromkeys(r["run"] for r in rows):
@@ -180,7 +184,8 @@ def markdown(name: str, rows: list[dict]) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "extra_train", "speaker_norm", "speaker_norm_labels", "ensemble_of")
+        keys += tuple(k for k in ("init_from", "speaker_adversary", "extra_train", "speaker_norm", "speaker_norm_labels",
+                                  "ensemble_of")
                       if cfg.get(k))
         keys += ("normalize",) if cfg.get("normalize", "none") != "none" else ()
         settings = ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and cfg[k] not in (None, []))
