@@ -286,8 +286,9 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
     lines += ["## Accuracy (from benchmarks/results/)", ""]
     if acc_rows:
         lines += ["Training targets (issue 3). A target passes when one complete result set of its kind beats "
-                  "(or reaches) every figure given; the row shown is the best of the \"of\" result sets by UA, "
-                  "so it is a maximum over many runs scored on the same test folds: optimistic. Kinds: "
+                  "(or reaches) every figure given; the row shown is the passing one with the best UA (when none "
+                  "passes, the best UA of all \"of\" result sets of its kind), a maximum over many runs scored on "
+                  "the same test folds: optimistic. Kinds: "
                   + "; ".join(f"{k}: {v}" for k, v in accuracy.KINDS.items()) + ".", "",
                   *accuracy.target_lines(acc_rows), ""]
     lines += accuracy.table(acc_rows) if acc_rows else ["No accuracy results found."]

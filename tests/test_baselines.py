@@ -43,7 +43,8 @@ def test_fusion_averages_probabilities_clip_by_clip(tmp_path):
     corpus = Corpus("emodb", [Clip(tmp_path / f"{n}.wav", "anger", "03") for n in "abc"], labels)
     run = tmp_path / "run"
     (run / "single").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"labels": labels, "run": {"protocol": "loso"}}))
+    (run / "config.json").write_text(json.dumps({"labels": labels, "run": {"corpus": "emodb", "protocol": "loso"}}))
+    (run / "single" / "summary.json").write_text(json.dumps({"pooled": {"ua": 0.5}, "train_seconds": 60.0}))
     # The run lists its clips in another order than the SVM: fusion must match them by name.
     (run / "single" / "fold_spk-03.json").write_text(json.dumps(
         {"test_clips": ["c.wav", "a.wav", "b.wav"], "logits": [[0.0, 5.0], [5.0, 0.0], [0.0, 0.1]]}))
@@ -53,7 +54,32 @@ def test_fusion_averages_probabilities_clip_by_clip(tmp_path):
     fused = fuse(svm, run, corpus)
     # a: run ~[1, 0] + svm [.4, .6] -> anger; b: run ~[.48, .52] + svm [.8, .2] -> anger; c: neutral.
     assert fused["summary"]["pooled"]["wa"] == 1.0
+    assert fused["fused_with_ua"] == 0.5 and fused["train_seconds_per_protocol"] == 61.0  # the SVM's + the run's
     (run / "single" / "fold_spk-03.json").write_text(json.dumps({"test_clips": ["a.wav", "x.wav", "c.wav"],
                                                                 "logits": [[0, 0]] * 3}))
     with pytest.raises(ValueError, match="tested other clips"):
         fuse(svm, run, corpus)
+
+
+def test_fusion_refuses_a_speaker_normalised_run(tmp_path):
+    corpus = Corpus("emodb", [], ["anger"])
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"labels": ["anger"], "run": {"corpus": "emodb", "protocol": "loso", "speaker_norm": True}}))
+    with pytest.raises(ValueError, match="--speaker-norm run"):
+        fuse({"fold_outputs": []}, tmp_path, corpus)
+
+
+def test_the_calibrator_turns_pairwise_margins_into_probabilities():
+    pytest.importorskip("sklearn", reason="the SVM baseline needs scikit-learn (not a project dependency)")
+    from benchmarks.baselines.opensmile_svm import fit_calibrator, fit_svm, linear_kernel, svm_margins
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    x = rng.normal(size=(60, 5)) + 3 * np.eye(3, 5)[y]  # three separable clusters
+    speakers = np.tile(np.arange(10), 6)
+    gram, _ = linear_kernel(x, x)
+    svm = fit_svm(gram, y, 1.0)
+    assert svm_margins(svm, gram).shape == (60, 3)  # 3 pairs
+    probs = fit_calibrator(gram, y, speakers, 1.0).predict_proba(svm_margins(svm, gram))
+    assert np.allclose(probs.sum(1), 1) and (probs.argmax(1) == y).mean() > 0.9
+    assert svm.decision_function(gram).shape == (60, 3) and svm.decision_function_shape == "ovr"  # restored

@@ -81,8 +81,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     if adversary_weight > 0:
         if rng is not None or speakers is None:
             raise ValueError("a speaker adversary needs speaker ids and no mixup (mixed clips have two speakers)")
-        with torch.no_grad():
-            dim = model.eval().embedding(features[:1]).shape[1]
+        with torch.no_grad():  # on one clip as the model sees it (a ViT takes only its own width)
+            dim = model.eval().embedding(features[:1, :, :crop_frames]).shape[1]
         adversary = SpeakerAdversary(dim, int(speakers.max()) + 1)
     parameters = list(model.parameters()) + ([] if adversary is None else list(adversary.parameters()))
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)

@@ -184,11 +184,12 @@ def init_backbone_from(backbone: nn.Module, path: pathlib.Path, fresh_head: bool
               and not (fresh_head and k.startswith("head."))}
     if not usable:
         raise ValueError(f"{path}: no tensor matches this model (is it a checkpoint of the same kind of model?)")
-    backbone.load_state_dict(usable, strict=False)
     fresh = sorted(set(own) - set(usable))
-    body = [k for k in fresh if not k.startswith("head.")]
-    if isinstance(backbone, SmallCNN) and body:
-        raise ValueError(f"{path}: a CNN of another shape ({len(body)} tensors differ, e.g. {body[0]})")
+    if isinstance(backbone, SmallCNN):  # checked before loading, so a refused model is left untouched
+        body = [k for k in fresh if not k.startswith("head.")] + sorted(set(state) - set(own))
+        if body:
+            raise ValueError(f"{path}: a CNN of another shape ({len(body)} tensors differ, e.g. {body[0]})")
+    backbone.load_state_dict(usable, strict=False)
     return fresh
 
 

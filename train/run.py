@@ -339,6 +339,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
                            lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
                            seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
                            progress=cfg.progress, augmentation=cfg.augmentation(),
+                           # A fresh adversary, ramped in again, like the fresh optimizer: phase 2
+                           # is short, so the confusion term matters less there than in phase 1.
                            speakers=None if speakers is None else torch.cat([speakers, speakers]),
                            adversary_weight=cfg.speaker_adversary)
         result = evaluate(model, test_x, test_y, n_classes)

@@ -4,7 +4,10 @@ sets (statistics of low-level descriptors and their deltas over an utterance), b
 
 Low-level descriptors per frame: each mel band's log energy, and their mean over bands (a
 loudness proxy); each with its delta (regression over +-DELTA_WIDTH frames, as HTK/openSMILE).
-Functionals per descriptor over the frames: FUNCTIONALS.
+Functionals per descriptor over the frames: FUNCTIONALS. Two differ from openSMILE's names:
+"range" is p99 - p1 (robust to single frames), and "slope" is the least-squares slope per
+standard deviation of the frame index (openSMILE: per frame), so on clips of equal length, as
+here, it is a fixed multiple of the per-frame slope.
 """
 from __future__ import annotations
 

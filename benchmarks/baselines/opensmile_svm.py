@@ -15,11 +15,14 @@ Writes benchmarks/results/opensmile_<corpus>.json (the training results' schema:
 `summary` of pooled/fold UA, WA, macro-F1 and the pooled confusion) and a .md beside it.
 Features are cached outside the repository (they are derived from the licensed corpora).
 
-`--fuse RUN` (a finished train run or ensemble directory of the same corpus and protocol) adds
+`--fuse RUN` (a finished train run or ensemble directory of the same corpus and protocol, not
+speaker-normalised) adds
 a late-fusion row: each test clip's class probabilities averaged with equal weight between the
 plain SVM (calibrated on its training fold only: `fit_calibrator`) and RUN. It asks whether the hand-made
 functionals (pitch, voice quality, energy, spectral shape) hold emotion cues the log-mel model
-misses: a research figure, since the runtime computes no ComParE features.
+misses: a research figure, since the runtime computes no ComParE features. Its cost column is
+the SVM's plus RUN's training time. One command writes one file: the fusion file of a corpus
+(`opensmile_<corpus>_fusion`) holds the rows of the --fuse runs of its latest call.
 """
 from __future__ import annotations
 
@@ -168,7 +171,7 @@ def svm_margins(svm, gram: np.ndarray) -> np.ndarray:
     """[n, n_classes * (n_classes - 1) / 2] pairwise decision values of a fitted SVC."""
     svm.decision_function_shape = "ovo"
     try:
-        return svm.decision_function(gram)
+        return svm.decision_function(gram).reshape(len(gram), -1)  # two classes: one margin, 1-D
     finally:
         svm.decision_function_shape = "ovr"
 
@@ -204,13 +207,13 @@ def run_protocol(x: np.ndarray, corpus: data.Corpus, variant: str) -> dict:
         c = choose_c(gram, y[fold.train], speakers[fold.train], n)
         svm = fit_svm(gram, y[fold.train], c)
         pred = svm.predict(test_gram)
-        calibrator = fit_calibrator(gram, y[fold.train], speakers[fold.train], c)
         matrix = metrics.confusion(y[fold.test], pred, n)
         results.append({"fold": fold.name, "C": c, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
                         "train_seconds": time.perf_counter() - t0,
-                        "test_clips": [corpus.clips[i].path.name for i in fold.test],
-                        "test_true": y[fold.test].tolist(),
-                        "probabilities": np.round(calibrator.predict_proba(svm_margins(svm, test_gram)), 4).tolist()})
+                        "test_clips": [corpus.clips[i].path.name for i in fold.test], "test_true": y[fold.test].tolist()})
+        if variant == "plain":  # only the plain SVM is fused; its calibration is not SVM time
+            calibrator = fit_calibrator(gram, y[fold.train], speakers[fold.train], c)
+            results[-1]["probabilities"] = np.round(calibrator.predict_proba(svm_margins(svm, test_gram)), 4).tolist()
         print(f"  {corpus.name} {variant} {fold.name}: C={c:g} UA={results[-1]['scores']['ua']:.3f}", flush=True)
     summary = metrics.summarise(results, corpus.labels)
     summary["train_seconds"] = time.perf_counter() - start
@@ -239,8 +242,13 @@ def fuse(svm: dict, run_dir: pathlib.Path, corpus: data.Corpus) -> dict:
     from train.run import read_run_config
 
     config = read_run_config(run_dir)
-    if config["labels"] != corpus.labels or config["run"]["protocol"] != PROTOCOL[corpus.name]:
+    run = config["run"]
+    if (config["labels"] != corpus.labels or run["protocol"] != PROTOCOL[corpus.name]
+            or run["corpus"] != corpus.name):
         raise ValueError(f"{run_dir}: not a {corpus.name} {PROTOCOL[corpus.name]} run with its labels")
+    if run.get("speaker_norm") or run.get("quick"):
+        raise ValueError(f"{run_dir}: a {'--speaker-norm' if run.get('speaker_norm') else '--quick'} run; "
+                         "fusion is with the plain (inductive) SVM and full runs only")
     results = []
     for out in svm["fold_outputs"]:
         clips, probs = run_probabilities(run_dir, out["fold"])
@@ -254,17 +262,19 @@ def fuse(svm: dict, run_dir: pathlib.Path, corpus: data.Corpus) -> dict:
                         "train_seconds": out["train_seconds"]})
     summary = metrics.summarise(results, corpus.labels)
     summary["complete"], summary["train_seconds"] = True, svm["summary"]["train_seconds"]
+    alone = run_summary(run_dir)
     return {"summary": summary, "folds": [{k: r[k] for k in ("fold", "scores")} for r in results],
-            "fused_with": str(run_dir), "fused_with_ua": fused_run_ua(run_dir)}
+            "fused_with": str(run_dir), "fused_with_ua": alone["pooled"]["ua"],
+            "train_seconds_per_protocol": svm["summary"]["train_seconds"] + alone.get("train_seconds", 0.0)}
 
 
-def fused_run_ua(run_dir: pathlib.Path) -> float | None:
-    """The pooled UA the fused run scored alone (its summary.json), for the table."""
+def run_summary(run_dir: pathlib.Path) -> dict:
+    """The fused run's own summary.json (its UA alone and training seconds, for the table)."""
     for name in ("ensemble", "single"):
         path = run_dir / name / "summary.json"
         if path.is_file():
-            return json.loads(path.read_text())["pooled"]["ua"]
-    return None
+            return json.loads(path.read_text())
+    raise FileNotFoundError(f"{run_dir}: no summary.json (is the run finished?)")
 
 
 def environment() -> dict:
@@ -349,7 +359,6 @@ def markdown(payload: dict) -> str:
         lines += ["", "A fused row needs ComParE features, which the runtime does not compute: it measures whether "
                   "the functionals add information to the log-mel model, not a deployable model."]
     return "\n".join(lines + [""])
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
