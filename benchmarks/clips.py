@@ -1,15 +1,16 @@
 """Benchmark inputs made here, so the suites need no corpus: noise for the feature paths (their
-cost does not depend on content) and the repository's synthetic speech example for the VAD and
-end-to-end runs (whose windowing follows the speech)."""
+cost does not depend on content) and the synthetic speech-like example of `examples/make_clip.py`
+for the VAD and end-to-end runs (whose windowing follows the speech)."""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import pathlib
 
 import numpy as np
 
 SAMPLE_RATE = 16000
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "hello.wav"
+MAKE_CLIP = pathlib.Path(__file__).resolve().parents[1] / "examples" / "make_clip.py"
 
 
 def noise(seconds: float) -> np.ndarray:
@@ -21,27 +22,26 @@ def noise(seconds: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _example() -> np.ndarray:
-    from edge_ser.audio import load_audio
+def _make_clip():
+    # examples/ is a folder of scripts, not a package: load the README's clip maker by its path.
+    spec = importlib.util.spec_from_file_location("make_clip", MAKE_CLIP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    return load_audio(str(EXAMPLE))
+
+@functools.lru_cache(maxsize=None)
+def _example() -> np.ndarray:
+    return _make_clip().synthetic_speech()
 
 
 def speech(seconds: float) -> np.ndarray:
-    """The synthetic speech example (espeak-ng), repeated or cut to float32 [seconds * 16000]."""
+    """The synthetic speech-like example, repeated or cut to float32 [seconds * 16000]."""
     x = _example()
     n = int(seconds * SAMPLE_RATE)
     return np.ascontiguousarray(np.tile(x, -(-n // len(x)))[:n])
 
 
 def write_wav(path: pathlib.Path, x: np.ndarray) -> pathlib.Path:
-    """float32 [samples] -> 16-bit mono PCM WAV at 16 kHz."""
-    import wave
-
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
-    return path
+    """float32 [samples] -> 16-bit mono PCM WAV at 16 kHz (the clip maker's writer)."""
+    return _make_clip().write_wav(path, x, SAMPLE_RATE)
