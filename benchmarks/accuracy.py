@@ -165,9 +165,8 @@ TARGETS = (
 
 def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
-    if r.model.startswith("opensmile") or r.model.endswith("_linear_svm"):
-        return "hybrid" if r.result_set.startswith("plain + ") and r.model.startswith("opensmile_compare2016_") \
-            and "[" not in r.model else None
+    if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
+        return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
     if not r.model.startswith(("cnn", "deit")) or not r.complete:
         return None
     return "speaker-normalised" if "+spknorm" in r.model else "model"

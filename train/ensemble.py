@@ -20,6 +20,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def fold_probabilities(result: dict, path: pathlib.Path) -> np.ndarray:
+    """Class probabilities [n_test, classes] of a fold JSON: a run's softmax of its logits, or
+    an ensemble's probabilities (so an ensemble can be fused again)."""
+    if "probabilities" in result:
+        return np.array(result["probabilities"], dtype=np.float64)
+    if "logits" not in result:
+        raise ValueError(f"{path}: no test logits (a run from before fold JSONs kept them)")
+    return _softmax(np.array(result["logits"], dtype=np.float64))
+
+
 def _check_same_protocol(runs: list[pathlib.Path], configs: list[dict]) -> None:
     first = configs[0]
     for run, config in zip(runs[1:], configs[1:]):
@@ -33,17 +43,18 @@ def _check_same_protocol(runs: list[pathlib.Path], configs: list[dict]) -> None:
 
 def fold_result(runs: list[pathlib.Path], result_set: str, fold: str, n_classes: int) -> dict:
     """The ensemble's fold JSON from the members' fold JSONs of `fold`."""
-    members = []
+    members, member_probs = [], []
     for run in runs:
         path = run / result_set / f"fold_{fold}.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the member has not finished fold {fold}")
         members.append(json.loads(path.read_text()))
-        if "logits" not in members[-1]:
+        if "logits" not in members[-1]:  # members are runs: an ensemble's fold keeps no logits
             raise ValueError(f"{path}: no test logits (a run from before fold JSONs kept them)")
         if members[-1]["test_clips"] != members[0]["test_clips"]:
             raise ValueError(f"{path}: other test clips than {runs[0]}'s fold {fold}")
-    probs = np.mean([_softmax(np.array(m["logits"], dtype=np.float64)) for m in members], axis=0)
+        member_probs.append(fold_probabilities(members[-1], path))
+    probs = np.mean(member_probs, axis=0)
     predicted = probs.argmax(axis=1)
     matrix = metrics.confusion(np.array(members[0]["test_true"]), predicted, n_classes)
     keep = ("fold", "test_speakers", "n_train", "n_test", "test_clips", "test_true")

@@ -306,7 +306,6 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
               "n_test": len(fold.test), "test_clips": names,
               "test_true": test_y.tolist(), "threads": torch.get_num_threads()}
     speakers = training_speakers(corpus, fold, added) if cfg.speaker_adversary else None
-    adversarial = {"speakers": speakers, "adversary_weight": cfg.speaker_adversary}
     checkpoint = pathlib.Path(cfg.phase1_from or out) / "checkpoints" / fold.name / "phase1.pt"
     first = "phase1" if cfg.variants else "single"
     if cfg.phase1_from and not checkpoint.exists():
@@ -321,7 +320,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
-                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames(), **adversarial)
+                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames(),
+                           speakers=speakers, adversary_weight=cfg.speaker_adversary)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})

@@ -224,17 +224,15 @@ def run_protocol(x: np.ndarray, corpus: data.Corpus, variant: str) -> dict:
 
 def run_probabilities(run_dir: pathlib.Path, fold: str) -> tuple[list[str], np.ndarray]:
     """(test clip names, class probabilities [n_test, classes]) of a train run's or an
-    ensemble's fold JSON (probabilities, else the softmax of its logits)."""
-    from train.ensemble import RESULT_SET, _softmax
+    ensemble's fold JSON (`train.ensemble.fold_probabilities`)."""
+    from train.ensemble import RESULT_SET, fold_probabilities
 
     sets = [RESULT_SET, "single"]
     path = next((run_dir / s / f"fold_{fold}.json" for s in sets if (run_dir / s / f"fold_{fold}.json").is_file()), None)
     if path is None:
         raise FileNotFoundError(f"{run_dir}: no finished fold {fold} (looked in {', '.join(sets)})")
     result = json.loads(path.read_text())
-    if "probabilities" in result:
-        return result["test_clips"], np.array(result["probabilities"])
-    return result["test_clips"], _softmax(np.array(result["logits"], dtype=np.float64))
+    return result["test_clips"], fold_probabilities(result, path)
 
 
 def fuse(svm: dict, run_dir: pathlib.Path, corpus: data.Corpus) -> dict:
