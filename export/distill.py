@@ -1,7 +1,5 @@
-"""Knowledge distillation: a student trained on soft teacher targets plus the labels.
-
-loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
-       + (1 - alpha) * cross-entropy(student, labels)        (Hinton et al., 2015)
+"""Knowledge distillation: a student trained on soft teacher targets plus the labels, with
+`train.distil.kd_loss` (the loss training runs distil with too).
 
 The teacher is either a module taking the same log-mel batch as the student (run on the very
 same augmented batch, so targets stay consistent with what the student sees) or a tensor of
@@ -14,26 +12,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from train.distil import ALPHA, TEMPERATURE, kd_loss  # noqa: F401 (one loss for train and export)
 from train.loop import class_weights, cosine_lr, run_epochs, time_shift
 
-TEMPERATURE = 4.0  # softens the teacher's distribution (dark knowledge between emotions)
-ALPHA = 0.7  # weight of the soft-target term
 EPOCHS = 40  # as the CNN baseline run (runs/emodb_loso_cnn)
 LR = 2e-3
 WEIGHT_DECAY = 0.05
 BATCH_SIZE = 32
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits [B, C], teacher logits [B, C], class ids [B] -> scalar loss."""
-    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                    F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
-    hard = F.cross_entropy(student_logits, targets, weight=weight)
-    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
 
 
 @torch.no_grad()

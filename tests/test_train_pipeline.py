@@ -347,3 +347,34 @@ def test_ensemble_averages_the_members_probabilities(data_dir, tmp_path):
     (runs[1] / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="labels differ"):
         ensemble(runs, tmp_path / "bad")
+
+
+def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir, tmp_path):
+    from train.distil import teacher_log_probs
+    from train.ensemble import ensemble
+    from train.run import load_fold_model
+
+    common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--no-progress"]
+    runs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    for seed, run in enumerate(runs):
+        main([*common, "--out", str(run), "--seed", str(seed)])
+    ensemble(runs, tmp_path / "ens")
+    student = tmp_path / "student"
+    main([*common, "--out", str(student), "--distil-from", str(tmp_path / "ens")])
+    config = json.loads((student / "config.json").read_text())
+    assert config["run"]["distil_from"] == str(tmp_path / "ens")
+    fold = json.loads((student / "single" / "fold_spk-03.json").read_text())
+    plain = json.loads((runs[0] / "single" / "fold_spk-03.json").read_text())  # the same seed, labels only
+    assert fold["test_clips"] == plain["test_clips"] and fold["loss"] != plain["loss"]
+    # The targets: the members' own checkpoints of that fold, averaged.
+    train_x = torch.randn(5, 64, 201)
+    targets = teacher_log_probs(tmp_path / "ens", "spk-03", fold["test_clips"], train_x)
+    members = [torch.softmax(torch.from_numpy(load_fold_model(r, "spk-03")[0](train_x).detach().numpy()), dim=1)
+               for r in runs]
+    assert torch.allclose(targets.exp(), (members[0] + members[1]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="held out other clips"):
+        teacher_log_probs(tmp_path / "ens", "spk-03", fold["test_clips"][1:], train_x)
+    with pytest.raises(SystemExit, match="^error: --distil-from .*without mixup"):
+        main([*common, "--out", str(tmp_path / "bad"), "--distil-from", str(tmp_path / "ens"), "--mixup", "0.2"])
+    with pytest.raises(SystemExit, match="its seconds 2.0 is not this run's 1.5"):
+        main([*common, "--out", str(tmp_path / "bad2"), "--distil-from", str(runs[0]), "--seconds", "1.5"])

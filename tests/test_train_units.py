@@ -171,3 +171,27 @@ def test_report_labels_name_what_a_run_changed():
                        "extra_train": "ravdess"}) == "+uttnorm+convstem+xravdess+spknorm+seed2"
     assert data_label({"speaker_norm": True, "speaker_norm_labels": ["neutral", "calm"]}) == "+spknorm-neutral-calm"
     assert data_label({"init_from": "runs/r/checkpoints/all/phase1.pt", "speaker_adversary": 1.0}) == "+init+spkadv"
+
+
+def test_fit_with_a_teacher_follows_the_teacher_over_the_labels():
+    """Teacher targets that name another class than the labels: the distilled model follows them
+    (the soft term weighs 0.7 * T^2 against 0.3 for the labels), a label-only model does not."""
+    from train import loop, models
+
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 4
+    x = torch.randn(40, 64, 64, generator=generator) * 0.1
+    x[torch.arange(40), y * 16] += 3.0  # the label is plain to see in the features
+    teacher = torch.full((40, 4), -6.0)
+    teacher[torch.arange(40), (y + 1) % 4] = 0.0
+    follows = {}
+    for name, targets in (("labels", None), ("teacher", teacher.log_softmax(dim=1))):
+        torch.manual_seed(0)
+        model = models.build("cnn", 4, (64, 64))
+        model.standardize.fit(x)
+        loop.fit(model, x, y, 4, epochs=30, lr=3e-3, batch_size=8, progress=False, teacher=targets)
+        predicted = torch.from_numpy(loop.predict(model, x))
+        follows[name] = (predicted == (y + 1) % 4).float().mean().item()
+    assert follows["teacher"] > 0.9 and follows["labels"] < 0.1
+    with pytest.raises(ValueError, match="teacher targets"):
+        loop.fit(model, x, y, 4, epochs=1, lr=1e-3, progress=False, teacher=teacher[:5])

@@ -81,6 +81,9 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--init-from", default=None,
                    help="local checkpoint to start from (its head stays fresh): a train run's checkpoint "
                         "(runs/RUN/checkpoints/FOLD/phase1.pt) of the same model, or for DeiT a timm ViT state dict")
+    p.add_argument("--distil-from", default=None,
+                   help="a finished run or ensemble of this protocol: distil from its per-fold predictions on "
+                        "the training clips (train.distil; the same clips and features)")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
                    help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
     p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)

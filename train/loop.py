@@ -9,6 +9,7 @@ from torch import nn
 
 from .adversary import SpeakerAdversary, ramp
 from .augment import Augmentation, freq_warp, mixed_loss, mixup, random_crop, spec_augment
+from .distil import kd_loss
 
 MAX_SHIFT_FRAMES = 20  # augmentation: random circular time shift of up to ±0.2 s
 
@@ -66,14 +67,22 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
         progress: bool = True, augmentation: Augmentation | None = None,
         crop_frames: int | None = None, speakers: torch.Tensor | None = None,
-        adversary_weight: float = 0.0) -> list[float]:
+        adversary_weight: float = 0.0, teacher: torch.Tensor | None = None) -> list[float]:
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
     circular time shift, then `augmentation`'s frequency warp, SpecAugment masks and mixup
     (default: none). With `adversary_weight` > 0, a speaker adversary on the embedding is trained
-    alongside (`train.adversary`: the encoder learns to confuse it; `speakers` [N] are speaker ids 0..S-1), not with mixup."""
+    alongside (`train.adversary`: the encoder learns to confuse it; `speakers` [N] are speaker ids 0..S-1), not with mixup.
+    With `teacher` (log-probabilities [N, classes] of a teacher on the unaugmented clips), the
+    loss is `train.distil.kd_loss` instead: a circular shift barely moves a clip-level
+    prediction, so the unshifted clip's target stands for the shifted one; not with mixup, random
+    crops or the adversary."""
     augmentation = augmentation or Augmentation()
+    if teacher is not None and (augmentation.mixup_alpha > 0 or crop_frames is not None or adversary_weight > 0):
+        raise ValueError("distillation: not with mixup, random crops or a speaker adversary")
+    if teacher is not None and teacher.shape != (len(features), n_classes):
+        raise ValueError(f"teacher targets {tuple(teacher.shape)} for {len(features)} clips of {n_classes} classes")
     generator = torch.Generator().manual_seed(seed)
     # Only drawn from when mixup is on, so runs without it keep their exact random stream.
     rng = np.random.default_rng(seed) if augmentation.mixup_alpha > 0 else None
@@ -103,6 +112,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
             embedding = model.embedding(batch)
             weight = ramp(schedule.last_epoch / total, adversary_weight)
             return loss_fn(model.logits(embedding), targets[index]) + adversary.loss(embedding, speakers[index], weight)
+        if teacher is not None:
+            return kd_loss(model(batch), teacher[index], targets[index], weight=loss_fn.weight)
         if rng is None:
             return loss_fn(model(batch), targets[index])
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)

@@ -45,11 +45,13 @@ def augmentation_label(run: dict) -> str:
 
 
 def data_label(run: dict) -> str:
-    """"+uttnorm+convstem+init+spkadv+xravdess+spknorm-neutral+seed1": per-clip feature normalisation,
-    a DeiT's conv stem, a start from a checkpoint, a speaker adversary, added training corpora, speaker normalisation
+    """"+uttnorm+convstem+init+spkadv+distil+xravdess+spknorm-neutral+seed1": per-clip feature normalisation,
+    a DeiT's conv stem, a start from a checkpoint, a speaker adversary, distillation from a teacher,
+    added training corpora, speaker normalisation
     (with the labels its statistics come from), a seed other than 0 ("" for none of them)."""
     parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
              ("init", run.get("init_from")), ("spkadv", run.get("speaker_adversary")),
+             ("distil", run.get("distil_from")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm" + "".join(f"-{label}" for label in run.get("speaker_norm_labels") or []), run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]
@@ -170,6 +172,10 @@ def markdown(name: str, rows: list[dict]) -> str:
         lines += ["", "`+spkadv` rows train beside a speaker classifier on the pooled embedding and add a loss that "
                   "makes its output uniform (`speaker_adversary` below is that loss's weight; train/adversary.py). "
                   "It uses the training speakers' identities only: inductive."]
+    if any(r["config"]["run"].get("distil_from") for r in rows):
+        lines += ["", "`+distil` rows learn from a teacher's class probabilities on each fold's training clips "
+                  "(the run or ensemble `distil_from` below, its checkpoints of that fold) as well as from the "
+                  "labels (train/distil.py): one model, the size of its row's model."]
     lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
     lines += ["", "Runs (exact settings in the JSON beside this file):"]
     for run in dict.fromkeys(r["run"] for r in rows):
@@ -184,7 +190,7 @@ def markdown(name: str, rows: list[dict]) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "speaker_adversary", "extra_train", "speaker_norm", "speaker_norm_labels",
+        keys += tuple(k for k in ("init_from", "speaker_adversary", "distil_from", "extra_train", "speaker_norm", "speaker_norm_labels",
                                   "ensemble_of")
                       if cfg.get(k))
         keys += ("normalize",) if cfg.get("normalize", "none") != "none" else ()

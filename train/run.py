@@ -24,7 +24,7 @@ import torch
 
 from edge_ser.config import FeatureConfig
 
-from . import adversary, loop, masking, metrics, models, protocols, rollout
+from . import adversary, distil, loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation, band_centres_hz
 from .data import Corpus, label_indices, load_corpus, relabel_into
 from .features import corpus_features, speaker_normalise
@@ -78,6 +78,9 @@ class RunConfig:
     # what a user could record at set-up); empty: all its clips.
     speaker_norm_labels: tuple[str, ...] = ()
     init_from: str | None = None
+    # A finished run or ensemble of this protocol whose per-fold predictions on the training clips
+    # the model is distilled from (train.distil), instead of learning from the labels alone.
+    distil_from: str | None = None
     phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
     pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
     pretrain_lr: float = 1e-3
@@ -317,11 +320,13 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
     else:
         seen_x = train_x if train_long_x is None else train_long_x
+        teacher = None if cfg.distil_from is None else distil.teacher_log_probs(
+            pathlib.Path(cfg.distil_from), fold.name, names, train_x)
         history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
                            augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames(),
-                           speakers=speakers, adversary_weight=cfg.speaker_adversary)
+                           speakers=speakers, adversary_weight=cfg.speaker_adversary, teacher=teacher)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -373,7 +378,7 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary")
+                 "freq_warp", "speaker_adversary", "distil_from")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -439,6 +444,10 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.normalize != "none" and cfg.crop_seconds is not None:
         raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
                          "the long clip, not over the window the model and the runtime see)")
+    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.crop_seconds is not None or cfg.speaker_adversary
+                            or cfg.extra_train or cfg.speaker_norm):
+        raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
+                         "mixup, random crops, a speaker adversary or speaker normalisation")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -464,12 +473,17 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     added = added_clips(cfg, corpus)
     y = torch.from_numpy(corpus.targets())
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
-    write_json(out / "config.json", {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(),
-                                     "labels": corpus.labels, "n_clips": len(corpus.clips), "input_shape": list(x.shape[1:]),
-                                     "n_parameters": n_params, "added_training_clips": None if added is None else
-                                     {"corpus": added.corpus.name, "n_clips": len(added.x),
-                                      "per_label": dict(zip(corpus.labels, np.bincount(added.y.numpy(), minlength=len(corpus.labels)).tolist()))}, "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
-                                     "folds": [f.name for f in folds], "environment": environment()})
+    payload = {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(), "labels": corpus.labels,
+               "n_clips": len(corpus.clips), "input_shape": list(x.shape[1:]), "n_parameters": n_params,
+               "added_training_clips": None if added is None else
+               {"corpus": added.corpus.name, "n_clips": len(added.x),
+                "per_label": dict(zip(corpus.labels, np.bincount(added.y.numpy(), minlength=len(corpus.labels)).tolist()))},
+               "speaker_independent": protocols.is_speaker_independent(cfg.protocol),
+               "folds": [f.name for f in folds], "environment": environment()}
+    if cfg.distil_from:
+        teacher = pathlib.Path(cfg.distil_from)
+        distil.check_teacher(teacher, read_run_config(teacher), payload)
+    write_json(out / "config.json", payload)
     start = time.time()
     for index, fold in enumerate(folds):
         if not cfg.only_folds or fold.name in cfg.only_folds:

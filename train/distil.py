@@ -1,0 +1,84 @@
+"""Knowledge distillation (Hinton et al., 2015): the loss, and the teacher targets a training
+run distils from (`--distil-from`: a finished run or ensemble of the same protocol).
+
+loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+       + (1 - alpha) * cross-entropy(student, labels)
+
+A teacher's targets for one fold are its class probabilities on that fold's *training* clips,
+computed from the checkpoints it trained on that fold (an ensemble: every member's, averaged),
+so no test speaker reaches the student through them. `export.distill` uses the same loss.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import torch
+import torch.nn.functional as F
+
+TEMPERATURE = 4.0  # softens the teacher's distribution (dark knowledge between emotions)
+ALPHA = 0.7  # weight of the soft-target term
+
+# What a teacher must share with the run distilling from it (its config.json "run" fields).
+SHARED_RUN_FIELDS = ("corpus", "protocol", "seconds")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [B, C], teacher logits (or log-probabilities) [B, C], class ids [B] -> scalar loss."""
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
+    hard = F.cross_entropy(student_logits, targets, weight=weight)
+    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+
+
+def teacher_members(teacher: pathlib.Path, config: dict) -> list[pathlib.Path]:
+    """The run directories whose checkpoints make up `teacher`: an ensemble's members, or itself."""
+    if "ensemble_of" not in config["run"]:
+        if config["run"].get("variants"):
+            raise ValueError(f"--distil-from {teacher}: a run with masking variants (which checkpoint?); "
+                             "use a single-phase run or an ensemble of them")
+        return [teacher]
+    if config["run"].get("ensemble_result_set") != "single":
+        raise ValueError(f"--distil-from {teacher}: an ensemble of {config['run'].get('ensemble_result_set')!r} "
+                         "results; only ensembles of single-phase runs can teach")
+    return [pathlib.Path(member) for member in config["run"]["ensemble_of"]]
+
+
+def check_teacher(teacher: pathlib.Path, config: dict, student: dict) -> None:
+    """Refuse a teacher that saw other features or folds than the student `student` (the
+    student run's config.json payload) will, or one trained on per-speaker statistics."""
+    for key in SHARED_RUN_FIELDS:
+        if config["run"].get(key) != student["run"].get(key):
+            raise ValueError(f"--distil-from {teacher}: its {key} {config['run'].get(key)!r} is not this run's "
+                             f"{student['run'].get(key)!r}")
+    for key in ("labels", "feature_config", "input_shape"):
+        if config[key] != student[key]:
+            raise ValueError(f"--distil-from {teacher}: its {key} differ from this run's")
+    if config["run"].get("speaker_norm"):
+        raise ValueError(f"--distil-from {teacher}: trained on speaker-normalised features")
+
+
+def _fold_test_clips(run_dir: pathlib.Path, fold: str) -> list[str]:
+    result_set = "ensemble" if (run_dir / "ensemble").is_dir() else "single"
+    path = run_dir / result_set / f"fold_{fold}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the teacher has not finished fold {fold}")
+    return json.loads(path.read_text())["test_clips"]
+
+
+@torch.no_grad()
+def teacher_log_probs(teacher: pathlib.Path, fold: str, test_clips: list[str], train_x: torch.Tensor) -> torch.Tensor:
+    """Log of the teacher's mean class probabilities [N, C] on a fold's training features
+    [N, n_mels, frames]. Every checkpoint used must have held out exactly `test_clips`."""
+    from .loop import predict_logits
+    from .run import load_fold_model, read_run_config
+
+    teacher = pathlib.Path(teacher)
+    probabilities = []
+    for member in teacher_members(teacher, read_run_config(teacher)):
+        if _fold_test_clips(member, fold) != test_clips:
+            raise ValueError(f"--distil-from {teacher}: {member}'s fold {fold} held out other clips than this run's")
+        model, _ = load_fold_model(member, fold)
+        probabilities.append(torch.from_numpy(predict_logits(model, train_x)).softmax(dim=1))
+    return torch.stack(probabilities).mean(dim=0).clamp_min(1e-8).log()
