@@ -1,4 +1,6 @@
 """Training package, pure logic: rollout maths, masking, splits, metrics, checkpoint loading."""
+import json
+
 import numpy as np
 import pytest
 
@@ -195,3 +197,34 @@ def test_fit_with_a_teacher_follows_the_teacher_over_the_labels():
     assert follows["teacher"] > 0.9 and follows["labels"] < 0.1
     with pytest.raises(ValueError, match="teacher targets"):
         loop.fit(model, x, y, 4, epochs=1, lr=1e-3, progress=False, teacher=teacher[:5])
+
+
+def test_prior_corrected_decision_weighs_each_fold_by_its_training_classes(tmp_path):
+    from train.decision import decide_with_prior, training_counts
+    from train.report import collect
+
+    run = tmp_path / "run"
+    (run / "single").mkdir(parents=True)
+    folds = {"a": [0, 0, 1], "b": [0, 1, 1, 1]}  # training classes: a -> [1, 3], b -> [2, 1]
+    logits = np.log([[0.4, 0.6]] * 7)  # a balanced model, unsure: 0.4 vs 0.6 on every clip
+    start = 0
+    for name, true in folds.items():
+        fold = {"fold": name, "test_speakers": [name], "n_train": 7 - len(true), "n_test": len(true),
+                "test_clips": [f"{name}{i}.wav" for i in range(len(true))], "test_true": true, "train_seconds": 1.0,
+                "logits": logits[start:start + len(true)].tolist()}
+        matrix = metrics.confusion(np.array(true), np.ones(len(true), dtype=int), 2)  # the balanced argmax: y
+        fold.update(confusion=matrix.tolist(), scores=metrics.scores(matrix))
+        (run / "single" / f"fold_{name}.json").write_text(json.dumps(fold))
+        start += len(true)
+    config = {"run": {"model": "cnn", "corpus": "toy", "protocol": "loso", "seed": 0}, "labels": ["x", "y"],
+              "n_clips": 7, "folds": list(folds), "input_shape": [64, 201], "n_parameters": 10,
+              "environment": {"date": "-", "torch": "-", "commit": "0" * 10}}
+    (run / "config.json").write_text(json.dumps(config))
+    summary = decide_with_prior(run)
+    a, b = (json.loads((run / "prior" / f"fold_{n}.json").read_text()) for n in folds)
+    assert a["training_class_counts"] == [1, 3] and a["predicted"] == [1, 1, 1]  # 0.4 x 1/4 < 0.6 x 3/4
+    assert b["training_class_counts"] == [2, 1] and b["predicted"] == [0, 0, 0, 0]  # 0.4 x 2/3 > 0.6 x 1/3
+    assert summary["pooled"]["wa"] == pytest.approx(2 / 7)
+    assert [r["result_set"] for r in collect(run)] == ["single", "prior"]
+    with pytest.raises(ValueError, match="do not partition"):
+        training_counts([{"n_train": 5, "n_test": 2, "test_true": [0, 1]}], 7, 2)

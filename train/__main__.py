@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | enrolment | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | enrolment | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -167,6 +167,14 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
           f"(fold UA {100 * s['fold_mean']['ua']:.1f}±{100 * s['fold_std']['ua']:.1f}, {s['n_folds']} folds)")
 
 
+def cmd_prior(args: argparse.Namespace) -> None:
+    from .decision import decide_with_prior
+
+    for run in args.runs:
+        s = decide_with_prior(run)
+        print(f"{run}: prior-corrected UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
@@ -213,6 +221,10 @@ def parser() -> argparse.ArgumentParser:
     ens.add_argument("--result-set", default="single", help="which result set of each run (single, samsg, ...)")
     ens.add_argument("runs", nargs="+", type=pathlib.Path)
     ens.set_defaults(func=cmd_ensemble)
+    pri = sub.add_parser("prior", help="re-decide finished runs with their training folds' class prior "
+                         "(result set `prior`, for WA)")
+    pri.add_argument("runs", nargs="+", type=pathlib.Path)
+    pri.set_defaults(func=cmd_prior)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))

@@ -34,6 +34,8 @@ RESULT_SETS = {
     "random": "phase 1 + continuation on originals + random-patch-masked copies",
     "samsg": "phase 1 + continuation on originals + SAMSG (top-k rollout) masked copies",
     "ensemble": "mean class probabilities of the runs in `ensemble_of` (python -m train ensemble)",
+    "prior": "the same fold models' probabilities times each fold's training class frequencies, then argmax: "
+             "the decision for accuracy (WA) rather than UA (python -m train prior; train/decision.py)",
 }
 
 

@@ -1,0 +1,78 @@
+"""The prior-corrected decision for a finished run or ensemble: its test probabilities, each
+multiplied by the class frequencies of its fold's training clips and renormalised, then argmax.
+
+Models here are trained with inverse-frequency class weights (UA is the metric), so their
+probabilities are those of a class-balanced world; times the training prior they become the
+Bayes decision for accuracy (WA) when the test prior is the training prior. Nothing is fitted:
+the prior is counted, and the same rule applies to every fold. Written beside the source as the
+result set `prior`, so `python -m train report` tables it next to the balanced decision.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from . import metrics
+from .ensemble import fold_probabilities
+
+RESULT_SET = "prior"
+
+
+def source_result_set(run_dir: pathlib.Path) -> str:
+    """The result set a prior-corrected decision starts from: an ensemble's, or a single run's."""
+    for name in ("ensemble", "single"):
+        if (run_dir / name).is_dir():
+            return name
+    raise FileNotFoundError(f"{run_dir}: no single or ensemble results (runs with masking variants are not supported)")
+
+
+def training_counts(folds: list[dict], n_clips: int, n_classes: int) -> list[np.ndarray]:
+    """Class counts [classes] of each fold's training clips, for protocols whose test folds
+    partition the corpus (LOSO, 6 x 4 actors): the corpus's counts minus the fold's test counts."""
+    if sum(f["n_test"] for f in folds) != n_clips or any(f["n_train"] + f["n_test"] != n_clips for f in folds):
+        raise ValueError("the test folds do not partition the corpus (or clips were added): no training prior to count")
+    totals = sum(np.bincount(f["test_true"], minlength=n_classes) for f in folds)
+    return [totals - np.bincount(f["test_true"], minlength=n_classes) for f in folds]
+
+
+def prior_decided(result: dict, probabilities: np.ndarray, counts: np.ndarray, n_classes: int) -> dict:
+    """A fold JSON for the prior-corrected decision on `probabilities` [n_test, classes]."""
+    corrected = probabilities * (counts / counts.sum())
+    corrected /= corrected.sum(axis=1, keepdims=True)
+    predicted = corrected.argmax(axis=1)
+    matrix = metrics.confusion(np.array(result["test_true"]), predicted, n_classes)
+    keep = ("fold", "test_speakers", "n_train", "n_test", "test_clips", "test_true", "train_seconds")
+    return {**{k: result[k] for k in keep}, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
+            "predicted": predicted.tolist(), "probabilities": np.round(corrected, 4).tolist(),
+            "training_class_counts": counts.tolist()}
+
+
+def decide_with_prior(run_dir: pathlib.Path) -> dict:
+    """Write `<run_dir>/prior/` (fold JSONs, summary, confusion PNG); returns the summary."""
+    from .run import read_run_config, write_json
+
+    run_dir = pathlib.Path(run_dir)
+    config = read_run_config(run_dir)
+    if config["run"].get("extra_train"):
+        raise ValueError(f"{run_dir}: trained with added clips, whose prior the fold JSONs do not record")
+    source = source_result_set(run_dir)
+    paths = [run_dir / source / f"fold_{fold}.json" for fold in config["folds"]]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: the run has not finished every fold")
+    folds = [json.loads(p.read_text()) for p in paths]
+    labels = config["labels"]
+    counts = training_counts(folds, config["n_clips"], len(labels))
+    results = [prior_decided(f, fold_probabilities(f, p), c, len(labels)) for f, p, c in zip(folds, paths, counts)]
+    for result in results:
+        write_json(run_dir / RESULT_SET / f"fold_{result['fold']}.json", result)
+    summary = metrics.summarise(results, labels)
+    summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
+    summary["complete"] = True
+    write_json(run_dir / RESULT_SET / "summary.json", summary)
+    metrics.plot_confusion(np.array(summary["pooled_confusion"]), labels, run_dir / RESULT_SET / "confusion.png",
+                           f"{run_dir.name}, prior-corrected decision: UA {100 * summary['pooled']['ua']:.1f}% "
+                           f"WA {100 * summary['pooled']['wa']:.1f}%")
+    return summary
