@@ -51,6 +51,12 @@ def test_kd_loss_reduces_to_cross_entropy():
     # a student equal to its teacher has no soft-target loss left
     assert torch.allclose(distill.kd_loss(s, s, y, alpha=0.5), 0.5 * ce, atol=1e-6)
     assert distill.kd_loss(s, t, y, alpha=1.0) > 0
+    # balanced_soft: the soft term weighs each clip by its label's weight (weight 0: the clip is out)
+    weight = torch.tensor([1.0] + [0.0] * (s.shape[1] - 1))
+    first = y == 0
+    assert first.any() and not first.all()
+    assert torch.allclose(distill.kd_loss(s, t, y, alpha=1.0, weight=weight, balanced_soft=True),
+                          distill.kd_loss(s[first], t[first], y[first], alpha=1.0))
 
 
 def test_quick_distillation_learns_from_teacher():

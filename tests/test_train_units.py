@@ -227,4 +227,7 @@ def test_prior_corrected_decision_weighs_each_fold_by_its_training_classes(tmp_p
     assert summary["pooled"]["wa"] == pytest.approx(2 / 7)
     assert [r["result_set"] for r in collect(run)] == ["single", "prior"]
     with pytest.raises(ValueError, match="do not partition"):
-        training_counts([{"n_train": 5, "n_test": 2, "test_true": [0, 1]}], 7, 2)
+        training_counts([{"n_train": 5, "n_test": 2, "test_true": [0, 1], "test_clips": ["x", "y"]}], 7, 2)
+    twice = [{"n_train": 1, "n_test": 1, "test_true": [0], "test_clips": ["x"]}] * 2  # one clip tested twice
+    with pytest.raises(ValueError, match="do not partition"):
+        training_counts(twice, 2, 2)

@@ -31,7 +31,9 @@ def source_result_set(run_dir: pathlib.Path) -> str:
 def training_counts(folds: list[dict], n_clips: int, n_classes: int) -> list[np.ndarray]:
     """Class counts [classes] of each fold's training clips, for protocols whose test folds
     partition the corpus (LOSO, 6 x 4 actors): the corpus's counts minus the fold's test counts."""
-    if sum(f["n_test"] for f in folds) != n_clips or any(f["n_train"] + f["n_test"] != n_clips for f in folds):
+    tested = {name for f in folds for name in f["test_clips"]}
+    if len(tested) != n_clips or sum(f["n_test"] for f in folds) != n_clips or \
+            any(f["n_train"] + f["n_test"] != n_clips for f in folds):
         raise ValueError("the test folds do not partition the corpus (or clips were added): no training prior to count")
     totals = sum(np.bincount(f["test_true"], minlength=n_classes) for f in folds)
     return [totals - np.bincount(f["test_true"], minlength=n_classes) for f in folds]

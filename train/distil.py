@@ -6,7 +6,8 @@ loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
 A teacher's targets for one fold are its class probabilities on that fold's *training* clips,
 computed from the checkpoints it trained on that fold (an ensemble: every member's, averaged),
-so no test speaker reaches the student through them. `export.distill` uses the same loss.
+so no test speaker reaches the student through them. `export.distill` uses the same loss
+(without `balanced_soft`, as its students always did).
 """
 from __future__ import annotations
 
@@ -24,10 +25,17 @@ SHARED_RUN_FIELDS = ("corpus", "protocol", "seconds")
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits [B, C], teacher logits (or log-probabilities) [B, C], class ids [B] -> scalar loss."""
-    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                    F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean")
+            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None,
+            balanced_soft: bool = False) -> torch.Tensor:
+    """Logits [B, C], teacher logits (or log-probabilities) [B, C], class ids [B] -> scalar loss.
+    `weight` [C] weighs the hard term's classes; with `balanced_soft` the soft term's clips too
+    (by their label's weight, normalised as the weighted cross-entropy is). On its own training
+    clips a teacher is close to the labels, so an unweighted soft term, which carries most of
+    the loss, trains for the training prior (WA) whatever the hard term's weights say."""
+    per_clip = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                        F.softmax(teacher_logits / temperature, dim=1), reduction="none").sum(dim=1)
+    clip_weight = weight[targets] if balanced_soft and weight is not None else torch.ones_like(per_clip)
+    soft = (clip_weight * per_clip).sum() / clip_weight.sum()
     hard = F.cross_entropy(student_logits, targets, weight=weight)
     return alpha * temperature ** 2 * soft + (1 - alpha) * hard
 
@@ -57,13 +65,19 @@ def check_teacher(teacher: pathlib.Path, config: dict, student: dict) -> None:
             raise ValueError(f"--distil-from {teacher}: its {key} differ from this run's")
     if config["run"].get("speaker_norm"):
         raise ValueError(f"--distil-from {teacher}: trained on speaker-normalised features")
+    for member in teacher_members(teacher, config):
+        if not (member / "config.json").is_file():
+            raise FileNotFoundError(f"--distil-from {teacher}: its member {member} is not a run directory "
+                                    "(member paths are relative to the directory the ensemble was made in)")
+        for fold in student["folds"]:
+            _fold_test_clips(member, fold)  # every fold finished, before any is trained
 
 
 def _fold_test_clips(run_dir: pathlib.Path, fold: str) -> list[str]:
     result_set = "ensemble" if (run_dir / "ensemble").is_dir() else "single"
     path = run_dir / result_set / f"fold_{fold}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the teacher has not finished fold {fold}")
+        raise FileNotFoundError(f"{path}: the teacher has not finished fold {fold} (or has no such fold)")
     return json.loads(path.read_text())["test_clips"]
 
 

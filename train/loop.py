@@ -75,12 +75,13 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     (default: none). With `adversary_weight` > 0, a speaker adversary on the embedding is trained
     alongside (`train.adversary`: the encoder learns to confuse it; `speakers` [N] are speaker ids 0..S-1), not with mixup.
     With `teacher` (log-probabilities [N, classes] of a teacher on the unaugmented clips), the
-    loss is `train.distil.kd_loss` instead: a circular shift barely moves a clip-level
-    prediction, so the unshifted clip's target stands for the shifted one; not with mixup, random
-    crops or the adversary."""
+    loss is `train.distil.kd_loss` instead, both terms class-weighted: a circular shift barely
+    moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
+    other augmentation, random crop or adversary."""
     augmentation = augmentation or Augmentation()
-    if teacher is not None and (augmentation.mixup_alpha > 0 or crop_frames is not None or adversary_weight > 0):
-        raise ValueError("distillation: not with mixup, random crops or a speaker adversary")
+    augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
+    if teacher is not None and (augmented or crop_frames is not None or adversary_weight > 0):
+        raise ValueError("distillation: not with augmentation beyond the time shift, random crops or a speaker adversary")
     if teacher is not None and teacher.shape != (len(features), n_classes):
         raise ValueError(f"teacher targets {tuple(teacher.shape)} for {len(features)} clips of {n_classes} classes")
     generator = torch.Generator().manual_seed(seed)
@@ -113,7 +114,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
             weight = ramp(schedule.last_epoch / total, adversary_weight)
             return loss_fn(model.logits(embedding), targets[index]) + adversary.loss(embedding, speakers[index], weight)
         if teacher is not None:
-            return kd_loss(model(batch), teacher[index], targets[index], weight=loss_fn.weight)
+            return kd_loss(model(batch), teacher[index], targets[index], weight=loss_fn.weight, balanced_soft=True)
         if rng is None:
             return loss_fn(model(batch), targets[index])
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)
