@@ -231,3 +231,21 @@ def test_prior_corrected_decision_weighs_each_fold_by_its_training_classes(tmp_p
     twice = [{"n_train": 1, "n_test": 1, "test_true": [0], "test_clips": ["x"]}] * 2  # one clip tested twice
     with pytest.raises(ValueError, match="do not partition"):
         training_counts(twice, 2, 2)
+
+
+def test_report_pairs_two_runs_fold_by_fold():
+    from train.report import pair_differences
+
+    def row(run, result_set, ua):
+        return {"run": run, "result_set": result_set,
+                "folds": [{"fold": f, "scores": {"ua": u, "wa": u / 2}} for f, u in zip("abc", ua)]}
+
+    rows = [row("runs/x", "single", [0.7, 0.8, 0.6]), row("runs/x", "prior", [0.9, 0.9, 0.9]),
+            row("runs/y", "single", [0.6, 0.8, 0.7])]
+    assert pair_differences(rows, ["runs/x=runs/y/"]) == [
+        "- `runs/x` single − `runs/y` single: +0.0 ± 8.2 points of fold UA (better on 1 of 3 folds), +0.0 of fold WA"]
+    assert "prior − `runs/y` single: +20.0 ± 8.2 points of fold UA (better on 3 of 3" in pair_differences(rows, ["runs/x:prior=runs/y"])[0]
+    with pytest.raises(ValueError, match="no such run"):
+        pair_differences(rows, ["runs/z=runs/y"])
+    with pytest.raises(ValueError, match="RUN=BASELINE"):
+        pair_differences(rows, ["runs/x"])

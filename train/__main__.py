@@ -178,7 +178,7 @@ def cmd_prior(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
-    print(write_report(args.name, args.runs, args.out))
+    print(write_report(args.name, args.runs, args.out, args.pair))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -228,6 +228,9 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    rep.add_argument("--pair", action="append", default=[], metavar="RUN=BASELINE",
+                     help="also table RUN's fold UA/WA minus BASELINE's on common folds (repeatable; each side "
+                          "optionally RUN:RESULT_SET, e.g. runs/x:prior)")
     rep.add_argument("runs", nargs="+", type=pathlib.Path)
     rep.set_defaults(func=cmd_report)
     return top

@@ -113,6 +113,34 @@ def variant_differences(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _pair_side(rows: list[dict], spec: str) -> dict:
+    """The row named by "RUN" (its first result set: single or ensemble) or "RUN:RESULT_SET"."""
+    run, _, result_set = spec.partition(":")
+    mine = [r for r in rows if pathlib.Path(r["run"]) == pathlib.Path(run) and result_set in ("", r["result_set"])]
+    if not mine:
+        raise ValueError(f"--pair {spec}: no such run{' result set' if result_set else ''} among the runs reported")
+    return mine[0]
+
+
+def pair_differences(rows: list[dict], pairs: list[str]) -> list[str]:
+    """Per "A=B" pair: A's fold UA and WA minus B's on the folds both have (e.g. one seed with and
+    without an option: the pairing removes the fold-to-fold spread)."""
+    lines = []
+    for spec in pairs:
+        if "=" not in spec:
+            raise ValueError(f"--pair {spec}: give RUN=BASELINE_RUN (each optionally :RESULT_SET)")
+        a, b = (_pair_side(rows, side) for side in spec.split("=", 1))
+        fa, fb = ({f["fold"]: f["scores"] for f in r["folds"]} for r in (a, b))
+        common = sorted(set(fa) & set(fb))
+        if not common:
+            raise ValueError(f"--pair {spec}: no fold in common")
+        ua, wa = (np.array([fa[f][m] - fb[f][m] for f in common]) for m in ("ua", "wa"))
+        lines.append(f"- `{a['run']}` {a['result_set']} − `{b['run']}` {b['result_set']}: {100 * ua.mean():+.1f} ± "
+                     f"{100 * ua.std():.1f} points of fold UA (better on {(ua > 0).sum()} of {len(ua)} folds), "
+                     f"{100 * wa.mean():+.1f} of fold WA")
+    return lines
+
+
 def cumulative_seconds(rows: list[dict], row: dict) -> float:
     """Training seconds of this result set's folds, plus those folds' phase 1 it started from."""
     seconds = row["summary"]["train_seconds"]
@@ -124,7 +152,7 @@ def cumulative_seconds(rows: list[dict], row: dict) -> float:
     return seconds
 
 
-def markdown(name: str, rows: list[dict]) -> str:
+def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
     first = rows[0]["config"]
     corpus, protocol = first["run"]["corpus"], first["run"]["protocol"]
     lines = [f"# {name}: {corpus}, {PROTOCOL_NAMES.get(protocol, protocol)}", "",
@@ -152,6 +180,8 @@ def markdown(name: str, rows: list[dict]) -> str:
     differences = variant_differences(rows)
     if differences:
         lines += ["", "Masking variants against no masking, paired by fold (mean ± std over folds):", *differences]
+    if pairs:
+        lines += ["", "Paired by fold (mean ± std over folds):", *pair_differences(rows, pairs)]
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
     if pngs:
         lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
@@ -205,10 +235,11 @@ def markdown(name: str, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path) -> pathlib.Path:
+def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path, pairs: list[str] = ()) -> pathlib.Path:
     rows = [row for run_dir in run_dirs for row in collect(pathlib.Path(run_dir))]
     if not rows:
         raise FileNotFoundError(f"no summaries in {', '.join(map(str, run_dirs))}")
+    pair_differences(rows, pairs)  # a bad --pair fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     for row in rows:
         row["train_seconds_per_protocol"] = cumulative_seconds(rows, row)
@@ -222,5 +253,5 @@ def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path)
                        f"({s['n_folds']} folds)")
     (out_dir / f"{name}.json").write_text(json.dumps({"name": name, "results": rows}, indent=1))
     md = out_dir / f"{name}.md"
-    md.write_text(markdown(name, rows))
+    md.write_text(markdown(name, rows, pairs))
     return md
