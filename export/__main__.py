@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("teacher", help="wrap a training checkpoint as an export model file")
     p.add_argument("--run", required=True, type=pathlib.Path, help="training run directory (runs/<run>)")
     p.add_argument("--fold", required=True)
-    p.add_argument("--variant", default="samsg", help="checkpoint name: samsg | none | phase1 | single")
+    p.add_argument("--variant", default=None, help="checkpoint name: samsg | none | random | phase1 "
+                   "(default: samsg for a run with masking variants, else phase1)")
     p.add_argument("--out", required=True, type=pathlib.Path)
 
     p = sub.add_parser("distill", help="teacher .pt -> CNN student .pt")
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("fold", "the whole chain on one fold"), ("loso", "the whole chain on every trained fold")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--run", required=True, type=pathlib.Path)
-        p.add_argument("--variant", default="samsg")
+        p.add_argument("--variant", default=None, help="checkpoint name (default: samsg for a run with masking "
+                       "variants, else phase1)")
         p.add_argument("--out", required=True, type=pathlib.Path, help="output root (one folder per fold)")
         if name == "fold":
             p.add_argument("--fold", required=True)
@@ -122,13 +124,26 @@ def settings_of(args, prune: bool):
 def trained_folds(run: pathlib.Path, variant: str) -> list[str]:
     from .folds import run_config
 
-    return [f for f in run_config(run)["folds"] if (run / "checkpoints" / f / f"{variant}.pt").exists()]
+    folds = [f for f in run_config(run)["folds"] if (run / "checkpoints" / f / f"{variant}.pt").exists()]
+    if not folds:
+        raise ValueError(f"{run}: no fold has a {variant}.pt checkpoint (--variant)")
+    return folds
+
+
+def default_variant(run: pathlib.Path) -> str:
+    """samsg for a run with masking variants (its last one otherwise), phase1 for a single-phase run."""
+    from .folds import run_config
+
+    variants = run_config(run)["run"].get("variants") or []
+    return "samsg" if "samsg" in variants else (variants[-1] if variants else "phase1")
 
 
 def dispatch(args) -> object:
     from . import pipeline, report, steps
 
     c = args.command
+    if getattr(args, "variant", "") is None:
+        args.variant = default_variant(args.run)
     if c == "teacher":
         return steps.teacher(args.run, args.fold, args.variant, args.out)
     if c == "distill":

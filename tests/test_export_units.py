@@ -1,6 +1,7 @@
 """Export building blocks on tiny models: the distillation loss and loop, structured and
 magnitude pruning (really fewer / zero parameters; exactly-unimportant channels and heads are the
 ones removed), and model files that rebuild pruned shapes."""
+import json
 import os
 
 import numpy as np
@@ -240,3 +241,16 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert len(err) == 1 and "missing.pt: no such model file" in err[0]
     assert main(["teacher", "--run", str(tmp_path), "--fold", "spk-03", "--out", str(tmp_path / "t.pt")]) == 1
     assert "not a training run directory" in capsys.readouterr().err
+
+
+def test_the_chain_takes_a_single_phase_runs_checkpoint_by_default(tmp_path):
+    from export.__main__ import default_variant, trained_folds
+
+    for variants, expected in (([], "phase1"), (["none", "random", "samsg"], "samsg"), (["none"], "none")):
+        (tmp_path / "config.json").write_text(json.dumps({"run": {"variants": variants}, "folds": ["spk-03"]}))
+        assert default_variant(tmp_path) == expected
+    (tmp_path / "checkpoints" / "spk-03").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "spk-03" / "none.pt").write_bytes(b"")
+    assert trained_folds(tmp_path, "none") == ["spk-03"]
+    with pytest.raises(ValueError, match="no fold has a samsg.pt checkpoint"):  # was: nothing done, exit 0
+        trained_folds(tmp_path, "samsg")
