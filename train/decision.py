@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 
 from . import metrics
-from .ensemble import fold_probabilities
+from .ensemble import fold_probabilities, write_result_set
 
 RESULT_SET = "prior"
 
@@ -53,7 +53,7 @@ def prior_decided(result: dict, probabilities: np.ndarray, counts: np.ndarray, n
 
 def decide_with_prior(run_dir: pathlib.Path) -> dict:
     """Write `<run_dir>/prior/` (fold JSONs, summary, confusion PNG); returns the summary."""
-    from .run import read_run_config, write_json
+    from .run import read_run_config
 
     run_dir = pathlib.Path(run_dir)
     config = read_run_config(run_dir)
@@ -68,13 +68,4 @@ def decide_with_prior(run_dir: pathlib.Path) -> dict:
     labels = config["labels"]
     counts = training_counts(folds, config["n_clips"], len(labels))
     results = [prior_decided(f, fold_probabilities(f, p), c, len(labels)) for f, p, c in zip(folds, paths, counts)]
-    for result in results:
-        write_json(run_dir / RESULT_SET / f"fold_{result['fold']}.json", result)
-    summary = metrics.summarise(results, labels)
-    summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
-    summary["complete"] = True
-    write_json(run_dir / RESULT_SET / "summary.json", summary)
-    metrics.plot_confusion(np.array(summary["pooled_confusion"]), labels, run_dir / RESULT_SET / "confusion.png",
-                           f"{run_dir.name}, prior-corrected decision: UA {100 * summary['pooled']['ua']:.1f}% "
-                           f"WA {100 * summary['pooled']['wa']:.1f}%")
-    return summary
+    return write_result_set(run_dir / RESULT_SET, results, labels, f"{run_dir.name}, prior-corrected decision")

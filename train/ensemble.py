@@ -63,6 +63,22 @@ def fold_result(runs: list[pathlib.Path], result_set: str, fold: str, n_classes:
             "train_seconds": float(sum(m["train_seconds"] for m in members))}
 
 
+def write_result_set(directory: pathlib.Path, results: list[dict], labels: list[str], title: str) -> dict:
+    """A derived result set (every fold's JSON, summary, confusion PNG) in `directory`; returns
+    the summary."""
+    from .run import write_json
+
+    for result in results:
+        write_json(directory / f"fold_{result['fold']}.json", result)
+    summary = metrics.summarise(results, labels)
+    summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
+    summary["complete"] = True
+    write_json(directory / "summary.json", summary)
+    metrics.plot_confusion(np.array(summary["pooled_confusion"]), labels, directory / "confusion.png",
+                           f"{title}: UA {100 * summary['pooled']['ua']:.1f}% WA {100 * summary['pooled']['wa']:.1f}%")
+    return summary
+
+
 def ensemble(runs: list[pathlib.Path], out: pathlib.Path, result_set: str = "single") -> dict:
     """Write the ensemble of `runs` (their `result_set`) to `out`; returns its summary."""
     from .run import read_run_config, write_json  # one config reader, one atomic JSON writer
@@ -75,14 +91,7 @@ def ensemble(runs: list[pathlib.Path], out: pathlib.Path, result_set: str = "sin
     first = configs[0]
     labels = first["labels"]
     results = [fold_result(runs, result_set, fold, len(labels)) for fold in first["folds"]]
-    for result in results:
-        write_json(out / RESULT_SET / f"fold_{result['fold']}.json", result)
-    summary = metrics.summarise(results, labels)
-    summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
-    summary["complete"] = True
-    write_json(out / RESULT_SET / "summary.json", summary)
-    metrics.plot_confusion(np.array(summary["pooled_confusion"]), labels, out / RESULT_SET / "confusion.png",
-                           f"ensemble of {len(runs)} runs: UA {100 * summary['pooled']['ua']:.1f}%")
+    summary = write_result_set(out / RESULT_SET, results, labels, f"ensemble of {len(runs)} runs")
     run = {**first["run"], "seed": None, "ensemble_of": [str(r) for r in runs], "ensemble_result_set": result_set}
     write_json(out / "config.json", {**first, "run": run, "n_parameters": sum(c["n_parameters"] for c in configs),
                                      "members": [{"run": str(r), "seed": c["run"].get("seed"),
