@@ -363,6 +363,7 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
     main([*common, "--out", str(student), "--distil-from", str(tmp_path / "ens")])
     config = json.loads((student / "config.json").read_text())
     assert config["run"]["distil_from"] == str(tmp_path / "ens")
+    assert config["teacher"]["members"] == [str(r) for r in runs]
     fold = json.loads((student / "single" / "fold_spk-03.json").read_text())
     assert fold["test_clips"] == json.loads((runs[0] / "single" / "fold_spk-03.json").read_text())["test_clips"]
     # The targets: the members' own checkpoints of that fold, averaged.

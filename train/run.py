@@ -484,7 +484,10 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                "folds": [f.name for f in folds], "environment": environment()}
     if cfg.distil_from:
         teacher = pathlib.Path(cfg.distil_from)
-        distil.check_teacher(teacher, read_run_config(teacher), payload)
+        teacher_config = read_run_config(teacher)
+        distil.check_teacher(teacher, teacher_config, payload)
+        payload["teacher"] = {"members": [str(m) for m in distil.teacher_members(teacher, teacher_config)],
+                              "commit": teacher_config["environment"].get("commit")}  # provenance
     write_json(out / "config.json", payload)
     start = time.time()
     for index, fold in enumerate(folds):
