@@ -74,8 +74,7 @@ def check_teacher(teacher: pathlib.Path, config: dict, student: dict) -> None:
 
 
 def _fold_test_clips(run_dir: pathlib.Path, fold: str) -> list[str]:
-    result_set = "ensemble" if (run_dir / "ensemble").is_dir() else "single"
-    path = run_dir / result_set / f"fold_{fold}.json"
+    path = run_dir / "single" / f"fold_{fold}.json"  # teacher_members are single-phase runs
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the teacher has not finished fold {fold} (or has no such fold)")
     return json.loads(path.read_text())["test_clips"]

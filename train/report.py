@@ -39,6 +39,28 @@ RESULT_SETS = {
 }
 
 
+# What a row label means, for each run setting that adds one (noted when a reported run uses it).
+SETTING_NOTES = {
+    "speaker_norm": ("`+spknorm` rows are **speaker-normalised** (each speaker's clips z-scored per mel band over "
+        "that speaker's own clips, the test speaker's unlabelled clips included): transductive, not "
+        "comparable with the inductive rows; compare them with the speaker-normalised peer figures."),
+    "speaker_norm_labels": ("`+spknorm-LABEL` rows take each speaker's statistics from its clips of those labels only (the "
+        "test speaker's too, chosen by their labels: the stand-in for a user recording calm speech at "
+        "set-up). `python -m train enrolment --enrol-labels` scores them with a few such clips instead."),
+    "extra_train": ("`+xCORPUS` rows also train on every clip of another corpus (other speakers, relabelled into "
+        "this corpus's labels: RAVDESS calm as neutral; RAVDESS surprise and EmoDB boredom dropped); "
+        "the test folds are unchanged."),
+    "init_from": ("`+init` rows start from another run's checkpoint (the run's `init_from` below; its head is "
+        "fresh when the label sets differ)."),
+    "speaker_adversary": ("`+spkadv` rows train beside a speaker classifier on the pooled embedding and add a loss that "
+        "makes its output uniform (`speaker_adversary` below is that loss's weight; train/adversary.py). "
+        "It uses the training speakers' identities only: inductive."),
+    "distil_from": ("`+distil` rows learn from a teacher's class probabilities on each fold's training clips "
+        "(the run or ensemble `distil_from` below, its checkpoints of that fold) as well as from the "
+        "labels (train/distil.py): one model, the size of its row's model."),
+}
+
+
 def augmentation_label(run: dict) -> str:
     """"+warp+SpecAug+mixup+crop" for the opt-in augmentations a run used ("" for older runs)."""
     parts = [("warp", run.get("freq_warp")), ("SpecAug", run.get("freq_masks") or run.get("time_masks")),
@@ -185,29 +207,8 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
     if pngs:
         lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
-    if any(r["config"]["run"].get("speaker_norm") for r in rows):
-        lines += ["", "`+spknorm` rows are **speaker-normalised** (each speaker's clips z-scored per mel band over "
-                  "that speaker's own clips, the test speaker's unlabelled clips included): transductive, not "
-                  "comparable with the inductive rows; compare them with the speaker-normalised peer figures."]
-    if any(r["config"]["run"].get("speaker_norm_labels") for r in rows):
-        lines += ["", "`+spknorm-LABEL` rows take each speaker's statistics from its clips of those labels only (the "
-                  "test speaker's too, chosen by their labels: the stand-in for a user recording calm speech at "
-                  "set-up). `python -m train enrolment --enrol-labels` scores them with a few such clips instead."]
-    if any(r["config"]["run"].get("extra_train") for r in rows):
-        lines += ["", "`+xCORPUS` rows also train on every clip of another corpus (other speakers, relabelled into "
-                  "this corpus's labels: RAVDESS calm as neutral; RAVDESS surprise and EmoDB boredom dropped); "
-                  "the test folds are unchanged."]
-    if any(r["config"]["run"].get("init_from") for r in rows):
-        lines += ["", "`+init` rows start from another run's checkpoint (the run's `init_from` below; its head is "
-                  "fresh when the label sets differ)."]
-    if any(r["config"]["run"].get("speaker_adversary") for r in rows):
-        lines += ["", "`+spkadv` rows train beside a speaker classifier on the pooled embedding and add a loss that "
-                  "makes its output uniform (`speaker_adversary` below is that loss's weight; train/adversary.py). "
-                  "It uses the training speakers' identities only: inductive."]
-    if any(r["config"]["run"].get("distil_from") for r in rows):
-        lines += ["", "`+distil` rows learn from a teacher's class probabilities on each fold's training clips "
-                  "(the run or ensemble `distil_from` below, its checkpoints of that fold) as well as from the "
-                  "labels (train/distil.py): one model, the size of its row's model."]
+    lines += [line for key, note in SETTING_NOTES.items() if any(r["config"]["run"].get(key) for r in rows)
+              for line in ("", note)]
     lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
     lines += ["", "Runs (exact settings in the JSON beside this file):"]
     for run in dict.fromkeys(r["run"] for r in rows):
