@@ -186,15 +186,18 @@ def test_fit_with_a_teacher_follows_the_teacher_over_the_labels():
     x[torch.arange(40), y * 16] += 3.0  # the label is plain to see in the features
     teacher = torch.full((40, 4), -6.0)
     teacher[torch.arange(40), (y + 1) % 4] = 0.0
+    speakers = torch.arange(40) % 5
     follows = {}
-    for name, targets in (("labels", None), ("teacher", teacher.log_softmax(dim=1))):
+    for name, targets, adversary in (("labels", None, 0.0), ("teacher", teacher.log_softmax(dim=1), 0.0),
+                                     ("teacher+adversary", teacher.log_softmax(dim=1), 1.0)):
         torch.manual_seed(0)
         model = models.build("cnn", 4, (64, 64))
         model.standardize.fit(x)
-        loop.fit(model, x, y, 4, epochs=30, lr=3e-3, batch_size=8, progress=False, teacher=targets)
+        loop.fit(model, x, y, 4, epochs=30, lr=3e-3, batch_size=8, progress=False, teacher=targets,
+                 speakers=speakers, adversary_weight=adversary)
         predicted = torch.from_numpy(loop.predict(model, x))
         follows[name] = (predicted == (y + 1) % 4).float().mean().item()
-    assert follows["teacher"] > 0.9 and follows["labels"] < 0.1
+    assert follows["teacher"] > 0.9 and follows["teacher+adversary"] > 0.9 and follows["labels"] < 0.1
     with pytest.raises(ValueError, match="teacher targets"):
         loop.fit(model, x, y, 4, epochs=1, lr=1e-3, progress=False, teacher=teacher[:5])
 

@@ -77,11 +77,11 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     With `teacher` (log-probabilities [N, classes] of a teacher on the unaugmented clips), the
     loss is `train.distil.kd_loss` instead, both terms class-weighted: a circular shift barely
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
-    other augmentation, random crop or adversary."""
+    other augmentation or random crop (a speaker adversary may run alongside)."""
     augmentation = augmentation or Augmentation()
     augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
-    if teacher is not None and (augmented or crop_frames is not None or adversary_weight > 0):
-        raise ValueError("distillation: not with augmentation beyond the time shift, random crops or a speaker adversary")
+    if teacher is not None and (augmented or crop_frames is not None):
+        raise ValueError("distillation: not with augmentation beyond the time shift or random crops")
     if teacher is not None and teacher.shape != (len(features), n_classes):
         raise ValueError(f"teacher targets {tuple(teacher.shape)} for {len(features)} clips of {n_classes} classes")
     generator = torch.Generator().manual_seed(seed)
@@ -109,14 +109,15 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         if augmentation.freq_warp:
             batch = freq_warp(batch, augmentation.freq_warp, augmentation.band_hz, generator)
         batch = spec_augment(batch, augmentation, generator)
-        if adversary is not None:
-            embedding = model.embedding(batch)
-            weight = ramp(schedule.last_epoch / total, adversary_weight)
-            return loss_fn(model.logits(embedding), targets[index]) + adversary.loss(embedding, speakers[index], weight)
-        if teacher is not None:
-            return kd_loss(model(batch), teacher[index], targets[index], weight=loss_fn.weight, balanced_soft=True)
         if rng is None:
-            return loss_fn(model(batch), targets[index])
+            embedding = None if adversary is None else model.embedding(batch)
+            logits = model(batch) if embedding is None else model.logits(embedding)
+            task = (loss_fn(logits, targets[index]) if teacher is None else
+                    kd_loss(logits, teacher[index], targets[index], weight=loss_fn.weight, balanced_soft=True))
+            if adversary is None:
+                return task
+            weight = ramp(schedule.last_epoch / total, adversary_weight)
+            return task + adversary.loss(embedding, speakers[index], weight)
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)
         return mixed_loss(loss_fn, model(batch), targets[index], partner, lam)
 

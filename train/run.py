@@ -445,11 +445,10 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
         raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
                          "the long clip, not over the window the model and the runtime see)")
     if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or cfg.freq_masks or cfg.time_masks
-                            or cfg.crop_seconds is not None or cfg.speaker_adversary or cfg.extra_train
-                            or cfg.speaker_norm):
+                            or cfg.crop_seconds is not None or cfg.extra_train or cfg.speaker_norm):
         raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
                          "augmentation beyond the time shift (the targets are the unaugmented clips'), random "
-                         "crops, a speaker adversary or speaker normalisation")
+                         "crops or speaker normalisation")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
