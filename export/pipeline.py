@@ -2,13 +2,13 @@
 
     teacher.pt -> teacher.onnx                                   (size / latency reference)
     teacher.pt -> student.pt (distilled) [-> student_labels.pt: same student, labels only]
-    student.pt -> student.onnx -> student_int8_{u8,s8}_{method}[_{first,edges}float].onnx,
+    student.pt -> student.onnx -> student_int8_{u8,s8}_{method}[_{first,edges}float][_w7].onnx,
                                   student_int8_dynamic.onnx
     student.pt -> student.tflite, student_int8[_{observer}][_{first,edges}float].tflite
     student.pt -> pruned_keep{r}.pt (+ .onnx), sparse{s}.pt                  (pruning curve)
 
-The deployed ONNX INT8 is the static U8S8 variant (calibration method; first conv / head kept
-in float or not) whose logits follow FP32 most closely on held-out *training* clips (never the
+The deployed ONNX INT8 is the static U8S8 variant with 7-bit weights (calibration method; first
+conv / head kept in float or not) whose logits follow FP32 most closely on held-out *training* clips (never the
 test speaker); the deployed TFLite INT8 is chosen the same way among the PT2E variants
 (histogram / min-max calibration; first conv / head kept in float or not). `fold_result`
 gathers every card into one JSON; `export.report` pools the folds.
@@ -23,9 +23,13 @@ import time
 from . import distill as kd
 from . import folds, model_files, quantize, steps, tflite
 
-# (activations, calibration, layers kept in float); the U8S8 ones are the deployment candidates.
-STATIC_VARIANTS = (tuple(("u8", m, "none") for m in quantize.CALIBRATION_METHODS)
-                   + (("u8", "minmax", "first"), ("u8", "minmax", "edges"), ("s8", "minmax", "none")))
+# (activations, calibration, layers kept in float, weight bits). The 7-bit U8S8 ones are the
+# deployment candidates: they are right on every CPU (export.quantize). The 8-bit ones are
+# measured beside them, so the report shows what the saturation costs on this CPU.
+STATIC_VARIANTS = tuple((a, m, k, bits) for bits in quantize.WEIGHT_BITS[::-1]
+                        for a, m, k in (*(("u8", m, "none") for m in quantize.CALIBRATION_METHODS),
+                                        ("u8", "minmax", "first"), ("u8", "minmax", "edges"), ("s8", "minmax", "none")))
+DEPLOYABLE_WEIGHT_BITS = 7
 # (activation observer, layers kept in float) of the TFLite INT8 candidates; the first is the
 # fully quantized file made before the others existed (student_int8.tflite).
 TFLITE_VARIANTS = tuple((o, k) for o in tflite.OBSERVERS for k in tflite.KEEP_FLOAT)
@@ -47,8 +51,9 @@ class Settings:
     progress: bool = True
 
 
-def static_name(activations: str, method: str, keep_float: str = "none") -> str:
-    suffix = "" if keep_float == "none" else f"_{keep_float}float"
+def static_name(activations: str, method: str, keep_float: str, weight_bits: int) -> str:
+    """8-bit files keep the names they had before 7-bit weights existed, so old folds resume."""
+    suffix = ("" if keep_float == "none" else f"_{keep_float}float") + ("_w7" if weight_bits == 7 else "")
     return f"student_int8_{activations}_{method}{suffix}.onnx"
 
 
@@ -88,10 +93,10 @@ def run_fold(run_dir: pathlib.Path, variant: str, fold: str, out_root: pathlib.P
             teacher, out / "student_labels.pt", settings.widths, settings.epochs, settings.temperature, 0.0,
             data=data, progress=settings.progress))
     fp32 = step(out / "student.onnx", lambda: steps.to_onnx(student, out / "student.onnx", data=data))
-    for activations, method, keep_float in STATIC_VARIANTS:
-        path = out / static_name(activations, method, keep_float)
+    for activations, method, keep_float, bits in STATIC_VARIANTS:
+        path = out / static_name(activations, method, keep_float, bits)
         step(path, lambda: steps.quantize_onnx(fp32, path, "static", method, activations, data=data,
-                                               keep_float=keep_float))
+                                               keep_float=keep_float, weight_bits=bits))
     step(out / "student_int8_dynamic.onnx",
          lambda: steps.quantize_onnx(fp32, out / "student_int8_dynamic.onnx", "dynamic", data=data))
     deployed = deployed_int8(out, data)
@@ -125,11 +130,12 @@ def closest_to_fp32(candidates: list[pathlib.Path], fp32: pathlib.Path, data=Non
 
 
 def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
-    """The deployed static U8S8 ONNX file of a fold folder (see `closest_to_fp32`)."""
-    candidates = [out / static_name(*v) for v in STATIC_VARIANTS if v[0] == "u8" and (out / static_name(*v)).exists()]
-    deployed = closest_to_fp32(candidates, out / "student.onnx", data)
+    """The deployed static U8S8 ONNX file (7-bit weights) of a fold folder (see `closest_to_fp32`)."""
+    names = [static_name(*v) for v in STATIC_VARIANTS if v[0] == "u8" and v[3] == DEPLOYABLE_WEIGHT_BITS]
+    deployed = closest_to_fp32([out / n for n in names if (out / n).exists()], out / "student.onnx", data)
     if deployed is None:
-        raise FileNotFoundError(f"{out}: no static U8S8 INT8 ONNX file to deploy")
+        raise FileNotFoundError(f"{out}: no static U8S8 INT8 ONNX file with {DEPLOYABLE_WEIGHT_BITS}-bit weights "
+                                "to deploy")
     return deployed
 
 
@@ -154,7 +160,8 @@ def pruning_curve(out: pathlib.Path, student: pathlib.Path, teacher: pathlib.Pat
 
 SUMMARY_FIELDS = ("format", "parameters", "nonzero_parameters", "size_bytes", "quantization", "opset",
                   "agreement_with_reference", "max_abs_logit_diff_vs_reference", "reference",
-                  "selection_agreement_vs_fp32", "selection_logit_error_vs_fp32", "keep_float", "observer", "float_ops",
+                  "selection_agreement_vs_fp32", "selection_logit_error_vs_fp32", "keep_float", "weight_bits",
+                  "kernel_check", "observer", "float_ops",
                   "ops", "pruning", "step_seconds")
 
 

@@ -2,6 +2,14 @@
 int8 "S8S8", calibrated on real training-fold log-mel features with min-max, percentile or
 entropy ranges) and dynamic quantization (int8 weights, activations quantized per call).
 
+Weights are 7-bit by default (`weight_bits`, onnxruntime's `reduce_range`): x86 CPUs with AVX2
+but no VNNI multiply U8 activations by S8 weights with an instruction (vpmaddubsw) that adds
+pairs of products into int16 and saturates, so 8-bit weights can overflow there; with 7 bits a
+pair cannot. Measured: a student whose full-integer 8-bit file scored 40 % UA on such a CPU
+(and 72 % with the first conv in float) scores as FP32 with 7-bit weights. `kernel_check`
+detects the problem on the machine at hand: the optimised integer kernels against the
+reference QDQ arithmetic (graph optimisations off: dequantize, float op, quantize).
+
 `quant_pre_process` (shape inference + graph optimisation) runs first, as onnxruntime advises.
 `float_ops` reports which nodes stay in float: on this CPU, LayerNormalization, Gelu, Softmax and
 the like have no int8 kernel, and dynamic quantization only covers MatMul/Conv weights.
@@ -18,6 +26,7 @@ from edge_ser.contract import INPUT_NAME
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 ACTIVATION_TYPES = ("u8", "s8")
 KEEP_FLOAT = ("none", "first", "edges")
+WEIGHT_BITS = (7, 8)
 PERCENTILE = 99.999  # percentile calibration: clip the rarest activation outliers
 INTEGER_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
@@ -72,15 +81,19 @@ def float_layers(path: pathlib.Path, keep_float: str) -> list[str]:
 
 
 def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, method: str = "minmax",
-               activations: str = "u8", per_channel: bool = True, keep_float: str = "none") -> pathlib.Path:
+               activations: str = "u8", per_channel: bool = True, keep_float: str = "none",
+               weight_bits: int = 7) -> pathlib.Path:
     """Static QDQ quantization of an FP32 ONNX file, calibrated on `features`; `keep_float`
-    (see `float_layers`) leaves the most sensitive layers in float."""
+    (see `float_layers`) leaves the most sensitive layers in float; `weight_bits` 7 or 8 (see
+    the module docstring: 7 is safe on every CPU)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"unknown calibration method {method!r}: use one of {', '.join(CALIBRATION_METHODS)}")
     if activations not in ACTIVATION_TYPES:
         raise ValueError(f"unknown activation type {activations!r}: use u8 or s8")
+    if weight_bits not in WEIGHT_BITS:
+        raise ValueError(f"weight bits {weight_bits!r}: use 7 or 8")
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
     extra = {"CalibPercentile": PERCENTILE} if method == "percentile" else {}
@@ -89,9 +102,45 @@ def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, metho
         quantize_static(str(prepared), str(dst), FeatureReader(features), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
-                        calibrate_method=methods[method], extra_options=extra,
+                        calibrate_method=methods[method], extra_options=extra, reduce_range=weight_bits == 7,
                         nodes_to_exclude=float_layers(prepared, keep_float))
     return pathlib.Path(dst)
+
+
+def kernel_check(path: pathlib.Path, features: np.ndarray) -> dict:
+    """How far this CPU's optimised integer kernels stray from the reference QDQ arithmetic of a
+    quantized ONNX file, on features [N, n_mels, frames]: top-1 agreement and max |logit
+    difference|, with the CPU's int8 dot-product features. Agreement well below 1 means the
+    kernels saturate here (see the module docstring), not that the quantization is poor."""
+    import onnxruntime as ort
+
+    def logits(level) -> np.ndarray:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        return np.concatenate([session.run(None, {INPUT_NAME: x[s:s + 16]})[0] for s in range(0, len(x), 16)])
+
+    optimised, reference = logits(ort.GraphOptimizationLevel.ORT_ENABLE_ALL), logits(
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    return {"agreement": float(np.mean(optimised.argmax(1) == reference.argmax(1))),
+            "max_abs_logit_diff": float(np.abs(optimised - reference).max()), "n_clips": len(features),
+            "cpu_int8_dot_product": cpu_int8_dot_product()}
+
+
+def cpu_int8_dot_product() -> str:
+    """This CPU's int8 dot-product instructions as /proc/cpuinfo names them (avx512_vnni, avx_vnni
+    on x86; asimddp on ARM), "none" if it has none, "unknown" off Linux."""
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    flags = {f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features")
+             for f in line.split(":", 1)[1].split()}
+    found = sorted(flags & {"avx512_vnni", "avx_vnni", "asimddp"})
+    return ",".join(found) or "none"
 
 
 def dynamic(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:

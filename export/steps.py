@@ -179,16 +179,19 @@ def saved_of(path: pathlib.Path) -> dict:
 
 
 def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "static", method: str = "minmax",
-                  activations: str = "u8", data: folds.FoldData | None = None, keep_float: str = "none") -> pathlib.Path:
-    """FP32 ONNX -> INT8 ONNX: static QDQ (calibrated on training clips) or dynamic."""
+                  activations: str = "u8", data: folds.FoldData | None = None, keep_float: str = "none",
+                  weight_bits: int = 7) -> pathlib.Path:
+    """FP32 ONNX -> INT8 ONNX: static QDQ (calibrated on training clips; 7- or 8-bit weights) or
+    dynamic. The card records `quantize.kernel_check` on the held-out training clips."""
     saved = saved_of(fp32_path)
     data = data_for(saved["card"], data)
     calibration, selection = folds.calibration_split(len(data.train_x), N_CALIBRATION)
     out = pathlib.Path(out)
     if mode == "static":
         quantize.static_qdq(fp32_path, out, quantize.calibration_features(data.train_x.numpy(), calibration),
-                            method, activations, keep_float=keep_float)
-        label = f"static QDQ {activations.upper()}S8 per-channel, {method} calibration on {len(calibration)} training clips"
+                            method, activations, keep_float=keep_float, weight_bits=weight_bits)
+        label = (f"static QDQ {activations.upper()}S8 per-channel ({weight_bits}-bit weights), {method} calibration "
+                 f"on {len(calibration)} training clips")
         if keep_float != "none":
             label += ", first conv" + (" and head" if keep_float == "edges" else "") + " in float"
     elif mode == "dynamic":
@@ -206,6 +209,8 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                          opset=saved["card"].get("opset"), parameters=saved["card"].get("parameters"),
                          float_ops=quantize.float_ops(out),
                          keep_float=keep_float if mode == "static" else None,
+                         weight_bits=weight_bits if mode == "static" else None,
+                         kernel_check=quantize.kernel_check(out, held_out),
                          **selection_scores(out, fp32_path, held_out))
     return finish(out, saved, card)
 

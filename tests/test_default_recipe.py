@@ -60,6 +60,7 @@ def test_ships_onnx_and_tflite_carrying_the_card(shipped):
     on_disk = json.loads((models / "default.card.json").read_text())
     assert on_disk["files"]["onnx"]["size_bytes"] == (models / "default.onnx").stat().st_size
     assert "non-commercial" in on_disk["licence"]
+    assert "(7-bit weights)" in on_disk["model"]["quantization"]  # right on every CPU (export.quantize)
 
 
 def test_cross_validated_figures_match_the_test_speakers_truth(shipped):
