@@ -6,6 +6,7 @@
                     [--format table|json|csv] -|FILE|--mic
     edge-ser info --model PATH
     edge-ser vad [--format table|json|csv] [--output FILE] FILES|DIRS|-
+    edge-ser check [--model PATH] FILES|DIRS
     edge-ser --version
 
 infer: directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line
@@ -20,6 +21,11 @@ the sounddevice extra). Windows sit at a fixed hop from the start of the stream,
 (each row says its share of VAD speech frames), and each row is printed and flushed as soon as
 the window is scored, with the inference latency: table lines, CSV rows, or JSON Lines (one
 object per line). End of input or Ctrl-C ends it with exit code 0.
+
+check: does this CPU compute what the model file says? Its optimised kernels against the
+runtime's reference kernels on the files' windows (edge_ser.kernel_check; up to
+CHECK_WINDOWS_PER_FILE per file): one line, exit code 0 when they agree, 1 when they differ or
+an input failed. Run it once on a new device with a few speech files.
 
 No tracebacks: errors are one line; EDGE_SER_DEBUG=1 shows the traceback of unexpected ones.
 """
@@ -44,6 +50,7 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"  # how stdin is named in output and messages
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
 TOP_SCORES = 3  # scores shown per row in table output
+CHECK_WINDOWS_PER_FILE = 8
 DEBUG_ENV = "EDGE_SER_DEBUG"
 
 
@@ -134,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
     vad.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    check = commands.add_parser("check", help="check that this CPU's kernels compute what the model says")
+    check.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="speech files or directories to take windows from")
+    check.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
     return parser
 
 
@@ -394,6 +404,43 @@ def run_vad(args) -> int:
                           lambda out: SegmentWriter(out, args.format))
 
 
+# --- check -----------------------------------------------------------------------------------
+
+
+class WindowCollector:
+    """`for_each_input`'s writer for check: keeps each file's log-mel windows."""
+
+    def __init__(self, found: list):
+        self.found = found
+
+    def write(self, path: str, windows) -> None:
+        self.found.append(windows)
+
+    def close(self) -> None:
+        pass
+
+
+def run_check(args) -> int:
+    import numpy as np
+
+    from .audio import load_audio
+    from .kernel_check import kernel_check
+    from .recognizer import Recognizer
+
+    if STDIN in args.inputs:
+        raise UsageError("check reads files, not stdin ('-')")
+    recognizer = Recognizer(args.model)
+    args.output, found = None, []
+    status = for_each_input(args, lambda path: recognizer.log_mel_windows(
+        load_audio(path, recognizer.sample_rate), CHECK_WINDOWS_PER_FILE), lambda out: WindowCollector(found))
+    if not found:
+        _say("check: no input could be read")
+        return EXIT_INPUT_FAILED
+    result = kernel_check(recognizer.session.path, np.concatenate(found))
+    print(result.summary(recognizer.session.path), flush=True)
+    return status if result.ok else EXIT_INPUT_FAILED
+
+
 # --- info ------------------------------------------------------------------------------------
 
 QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
@@ -502,10 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        _say("a command is required: infer, stream, info or vad")
+        _say("a command is required: infer, stream, info, vad or check")
         return EXIT_USAGE
     try:
-        commands = {"infer": run_infer, "stream": run_stream, "info": run_info, "vad": run_vad}
+        commands = {"infer": run_infer, "stream": run_stream, "info": run_info, "vad": run_vad,
+                    "check": run_check}
         return commands[args.command](args)
     except EdgeSerError as e:
         _say(_one_line(e))

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import features
+from .audio import pad_or_trim
 from .config import SAMPLE_RATE
 from .errors import AudioError, ModelError
 from .session import open_session
@@ -279,6 +280,14 @@ class Recognizer:
         [window] = self._score(live.audio, round(live.start * self.sample_rate), [(live.start, live.end)], length)
         latency_ms = 1000 * (time.perf_counter() - began)
         return dataclasses.replace(window, speech=live.speech, latency_ms=latency_ms)
+
+    def log_mel_windows(self, waveform: np.ndarray, max_windows: int | None = None) -> np.ndarray:
+        """Mono float [samples] at the model's rate -> log-mel [W, n_mels, frames] of its
+        consecutive model-length windows (the last one zero-padded), as the model is fed them;
+        at most `max_windows`."""
+        length = self._length(self.window_samples)
+        starts = list(range(0, max(len(waveform), 1), length))[:max_windows]
+        return np.stack([features.log_mel(pad_or_trim(waveform[s:s + length], length), self.config) for s in starts])
 
     # --- scoring -----------------------------------------------------------------------------
 

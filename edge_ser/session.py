@@ -52,12 +52,14 @@ class OnnxSession:
     `fixed_frames` is the model's static frame count, or None when frames are dynamic.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False):
         import onnxruntime as ort
 
         self.path = path = os.fspath(path)
         _read_head(path)
         options = ort.SessionOptions()
+        if reference:  # no fusion into optimised kernels: each op as the file writes it
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: warnings would break the one-line rule
@@ -116,16 +118,17 @@ class OnnxSession:
         return logits
 
 
-def _tflite_interpreter_class(path: str):
+def _tflite_interpreter_module(path: str):
+    """ai_edge_litert.interpreter, else tflite_runtime.interpreter (Interpreter, OpResolverType)."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            from tflite_runtime import interpreter
         except ImportError:
             raise ModelError(f"{path}: TFLite models need the LiteRT interpreter: "
                              f"{TFLITE_INSTALL_HINT}") from None
-    return Interpreter
+    return interpreter
 
 
 class TFLiteSession:
@@ -138,15 +141,17 @@ class TFLiteSession:
     (litert-torch exports fixed shapes), or None; the recognizer pads or cuts windows to it.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False):
         self.path = path = os.fspath(path)
         _read_head(path)
-        Interpreter = _tflite_interpreter_class(path)
+        interpreter = _tflite_interpreter_module(path)
         with open(path, "rb") as f:
             content = f.read()
         self.info = tflite_info(content, path)
+        # Reference kernels: LiteRT's plain C++ ones, no XNNPACK delegate.
+        resolver = {"experimental_op_resolver_type": interpreter.OpResolverType.BUILTIN_REF} if reference else {}
         try:
-            self._interpreter = Interpreter(model_content=content, num_threads=threads)
+            self._interpreter = interpreter.Interpreter(model_content=content, num_threads=threads, **resolver)
             with _native_stderr_silenced():  # LiteRT logs an INFO line about XNNPACK here
                 self._interpreter.allocate_tensors()
         except Exception as e:  # the interpreter raises ValueError/RuntimeError for bad files
@@ -243,9 +248,11 @@ def _dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def open_session(path: str | os.PathLike, threads: int = 1):
-    """A model file -> OnnxSession or TFLiteSession, chosen by content (TFL3 identifier) first."""
+def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = False):
+    """A model file -> OnnxSession or TFLiteSession, chosen by content (TFL3 identifier) first.
+    `reference`: the runtime's reference kernels instead of its optimised ones (slow; for
+    `edge_ser.kernel_check`)."""
     path = os.fspath(path)
     if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
-        return TFLiteSession(path, threads)
-    return OnnxSession(path, threads)
+        return TFLiteSession(path, threads, reference)
+    return OnnxSession(path, threads, reference)

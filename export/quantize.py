@@ -6,9 +6,9 @@ Weights are 7-bit by default (`weight_bits`, onnxruntime's `reduce_range`): x86 
 but no VNNI multiply U8 activations by S8 weights with an instruction (vpmaddubsw) that adds
 pairs of products into int16 and saturates, so 8-bit weights can overflow there; with 7 bits a
 pair cannot. Measured: a student whose full-integer 8-bit file scored 40 % UA on such a CPU
-(and 72 % with the first conv in float) scores as FP32 with 7-bit weights. `kernel_check`
-detects the problem on the machine at hand: the optimised integer kernels against the
-reference QDQ arithmetic (graph optimisations off: dequantize, float op, quantize).
+(and 72 % with the first conv in float) scores as FP32 with 7-bit weights.
+`edge_ser.kernel_check` (also `edge-ser check` on a device) detects the problem on the machine
+at hand: the optimised integer kernels against the reference QDQ arithmetic.
 
 `quant_pre_process` (shape inference + graph optimisation) runs first, as onnxruntime advises.
 `float_ops` reports which nodes stay in float: on this CPU, LayerNormalization, Gelu, Softmax and
@@ -105,42 +105,6 @@ def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, metho
                         calibrate_method=methods[method], extra_options=extra, reduce_range=weight_bits == 7,
                         nodes_to_exclude=float_layers(prepared, keep_float))
     return pathlib.Path(dst)
-
-
-def kernel_check(path: pathlib.Path, features: np.ndarray) -> dict:
-    """How far this CPU's optimised integer kernels stray from the reference QDQ arithmetic of a
-    quantized ONNX file, on features [N, n_mels, frames]: top-1 agreement and max |logit
-    difference|, with the CPU's int8 dot-product features. Agreement well below 1 means the
-    kernels saturate here (see the module docstring), not that the quantization is poor."""
-    import onnxruntime as ort
-
-    def logits(level) -> np.ndarray:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = level
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        x = np.ascontiguousarray(features, dtype=np.float32)
-        return np.concatenate([session.run(None, {INPUT_NAME: x[s:s + 16]})[0] for s in range(0, len(x), 16)])
-
-    optimised, reference = logits(ort.GraphOptimizationLevel.ORT_ENABLE_ALL), logits(
-        ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    return {"agreement": float(np.mean(optimised.argmax(1) == reference.argmax(1))),
-            "max_abs_logit_diff": float(np.abs(optimised - reference).max()), "n_clips": len(features),
-            "cpu_int8_dot_product": cpu_int8_dot_product()}
-
-
-def cpu_int8_dot_product() -> str:
-    """This CPU's int8 dot-product instructions as /proc/cpuinfo names them (avx512_vnni, avx_vnni
-    on x86; asimddp on ARM), "none" if it has none, "unknown" off Linux."""
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = {f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features")
-             for f in line.split(":", 1)[1].split()}
-    found = sorted(flags & {"avx512_vnni", "avx_vnni", "asimddp"})
-    return ",".join(found) or "none"
 
 
 def dynamic(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:

@@ -315,7 +315,7 @@ def markdown(name: str, s: dict) -> str:
     lines += ["", "## Models", "",
               "\"kernels = QDQ maths\": static INT8 ONNX only, the lowest fold's top-1 agreement of this CPU's "
               "optimised integer kernels with the file's reference QDQ arithmetic on held-out training clips "
-              "(`export.quantize.kernel_check`); well below 100 means the kernels saturate on this CPU (8-bit "
+              "(`edge_ser.kernel_check`, as `edge-ser check` runs it); well below 100 means the kernels saturate on this CPU (8-bit "
               "weights on x86 with AVX2 but no VNNI), not that the file is wrong.", "",
               "| model | folds | params | nonzero | size KB | UA % | WA % | fold UA % | latency ms | max abs diff vs ref | "
               "kernels = QDQ maths % | quantization |",

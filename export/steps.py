@@ -13,11 +13,14 @@ A step needs the fold's data: pass a `folds.FoldData`, or it is rebuilt from the
 """
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import tempfile
 
 import numpy as np
 import torch
+
+from edge_ser.kernel_check import kernel_check
 
 from . import distill as kd
 from . import evaluate, folds, model_files, onnx_export, prune, quantize, tflite
@@ -182,7 +185,7 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                   activations: str = "u8", data: folds.FoldData | None = None, keep_float: str = "none",
                   weight_bits: int = 7) -> pathlib.Path:
     """FP32 ONNX -> INT8 ONNX: static QDQ (calibrated on training clips; 7- or 8-bit weights) or
-    dynamic. The card records `quantize.kernel_check` on the held-out training clips."""
+    dynamic. The card records `edge_ser.kernel_check` on the held-out training clips."""
     saved = saved_of(fp32_path)
     data = data_for(saved["card"], data)
     calibration, selection = folds.calibration_split(len(data.train_x), N_CALIBRATION)
@@ -210,7 +213,7 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                          float_ops=quantize.float_ops(out),
                          keep_float=keep_float if mode == "static" else None,
                          weight_bits=weight_bits if mode == "static" else None,
-                         kernel_check=quantize.kernel_check(out, held_out),
+                         kernel_check=dataclasses.asdict(kernel_check(out, held_out)),
                          **selection_scores(out, fp32_path, held_out))
     return finish(out, saved, card)
 

@@ -354,3 +354,33 @@ def test_long_file_on_stdin_is_streamed_too(model, long_file):
     _, file_out, _ = run("infer", "--model", model, "--format", "json", "--segments", long_file)
     [from_stdin], [from_file] = json.loads(out), json.loads(file_out)
     assert from_stdin["segments"] == from_file["segments"] and from_stdin["duration"] == pytest.approx(12.0)
+
+
+def test_check_passes_when_the_kernels_agree(model, clips):
+    code, out, err = run("check", "--model", model, *clips)
+    windows = sum(int(np.ceil(s / models.WINDOW_SECONDS)) for s in (1.0, 4.5))  # the clips' lengths
+    assert code == 0 and err == "", err
+    assert out.startswith(f"{model}: kernels match") and f"on {windows} windows" in out and "100.0 %" in out
+
+
+def test_check_reports_a_bad_input_and_checks_the_rest(model, clips, tmp_path):
+    code, out, err = run("check", "--model", model, clips[0], tmp_path / "missing.wav")
+    assert code == 1 and "kernels match" in out and "on 1 window:" in out
+    assert_one_line_error(err, "missing.wav", "no such file")
+
+
+def test_check_refuses_stdin(model):
+    code, out, err = run("check", "--model", model, "-")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "check reads files, not stdin")
+
+
+def test_check_fails_when_the_kernels_differ(model, clips, monkeypatch, capsys):
+    """The verdict's wiring (a CPU that really saturates is tested in test_export_quantize)."""
+    from edge_ser import cli, kernel_check
+
+    differ = kernel_check.KernelCheck(agreement=0.5, max_abs_logit_diff=4.0, n_windows=4, cpu_int8_dot_product="none")
+    monkeypatch.setattr(kernel_check, "kernel_check", lambda *a, **k: differ)
+    assert cli.main(["check", "--model", str(model), *map(str, clips)]) == 1
+    out = capsys.readouterr().out
+    assert "kernels DIFFER" in out and "50.0 %" in out and "7-bit weights" in out
