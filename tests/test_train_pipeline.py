@@ -350,7 +350,8 @@ def test_ensemble_averages_the_members_probabilities(data_dir, tmp_path):
 
 
 def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir, tmp_path):
-    from train.distil import teacher_log_probs
+    from train.augment import Augmentation
+    from train.distil import teacher_log_probs, teacher_views
     from train.ensemble import ensemble
     from train.run import load_fold_model
 
@@ -374,6 +375,17 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
     assert torch.allclose(targets.exp(), (members[0] + members[1]) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="held out other clips"):
         teacher_log_probs(tmp_path / "ens", "spk-03", fold["test_clips"][1:], train_x)
+    # Views: augmented copies (shifted, masked), each with the teacher's targets on that copy.
+    views, view_targets = teacher_views(tmp_path / "ens", "spk-03", fold["test_clips"], train_x, 3,
+                                        Augmentation(freq_masks=1), seed=0)
+    assert views.shape == (15, 64, 201) and not torch.equal(views[:5], views[5:10])
+    assert torch.allclose(view_targets, teacher_log_probs(tmp_path / "ens", "spk-03", fold["test_clips"], views))
+    main([*common, "--out", str(tmp_path / "viewed"), "--distil-from", str(tmp_path / "ens"), "--distil-views", "2",
+          "--freq-masks", "1", "--epochs", "1"])
+    assert json.loads((tmp_path / "viewed" / "config.json").read_text())["run"]["distil_views"] == 2
+    assert (tmp_path / "viewed" / "single" / "fold_spk-03.json").exists()
+    with pytest.raises(SystemExit, match="--distil-views 2: needs --distil-from"):
+        main([*common, "--out", str(tmp_path / "bad4"), "--distil-views", "2"])
     with pytest.raises(SystemExit, match="^error: --distil-from .*without augmentation"):
         main([*common, "--out", str(tmp_path / "bad"), "--distil-from", str(tmp_path / "ens"), "--mixup", "0.2"])
     with pytest.raises(SystemExit, match="its seconds 2.0 is not this run's 1.5"):

@@ -84,6 +84,10 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--distil-from", default=None,
                    help="a finished run or ensemble of this protocol: distil from its per-fold predictions on "
                         "the training clips (train.distil; the same clips and features)")
+    p.add_argument("--distil-views", type=int, default=d.distil_views,
+                   help="with --distil-from: train on this many augmented views of each clip (time shift, plus "
+                        "--freq-masks/--time-masks), each with the teacher's targets on that view; --epochs then "
+                        "counts passes over all the views")
     p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
                    help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
     p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)

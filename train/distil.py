@@ -81,9 +81,27 @@ def _fold_test_clips(run_dir: pathlib.Path, fold: str) -> list[str]:
 
 
 @torch.no_grad()
+def teacher_views(teacher: pathlib.Path, fold: str, test_clips: list[str], train_x: torch.Tensor, views: int,
+                  augmentation, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`views` augmented copies of a fold's training features [N, n_mels, frames] (each: the
+    circular time shift, then `augmentation`'s SpecAugment masks; seeded) stacked as
+    [views * N, n_mels, frames], and the teacher's log-probabilities on each copy
+    [views * N, C]. The student then sees exactly the inputs its targets were computed on
+    ("consistent teaching", Beyer et al., CVPR 2022), on more of the teacher's function than
+    the clips alone show."""
+    from .augment import spec_augment
+    from .loop import time_shift
+
+    generator = torch.Generator().manual_seed(seed)
+    copies = torch.cat([spec_augment(time_shift(train_x, generator), augmentation, generator) for _ in range(views)])
+    return copies, teacher_log_probs(teacher, fold, test_clips, copies)
+
+
+@torch.no_grad()
 def teacher_log_probs(teacher: pathlib.Path, fold: str, test_clips: list[str], train_x: torch.Tensor) -> torch.Tensor:
-    """Log of the teacher's mean class probabilities [N, C] on a fold's training features
-    [N, n_mels, frames]. Every checkpoint used must have held out exactly `test_clips`."""
+    """Log of the teacher's mean class probabilities [N, C] on a fold's training features (or
+    views of them) [N, n_mels, frames]. Every checkpoint used must have held out exactly
+    `test_clips`."""
     from .loop import predict_logits
     from .run import load_fold_model, read_run_config
 

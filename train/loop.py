@@ -67,7 +67,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
         progress: bool = True, augmentation: Augmentation | None = None,
         crop_frames: int | None = None, speakers: torch.Tensor | None = None,
-        adversary_weight: float = 0.0, teacher: torch.Tensor | None = None) -> list[float]:
+        adversary_weight: float = 0.0, teacher: torch.Tensor | None = None, shift: bool = True) -> list[float]:
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
@@ -77,7 +77,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     With `teacher` (log-probabilities [N, classes] of a teacher on the unaugmented clips), the
     loss is `train.distil.kd_loss` instead, both terms class-weighted: a circular shift barely
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
-    other augmentation or random crop (a speaker adversary may run alongside)."""
+    other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
+    leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`)."""
     augmentation = augmentation or Augmentation()
     augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
     if teacher is not None and (augmented or crop_frames is not None):
@@ -105,7 +106,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         batch = features[index]
         if crop_frames is not None:
             batch = random_crop(batch, crop_frames, generator)
-        batch = time_shift(batch, generator)
+        if shift:
+            batch = time_shift(batch, generator)
         if augmentation.freq_warp:
             batch = freq_warp(batch, augmentation.freq_warp, augmentation.band_hz, generator)
         batch = spec_augment(batch, augmentation, generator)

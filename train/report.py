@@ -70,12 +70,13 @@ def augmentation_label(run: dict) -> str:
 
 def data_label(run: dict) -> str:
     """"+uttnorm+convstem+init+spkadv+distil+xravdess+spknorm-neutral+seed1": per-clip feature normalisation,
-    a DeiT's conv stem, a start from a checkpoint, a speaker adversary, distillation from a teacher,
+    a DeiT's conv stem, a start from a checkpoint, a speaker adversary, distillation from a teacher
+    ("+distil8v": on 8 augmented views of each clip),
     added training corpora, speaker normalisation
     (with the labels its statistics come from), a seed other than 0 ("" for none of them)."""
     parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
              ("init", run.get("init_from")), ("spkadv", run.get("speaker_adversary")),
-             ("distil", run.get("distil_from")),
+             (f"distil{run.get('distil_views') or ''}{'v' * bool(run.get('distil_views'))}", run.get("distil_from")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm" + "".join(f"-{label}" for label in run.get("speaker_norm_labels") or []), run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]
@@ -223,7 +224,8 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "speaker_adversary", "distil_from", "extra_train", "speaker_norm", "speaker_norm_labels",
+        keys += tuple(k for k in ("init_from", "speaker_adversary", "distil_from", "distil_views", "extra_train",
+                                  "speaker_norm", "speaker_norm_labels",
                                   "ensemble_of")
                       if cfg.get(k))
         keys += ("normalize",) if cfg.get("normalize", "none") != "none" else ()

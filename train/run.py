@@ -81,6 +81,9 @@ class RunConfig:
     # A finished run or ensemble of this protocol whose per-fold predictions on the training clips
     # the model is distilled from (train.distil), instead of learning from the labels alone.
     distil_from: str | None = None
+    # With distil_from: train on this many augmented views of each clip (time shift + the
+    # SpecAugment masks below), each with the teacher's targets on that very view; 0 = the clips.
+    distil_views: int = 0
     phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
     pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
     pretrain_lr: float = 1e-3
@@ -320,13 +323,19 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
     else:
         seen_x = train_x if train_long_x is None else train_long_x
-        teacher = None if cfg.distil_from is None else distil.teacher_log_probs(
-            pathlib.Path(cfg.distil_from), fold.name, names, train_x)
-        history = loop.fit(model, seen_x, train_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
+        teacher, seen_y, augmentation = None, train_y, cfg.augmentation()
+        if cfg.distil_from and cfg.distil_views:
+            seen_x, teacher = distil.teacher_views(pathlib.Path(cfg.distil_from), fold.name, names, train_x,
+                                                   cfg.distil_views, augmentation, seed)
+            seen_y, augmentation = train_y.repeat(cfg.distil_views), None  # the views carry their augmentation
+        elif cfg.distil_from:
+            teacher = distil.teacher_log_probs(pathlib.Path(cfg.distil_from), fold.name, names, train_x)
+        history = loop.fit(model, seen_x, seen_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
-                           augmentation=cfg.augmentation(), crop_frames=cfg.crop_frames(),
-                           speakers=speakers, adversary_weight=cfg.speaker_adversary, teacher=teacher)
+                           augmentation=augmentation, crop_frames=cfg.crop_frames(),
+                           speakers=speakers, adversary_weight=cfg.speaker_adversary, teacher=teacher,
+                           shift=not cfg.distil_views)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -378,7 +387,7 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from")
+                 "freq_warp", "speaker_adversary", "distil_from", "distil_views")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -444,11 +453,15 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.normalize != "none" and cfg.crop_seconds is not None:
         raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
                          "the long clip, not over the window the model and the runtime see)")
-    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or cfg.freq_masks or cfg.time_masks
+    if cfg.distil_views and (not cfg.distil_from or cfg.distil_views < 0 or cfg.speaker_adversary):
+        raise ValueError(f"--distil-views {cfg.distil_views}: needs --distil-from and no --speaker-adversary "
+                         "(the views' speakers are not tracked)")
+    masks = (cfg.freq_masks or cfg.time_masks) and not cfg.distil_views  # views may carry SpecAugment masks
+    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks
                             or cfg.crop_seconds is not None or cfg.extra_train or cfg.speaker_norm):
         raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
-                         "augmentation beyond the time shift (the targets are the unaugmented clips'), random "
-                         "crops or speaker normalisation")
+                         "augmentation beyond the time shift (the targets are the unaugmented clips'; SpecAugment "
+                         "masks only with --distil-views), random crops or speaker normalisation")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
