@@ -86,6 +86,26 @@ def test_no_teacher_is_not_a_pass(tmp_path):
            "teacher_parameters | n/a |" in text
 
 
+def kernels(info: dict, agreement: float, max_diff: float) -> dict:
+    return {"group": "kernel check", "name": f"test_kernel_check[{info['model']}]",
+            "extra_info": {"kind": "kernels", "input": "40 EmoDB clips", "agreement": agreement,
+                           "max_abs_logit_diff": max_diff, "n_windows": 40, "cpu_int8_dot_product": "none", **info},
+            "stats": {"median": 0.5, "min": 0.5, "rounds": 1}}
+
+
+def test_kernel_check_targets_judge_trained_models_only(tmp_path):
+    good = model_info("good-int8", "good", "onnx", "int8", 1000)
+    saturated = model_info("bad-int8", "bad", "onnx", "int8", 1000)
+    stand_in = {**model_info("cnn-onnx-int8", "cnn", "onnx", "int8", 1000), "origin": "stand-in (random weights)"}
+    runs = [kernels(good, 1.0, 0.02), kernels(saturated, 0.725, 5.8), kernels(stand_in, 0.5, 0.3)]
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs))
+    name = "kernels compute the file's arithmetic"
+    assert f"| {name}: good-int8 | >= 99 % top-1 agreement | 100.0 %, max |logit diff| 0.02 (40 windows" in text
+    assert f"| {name}: bad-int8 | >= 99 % top-1 agreement | 72.5 %, max |logit diff| 5.8 (" in text
+    assert "CPU int8 dot product: none) | FAIL |" in text and "CPU int8 dot product: none) | PASS |" in text
+    assert f"| {name}: cnn-onnx-int8 | >= 99 % top-1 agreement (stand-in: not judged) | 50.0 %" in text
+
+
 def accuracy_row(ua: float, wa: float = 0.5, model: str = "tiny", result_set: str = "single", n_parameters=None,
                  corpus: str = "emodb", protocol: str = "loso") -> dict:
     summary = {"n_folds": 10, "labels": ["a", "b"], "complete": True, "pooled": {"ua": ua, "wa": wa, "macro_f1": 0.25},
@@ -169,12 +189,12 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", f"--benchmark-json={out}",
            "--benchmark-min-time=0.02", "--benchmark-max-time=0.05", "--benchmark-columns=min,median,rounds",
-           "-k", "log_mel and scipy_fft or vad and edge_ser_c or predict or cold or startup"]
+           "-k", "log_mel and scipy_fft or vad and edge_ser_c or predict or cold or startup or kernel_check"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     bench = json.loads(out.read_text())
     kinds = {b["extra_info"]["kind"] for b in bench["benchmarks"]}
-    assert kinds == {"features", "vad", "e2e", "coldstart"}
+    assert kinds == {"features", "vad", "e2e", "coldstart", "kernels"}
     text = run(tmp_path, bench)
     assert "end-to-end p95, 3 s clip, 1 thread: tiny.onnx" in text
     assert "| tiny.onnx | $EDGE_SER_BENCH_MODELS | onnx | fp32 |" in text
