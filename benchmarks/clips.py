@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import pathlib
 
 import numpy as np
 
 SAMPLE_RATE = 16000
-MAKE_CLIP = pathlib.Path(__file__).resolve().parents[1] / "examples" / "make_clip.py"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MAKE_CLIP = REPO / "examples" / "make_clip.py"
+
+
+def data_root() -> pathlib.Path:
+    """EDGE_SER_DATA, default <repo>/../shared/data."""
+    return pathlib.Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "data"))
+
+
+def emodb_windows(recognizer, n_clips: int) -> np.ndarray | None:
+    """The first window of each of the first `n_clips` EmoDB clips (by name), as `recognizer`'s
+    model is fed it: log-mel [n_clips, n_mels, frames]; None without the corpus."""
+    from edge_ser.audio import load_audio
+
+    wavs = sorted((data_root() / "emodb" / "wav").glob("*.wav"))[:n_clips]
+    if not wavs:
+        return None
+    return np.concatenate([recognizer.log_mel_windows(load_audio(p, recognizer.sample_rate), 1) for p in wavs])
 
 
 def noise(seconds: float) -> np.ndarray:

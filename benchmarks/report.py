@@ -169,18 +169,20 @@ def kernel_checks(bench: dict) -> list[Check]:
     (test_kernels_bench, edge_ser.kernel_check). Judged for trained models only: a stand-in's
     random weights give near-tied logits (spread ~0.6), whose top-1 flips on differences that
     would not move a trained model's, so its figures are shown, not judged."""
-    from edge_ser.kernel_check import MIN_AGREEMENT
+    from edge_ser.kernel_check import MAX_LOGIT_DIFF, MIN_AGREEMENT, KernelCheck
 
     checks = []
     for b in sorted(of_kind(bench, "kernels"), key=lambda b: b["extra_info"]["model"]):
         info = b["extra_info"]
         stand_in = info["origin"].startswith("stand-in")
         checks.append(Check(f"kernels compute the file's arithmetic: {info['model']}",
-                            f">= {100 * MIN_AGREEMENT:g} % top-1 agreement" + (" (stand-in: not judged)" * stand_in),
+                            f">= {100 * MIN_AGREEMENT:g} % top-1 agreement, max |logit diff| <= {MAX_LOGIT_DIFF:g}"
+                            + (" (stand-in: not judged)" * stand_in),
                             f"{100 * info['agreement']:.1f} %, max |logit diff| {info['max_abs_logit_diff']:.3g} "
                             f"({info['n_windows']} windows of {info['input']}; CPU int8 dot product: "
                             f"{info['cpu_int8_dot_product']})",
-                            None if stand_in else info["agreement"] >= MIN_AGREEMENT))
+                            None if stand_in else KernelCheck(info["agreement"], info["max_abs_logit_diff"],
+                                                              info["n_windows"], info["cpu_int8_dot_product"]).ok))
     return checks
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import sys
 import time
@@ -26,6 +25,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+from benchmarks.clips import data_root
 from edge_ser import features, vad
 from edge_ser.config import FRAMES_PER_SECOND, SAMPLE_RATE
 
@@ -50,11 +50,6 @@ GRID = {  # --tune searches these values, one parameter at a time (times in seco
 }
 TUNE_PASSES = 3
 LONG_MIN_GAP = 1.0  # seconds: also reported, as the reference (no pauses) favours long bridging
-
-
-def data_root() -> pathlib.Path:
-    """EDGE_SER_DATA, default <repo>/../shared/data."""
-    return pathlib.Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "data"))
 
 
 def reference_region(silb: pathlib.Path) -> tuple[float, float] | None:

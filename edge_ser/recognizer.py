@@ -32,7 +32,6 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import features
-from .audio import pad_or_trim
 from .config import SAMPLE_RATE
 from .errors import AudioError, ModelError
 from .session import open_session
@@ -285,9 +284,11 @@ class Recognizer:
         """Mono float [samples] at the model's rate -> log-mel [W, n_mels, frames] of its
         consecutive model-length windows (the last one zero-padded), as the model is fed them;
         at most `max_windows`."""
-        length = self._length(self.window_samples)
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"max_windows must be at least 1, got {max_windows}")
+        length, rate = self._length(self.window_samples), self.sample_rate
         starts = list(range(0, max(len(waveform), 1), length))[:max_windows]
-        return np.stack([features.log_mel(pad_or_trim(waveform[s:s + length], length), self.config) for s in starts])
+        return np.stack([self._features(waveform, 0, s / rate, (s + length) / rate, length) for s in starts])
 
     # --- scoring -----------------------------------------------------------------------------
 

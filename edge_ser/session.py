@@ -131,6 +131,15 @@ def _tflite_interpreter_module(path: str):
     return interpreter
 
 
+def _reference_resolver(interpreter, path: str) -> dict:
+    """Interpreter keyword for LiteRT's reference kernels (plain C++, no XNNPACK delegate)."""
+    kinds = getattr(interpreter, "OpResolverType", None)
+    if kinds is None:
+        raise ModelError(f"{path}: this TFLite interpreter has no reference kernels (needs ai-edge-litert or "
+                         "tflite-runtime >= 2.5)")
+    return {"experimental_op_resolver_type": kinds.BUILTIN_REF}
+
+
 class TFLiteSession:
     """A TFLite model on the LiteRT interpreter (ai_edge_litert, else tflite_runtime).
 
@@ -148,8 +157,7 @@ class TFLiteSession:
         with open(path, "rb") as f:
             content = f.read()
         self.info = tflite_info(content, path)
-        # Reference kernels: LiteRT's plain C++ ones, no XNNPACK delegate.
-        resolver = {"experimental_op_resolver_type": interpreter.OpResolverType.BUILTIN_REF} if reference else {}
+        resolver = _reference_resolver(interpreter, path) if reference else {}
         try:
             self._interpreter = interpreter.Interpreter(model_content=content, num_threads=threads, **resolver)
             with _native_stderr_silenced():  # LiteRT logs an INFO line about XNNPACK here

@@ -135,7 +135,8 @@ def deployed_int8(out: pathlib.Path, data=None) -> pathlib.Path:
     deployed = closest_to_fp32([out / n for n in names if (out / n).exists()], out / "student.onnx", data)
     if deployed is None:
         raise FileNotFoundError(f"{out}: no static U8S8 INT8 ONNX file with {DEPLOYABLE_WEIGHT_BITS}-bit weights "
-                                "to deploy")
+                                "to deploy (a folder from before they existed: run `python -m export loso` on it "
+                                "again, which builds only what is missing)")
     return deployed
 
 

@@ -185,7 +185,8 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                   activations: str = "u8", data: folds.FoldData | None = None, keep_float: str = "none",
                   weight_bits: int = 7) -> pathlib.Path:
     """FP32 ONNX -> INT8 ONNX: static QDQ (calibrated on training clips; 7- or 8-bit weights) or
-    dynamic. The card records `edge_ser.kernel_check` on the held-out training clips."""
+    dynamic. A static file's card records `edge_ser.kernel_check` on the held-out training clips
+    (a dynamic file's integer ops run on the same kernels either way: nothing to check)."""
     saved = saved_of(fp32_path)
     data = data_for(saved["card"], data)
     calibration, selection = folds.calibration_split(len(data.train_x), N_CALIBRATION)
@@ -213,7 +214,7 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                          float_ops=quantize.float_ops(out),
                          keep_float=keep_float if mode == "static" else None,
                          weight_bits=weight_bits if mode == "static" else None,
-                         kernel_check=dataclasses.asdict(kernel_check(out, held_out)),
+                         kernel_check=dataclasses.asdict(kernel_check(out, held_out)) if mode == "static" else None,
                          **selection_scores(out, fp32_path, held_out))
     return finish(out, saved, card)
 

@@ -383,4 +383,4 @@ def test_check_fails_when_the_kernels_differ(model, clips, monkeypatch, capsys):
     monkeypatch.setattr(kernel_check, "kernel_check", lambda *a, **k: differ)
     assert cli.main(["check", "--model", str(model), *map(str, clips)]) == 1
     out = capsys.readouterr().out
-    assert "kernels DIFFER" in out and "50.0 %" in out and "7-bit weights" in out
+    assert "kernels DIFFER" in out and "50.0 %" in out and "--weight-bits 7" in out

@@ -384,7 +384,7 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
           "--freq-masks", "1", "--epochs", "1"])
     assert json.loads((tmp_path / "viewed" / "config.json").read_text())["run"]["distil_views"] == 2
     assert (tmp_path / "viewed" / "single" / "fold_spk-03.json").exists()
-    with pytest.raises(SystemExit, match="--distil-views 2: needs --distil-from"):
+    with pytest.raises(SystemExit, match="--distil-views 2: needs --distil-from and a count"):
         main([*common, "--out", str(tmp_path / "bad4"), "--distil-views", "2"])
     with pytest.raises(SystemExit, match="^error: --distil-from .*without augmentation"):
         main([*common, "--out", str(tmp_path / "bad"), "--distil-from", str(tmp_path / "ens"), "--mixup", "0.2"])

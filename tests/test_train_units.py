@@ -187,17 +187,20 @@ def test_fit_with_a_teacher_follows_the_teacher_over_the_labels():
     teacher = torch.full((40, 4), -6.0)
     teacher[torch.arange(40), (y + 1) % 4] = 0.0
     speakers = torch.arange(40) % 5
-    follows = {}
-    for name, targets, adversary in (("labels", None, 0.0), ("teacher", teacher.log_softmax(dim=1), 0.0),
+    follows, weights = {}, {}
+    for name, targets, adversary in (("labels", None, 0.0), ("teacher", teacher.log_softmax(dim=1), 1e-12),
                                      ("teacher+adversary", teacher.log_softmax(dim=1), 1.0)):
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # both teacher runs build the adversary (one random stream); only its weight differs
         model = models.build("cnn", 4, (64, 64))
         model.standardize.fit(x)
         loop.fit(model, x, y, 4, epochs=30, lr=3e-3, batch_size=8, progress=False, teacher=targets,
                  speakers=speakers, adversary_weight=adversary)
         predicted = torch.from_numpy(loop.predict(model, x))
         follows[name] = (predicted == (y + 1) % 4).float().mean().item()
+        weights[name] = [p.detach().clone() for p in model.parameters()]
     assert follows["teacher"] > 0.9 and follows["teacher+adversary"] > 0.9 and follows["labels"] < 0.1
+    # The adversary's confusion term reached the encoder beside the distillation loss.
+    assert any(not torch.allclose(a, b) for a, b in zip(weights["teacher"], weights["teacher+adversary"]))
     with pytest.raises(ValueError, match="teacher targets"):
         loop.fit(model, x, y, 4, epochs=1, lr=1e-3, progress=False, teacher=teacher[:5])
 

@@ -85,8 +85,8 @@ def teacher_views(teacher: pathlib.Path, fold: str, test_clips: list[str], train
                   augmentation, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`views` augmented copies of a fold's training features [N, n_mels, frames] (each: the
     circular time shift, then `augmentation`'s SpecAugment masks; seeded) stacked as
-    [views * N, n_mels, frames], and the teacher's log-probabilities on each copy
-    [views * N, C]. The student then sees exactly the inputs its targets were computed on
+    [views * N, n_mels, frames] (copy k of clip i at k * N + i), and the teacher's
+    log-probabilities on each copy [views * N, C]. The student then sees exactly the inputs its targets were computed on
     ("consistent teaching", Beyer et al., CVPR 2022), on more of the teacher's function than
     the clips alone show."""
     from .augment import spec_augment

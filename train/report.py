@@ -76,7 +76,7 @@ def data_label(run: dict) -> str:
     (with the labels its statistics come from), a seed other than 0 ("" for none of them)."""
     parts = [("uttnorm", run.get("normalize") == "utterance"), ("convstem", run.get("stem") == "conv"),
              ("init", run.get("init_from")), ("spkadv", run.get("speaker_adversary")),
-             (f"distil{run.get('distil_views') or ''}{'v' * bool(run.get('distil_views'))}", run.get("distil_from")),
+             ("distil" + (f"{run['distil_views']}v" if run.get("distil_views") else ""), run.get("distil_from")),
              (f"x{pathlib.Path(str(run.get('extra_train'))).stem}", run.get("extra_train")), ("spknorm" + "".join(f"-{label}" for label in run.get("speaker_norm_labels") or []), run.get("speaker_norm")),
              (f"seed{run.get('seed')}", run.get("seed")),
              (f"ens{len(run.get('ensemble_of') or [])}", run.get("ensemble_of"))]

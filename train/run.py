@@ -294,6 +294,22 @@ def training_speakers(corpus: Corpus, fold: protocols.Fold, added: AddedClips | 
     return adversary.speaker_ids(np.array(names))
 
 
+def training_inputs(cfg: RunConfig, fold: str, test_clips: list[str], train_x: torch.Tensor, train_y: torch.Tensor,
+                    speakers: torch.Tensor | None, seed: int) -> dict:
+    """What phase 1 trains on: the clips, or with --distil-views their augmented copies (which
+    then carry all the augmentation), and the teacher's targets when distilling."""
+    augmentation, teacher = cfg.augmentation(), None
+    if cfg.distil_from and cfg.distil_views:
+        copies, teacher = distil.teacher_views(pathlib.Path(cfg.distil_from), fold, test_clips, train_x,
+                                               cfg.distil_views, augmentation, seed)
+        return {"features": copies, "targets": train_y.repeat(cfg.distil_views), "augmentation": None,
+                "teacher": teacher, "speakers": None if speakers is None else speakers.repeat(cfg.distil_views)}
+    if cfg.distil_from:
+        teacher = distil.teacher_log_probs(pathlib.Path(cfg.distil_from), fold, test_clips, train_x)
+    return {"features": train_x, "targets": train_y, "augmentation": augmentation, "teacher": teacher,
+            "speakers": speakers}
+
+
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
              long_x: torch.Tensor | None = None, added: AddedClips | None = None) -> None:
@@ -322,20 +338,14 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
     if checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, weights_only=True))
     else:
-        seen_x = train_x if train_long_x is None else train_long_x
-        teacher, seen_y, augmentation = None, train_y, cfg.augmentation()
-        if cfg.distil_from and cfg.distil_views:
-            seen_x, teacher = distil.teacher_views(pathlib.Path(cfg.distil_from), fold.name, names, train_x,
-                                                   cfg.distil_views, augmentation, seed)
-            seen_y, augmentation = train_y.repeat(cfg.distil_views), None  # the views carry their augmentation
-        elif cfg.distil_from:
-            teacher = distil.teacher_log_probs(pathlib.Path(cfg.distil_from), fold.name, names, train_x)
-        history = loop.fit(model, seen_x, seen_y, n_classes, epochs=cfg.epochs, lr=cfg.lr,
+        seen = training_inputs(cfg, fold.name, names, train_x if train_long_x is None else train_long_x,
+                               train_y, speakers, seed)
+        history = loop.fit(model, seen["features"], seen["targets"], n_classes, epochs=cfg.epochs, lr=cfg.lr,
                            weight_decay=cfg.weight_decay, batch_size=cfg.batch_size, seed=seed,
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
-                           augmentation=augmentation, crop_frames=cfg.crop_frames(),
-                           speakers=speakers, adversary_weight=cfg.speaker_adversary, teacher=teacher,
-                           shift=not cfg.distil_views)
+                           augmentation=seen["augmentation"], crop_frames=cfg.crop_frames(),
+                           speakers=seen["speakers"], adversary_weight=cfg.speaker_adversary,
+                           teacher=seen["teacher"], shift=not cfg.distil_views)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -453,9 +463,8 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.normalize != "none" and cfg.crop_seconds is not None:
         raise ValueError(f"--normalize {cfg.normalize}: not with --crop-seconds (clips would be normalised over "
                          "the long clip, not over the window the model and the runtime see)")
-    if cfg.distil_views and (not cfg.distil_from or cfg.distil_views < 0 or cfg.speaker_adversary):
-        raise ValueError(f"--distil-views {cfg.distil_views}: needs --distil-from and no --speaker-adversary "
-                         "(the views' speakers are not tracked)")
+    if cfg.distil_views and (not cfg.distil_from or cfg.distil_views < 0):
+        raise ValueError(f"--distil-views {cfg.distil_views}: needs --distil-from and a count >= 0")
     masks = (cfg.freq_masks or cfg.time_masks) and not cfg.distil_views  # views may carry SpecAugment masks
     if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks
                             or cfg.crop_seconds is not None or cfg.extra_train or cfg.speaker_norm):

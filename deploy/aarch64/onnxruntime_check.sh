@@ -28,9 +28,12 @@ command -v qemu-aarch64 >/dev/null || { echo "onnxruntime_check: qemu-aarch64 no
 dpkg --print-foreign-architectures | grep -qx arm64 || {
   echo "onnxruntime_check: arm64 is not a dpkg architecture: dpkg --add-architecture arm64 && apt-get update" >&2; exit 2; }
 
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT  # downloads, and the windows (EmoDB features): never kept
+
 prepare() {  # the aarch64 Python, numpy and onnxruntime under $ARM64_ROOT
-  local tmp ort numpy
-  tmp=$(mktemp -d)
+  local tmp=$WORK/download ort numpy
+  mkdir -p "$tmp"
   ort=$("$PYTHON" -c "import onnxruntime; print(onnxruntime.__version__)")
   numpy=$("$PYTHON" -c "import numpy; print(numpy.__version__)")
   echo "== preparing $ARM64_ROOT: Debian arm64 Python 3.11, numpy $numpy, onnxruntime $ort"
@@ -41,7 +44,6 @@ prepare() {  # the aarch64 Python, numpy and onnxruntime under $ARM64_ROOT
     --implementation cp --abi cp311 --platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 \
     --platform manylinux2014_aarch64 "onnxruntime==$ort" "numpy==$numpy"
   for wheel in "$tmp"/wheels/*.whl; do "$PYTHON" -m zipfile -e "$wheel" "$ARM64_ROOT/site"; done
-  rm -rf "$tmp"
 }
 [ -x "$ARM64_ROOT/usr/bin/python3.11" ] && [ -d "$ARM64_ROOT/site/onnxruntime" ] || prepare
 
@@ -53,25 +55,20 @@ guest() {  # guest CPU ARGS...: the aarch64 Python on an emulated CPU, its own /
   QEMU_LD_PREFIX=$ARM64_ROOT/cpu-$cpu qemu-aarch64 -cpu "$cpu" "$ARM64_ROOT/usr/bin/python3.11" "$@"
 }
 
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT  # the windows are EmoDB features: never kept
 MODELS=("$@")
 [ ${#MODELS[@]} -gt 0 ] || MODELS=("$ROOT/edge_ser/models/default.onnx")
 PAIRS=()
 for i in "${!MODELS[@]}"; do
   PAIRS+=("${MODELS[$i]}" "$WORK/windows_$i.npy")
   (cd "$ROOT" && env -u PYTHONHOME -u PYTHONPATH -u LD_LIBRARY_PATH "$PYTHON" - "${MODELS[$i]}" "$WORK/windows_$i.npy" "$N_CLIPS" <<'EOF'
-import os, pathlib, sys
+import sys
 import numpy as np
-from edge_ser.audio import load_audio
+from benchmarks.clips import data_root, emodb_windows
 from edge_ser.recognizer import Recognizer
-model, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-root = pathlib.Path(os.environ.get("EDGE_SER_DATA", "../shared/data")) / "emodb" / "wav"
-wavs = sorted(root.glob("*.wav"))[:n]
-if not wavs:
-    sys.exit(f"onnxruntime_check: no EmoDB clips in {root} (set EDGE_SER_DATA)")
-recognizer = Recognizer(model)
-np.save(out, np.concatenate([recognizer.log_mel_windows(load_audio(w, recognizer.sample_rate), 1) for w in wavs]))
+windows = emodb_windows(Recognizer(sys.argv[1]), int(sys.argv[3]))
+if windows is None:
+    sys.exit(f"onnxruntime_check: no EmoDB clips under {data_root()} (set EDGE_SER_DATA)")
+np.save(sys.argv[2], windows)
 EOF
   )
 done
