@@ -483,8 +483,23 @@ def onnx_details(path: str) -> dict[str, str]:
     int8_tensors = sum(t.data_type in int8 for t in graph.initializer)
     quantized = "no"
     if ops or int8_tensors:
-        quantized = "yes (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])) + ")"
+        quantized = "yes (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])
+                                        + weight_width(graph)) + ")"
     return {"parameters": f"{params:,}", "opset": opset, "quantized": quantized}
+
+
+def weight_width(graph) -> list[str]:
+    """["7-bit weights"] or ["8-bit weights ..."] from the signed int8 initializers' range (the
+    weights; activation zero points are uint8), [] without any. 8-bit weights can saturate on
+    x86 CPUs with AVX2 but no VNNI (edge_ser.kernel_check)."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == TensorProto.INT8 and t.dims]
+    if not weights:
+        return []
+    largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    return ["7-bit weights"] if largest <= 64 else ["8-bit weights: run `edge-ser check` on x86 without VNNI"]
 
 
 def tflite_details(session) -> dict[str, str]:

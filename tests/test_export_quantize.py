@@ -77,3 +77,14 @@ def test_weight_bits_are_checked():
     with pytest.raises(ValueError, match="weight bits 6"):
         quantize.static_qdq(pathlib.Path("unused.onnx"), pathlib.Path("unused_int8.onnx"), loud_features(1),
                             weight_bits=6)
+
+
+def test_info_tells_the_weight_width(tmp_path):
+    from edge_ser.cli import onnx_details
+
+    fp32 = worst_case_conv(tmp_path / "conv.onnx")
+    calibration = loud_features(8)
+    for bits in (7, 8):
+        int8 = quantize.static_qdq(fp32, tmp_path / f"conv_w{bits}.onnx", calibration, weight_bits=bits)
+        assert f"{bits}-bit weights" in onnx_details(str(int8))["quantized"]
+    assert "bit weights" not in onnx_details(str(fp32))["quantized"]
