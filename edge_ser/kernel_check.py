@@ -53,11 +53,15 @@ class KernelCheck:
         return line
 
 
-def kernel_check(model: str | os.PathLike, log_mels: np.ndarray, batch: int = 16) -> KernelCheck:
+def kernel_check(model: str | os.PathLike, log_mels: np.ndarray, batch: int = 16,
+                 optimised: np.ndarray | None = None) -> KernelCheck:
     """Model file and log-mel windows [N, n_mels, frames] -> how far the optimised kernels
-    stray from the reference ones on this CPU (one thread each)."""
+    stray from the reference ones on this CPU (one thread each). `optimised`: the model's logits
+    [N, C] from its ordinary session on these windows, when the caller has them already."""
     log_mels = np.ascontiguousarray(log_mels, dtype=np.float32)
-    optimised, reference = (_logits(open_session(model, reference=r), log_mels, batch) for r in (False, True))
+    if optimised is None:
+        optimised = _logits(open_session(model), log_mels, batch)
+    reference = _logits(open_session(model, reference=True), log_mels, batch)
     return KernelCheck(agreement=float(np.mean(optimised.argmax(1) == reference.argmax(1))),
                        max_abs_logit_diff=float(np.abs(optimised - reference).max()), n_windows=len(log_mels),
                        cpu_int8_dot_product=cpu_int8_dot_product())

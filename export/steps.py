@@ -207,6 +207,7 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
     reference = evaluate.session_logits(fp32_path, data.test_x.numpy())
     logits = evaluate.session_logits(out, data.test_x.numpy())
     held_out = data.train_x.numpy()[selection]
+    held_out_logits = evaluate.session_logits(out, held_out)  # for the selection and the kernel check
     card = exported_card(out, str(fp32_path), data, source_of(saved["card"]), logits, reference, reference="fp32 onnx",
                          quantization=label, mode=mode, method=method if mode == "static" else None,
                          activations=activations if mode == "static" else None,
@@ -214,8 +215,9 @@ def quantize_onnx(fp32_path: pathlib.Path, out: pathlib.Path, mode: str = "stati
                          float_ops=quantize.float_ops(out),
                          keep_float=keep_float if mode == "static" else None,
                          weight_bits=weight_bits if mode == "static" else None,
-                         kernel_check=dataclasses.asdict(kernel_check(out, held_out)) if mode == "static" else None,
-                         **selection_scores(out, fp32_path, held_out))
+                         kernel_check=dataclasses.asdict(kernel_check(out, held_out, optimised=held_out_logits))
+                         if mode == "static" else None,
+                         **selection_of(held_out_logits, evaluate.session_logits(fp32_path, held_out)))
     return finish(out, saved, card)
 
 
