@@ -45,6 +45,9 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="end phase 1 with the exponential moving average of the weights, this decay per step "
+                        "(e.g. 0.99); 0 = the last step's weights")
     p.add_argument("--continue-epochs", type=int, default=d.continue_epochs)
     p.add_argument("--continue-lr", type=float, default=d.continue_lr)
     p.add_argument("--mask-ratio", type=float, default=d.mask_ratio)

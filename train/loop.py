@@ -36,10 +36,11 @@ def cosine_lr(step: int, total: int, warmup: int) -> float:
 
 def run_epochs(module: nn.Module, batch_loss, n: int, *, epochs: int, batch_size: int,
                optimizer: torch.optim.Optimizer, schedule, generator: torch.Generator,
-               desc: str = "train", progress: bool = True) -> list[float]:
+               desc: str = "train", progress: bool = True, on_step=None) -> list[float]:
     """The loop every trainer here shares: each epoch, shuffle the n clips with `generator`,
     call `batch_loss(index)` -> scalar loss on each batch of indices [<= batch_size], step the
-    optimizer and the per-step schedule. `module` is put in train mode. Returns per-epoch mean loss."""
+    optimizer and the per-step schedule, then `on_step()` if given. `module` is put in train
+    mode. Returns per-epoch mean loss."""
     epochs_iter = range(epochs)
     if progress:
         from tqdm import tqdm
@@ -55,6 +56,8 @@ def run_epochs(module: nn.Module, batch_loss, n: int, *, epochs: int, batch_size
             loss.backward()
             optimizer.step()
             schedule.step()
+            if on_step is not None:
+                on_step()
             losses.append(loss.item())
         history.append(float(np.mean(losses)))
         if progress:
@@ -67,7 +70,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         warmup_epochs: float = 1.0, label_smoothing: float = 0.1, desc: str = "train",
         progress: bool = True, augmentation: Augmentation | None = None,
         crop_frames: int | None = None, speakers: torch.Tensor | None = None,
-        adversary_weight: float = 0.0, teacher: torch.Tensor | None = None, shift: bool = True) -> list[float]:
+        adversary_weight: float = 0.0, teacher: torch.Tensor | None = None, shift: bool = True,
+        ema: float = 0.0) -> list[float]:
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
@@ -78,7 +82,9 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     loss is `train.distil.kd_loss` instead, both terms class-weighted: a circular shift barely
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
     other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
-    leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`)."""
+    leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`).
+    With `ema` > 0 the model ends with the exponential moving average of its weights over the
+    steps (`weight_average`), not with the last step's."""
     augmentation = augmentation or Augmentation()
     augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
     if teacher is not None and (augmented or crop_frames is not None):
@@ -123,8 +129,22 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         batch, partner, lam = mixup(batch, augmentation.mixup_alpha, generator, rng)
         return mixed_loss(loss_fn, model(batch), targets[index], partner, lam)
 
-    return run_epochs(model, batch_loss, len(features), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                      schedule=schedule, generator=generator, desc=desc, progress=progress)
+    average = weight_average(model, ema) if ema else None
+    history = run_epochs(model, batch_loss, len(features), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                         schedule=schedule, generator=generator, desc=desc, progress=progress,
+                         on_step=None if average is None else lambda: average.update_parameters(model))
+    if average is not None:
+        model.load_state_dict(average.module.state_dict())
+    return history
+
+
+def weight_average(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """Exponential moving average of `model`'s parameters and buffers (BatchNorm statistics too,
+    so the averaged weights come with statistics that belong to them), `decay` per step."""
+    if not 0 < decay < 1:
+        raise ValueError(f"EMA decay {decay}: must be in (0, 1)")
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
+                                               use_buffers=True)
 
 
 @torch.no_grad()

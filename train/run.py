@@ -48,6 +48,7 @@ class RunConfig:
     weight_decay: float = 0.05
     batch_size: int = 32
     warmup_epochs: float = 2.0
+    ema: float = 0.0  # phase 1: end with the moving average of the weights, this decay per step; 0 = off
     variants: tuple[str, ...] = ()  # empty: one phase; else a subset of VARIANTS
     continue_epochs: int = 10  # phase 2, in passes over originals + masked copies
     continue_lr: float = 3e-4
@@ -345,7 +346,7 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
                            augmentation=seen["augmentation"], crop_frames=cfg.crop_frames(),
                            speakers=seen["speakers"], adversary_weight=cfg.speaker_adversary,
-                           teacher=seen["teacher"], shift=not cfg.distil_views)
+                           teacher=seen["teacher"], shift=not cfg.distil_views, ema=cfg.ema)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -397,7 +398,7 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from", "distil_views")
+                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
