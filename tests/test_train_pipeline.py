@@ -394,3 +394,31 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
     with pytest.raises(SystemExit, match="has not finished fold spk-08"):
         main([*common, "--out", str(tmp_path / "bad3"), "--distil-from", str(tmp_path / "ens")])
     assert not list((tmp_path / "bad3").glob("single/fold_*.json"))
+
+
+def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
+    from train.run import load_fold_model
+    from train.shifts import average_over_shifts, shift_averaged
+
+    run = tmp_path / "run"
+    main(["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--out", str(run), "--no-progress"])
+    single = json.loads((run / "single" / "fold_spk-03.json").read_text())
+    # No shift but 0: the run's own predictions, from its checkpoint and the same features.
+    average_over_shifts(run, (0,))
+    assert json.loads((run / "shifts" / "fold_spk-03.json").read_text())["predicted"] == single["predicted"]
+    summary = average_over_shifts(run)
+    result = json.loads((run / "shifts" / "fold_spk-03.json").read_text())
+    assert result["shifts"] == [-20, -10, 0, 10, 20] and result["test_clips"] == single["test_clips"]
+    assert summary["n_folds"] == 2
+    model, _ = load_fold_model(run, "spk-03")
+    x = torch.randn(3, 64, 201)
+    expected = sum(torch.softmax(model(torch.roll(x, s, dims=-1)), dim=1) for s in (-5, 5)) / 2
+    assert np.allclose(shift_averaged(model, x, (-5, 5)), expected.detach().numpy(), atol=1e-6)
+    # A checkpoint that is not the one tested is refused, not re-scored.
+    path = run / "checkpoints" / "spk-03" / "phase1.pt"
+    state = torch.load(path, weights_only=True)
+    last_bias = [k for k in state if k.endswith("bias")][-1]  # the head's: every logit moves by 1
+    state[last_bias] = state[last_bias] + 1.0
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="differ from the fold's saved ones"):
+        average_over_shifts(run)

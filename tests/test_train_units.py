@@ -232,6 +232,15 @@ def test_prior_corrected_decision_weighs_each_fold_by_its_training_classes(tmp_p
     assert b["training_class_counts"] == [2, 1] and b["predicted"] == [0, 0, 0, 0]  # 0.4 x 2/3 > 0.6 x 1/3
     assert summary["pooled"]["wa"] == pytest.approx(2 / 7)
     assert [r["result_set"] for r in collect(run)] == ["single", "prior"]
+    # Another result set (test-time shift averaging keeps probabilities, not logits): SET_prior.
+    (run / "shifts").mkdir()
+    for name in folds:
+        fold = json.loads((run / "single" / f"fold_{name}.json").read_text())
+        fold["probabilities"] = np.exp(fold.pop("logits")).tolist()
+        (run / "shifts" / f"fold_{name}.json").write_text(json.dumps(fold))
+    decide_with_prior(run, "shifts")
+    assert json.loads((run / "shifts_prior" / "fold_b.json").read_text())["predicted"] == b["predicted"]
+    assert [r["result_set"] for r in collect(run)] == ["single", "prior", "shifts", "shifts_prior"]
     with pytest.raises(ValueError, match="do not partition"):
         training_counts([{"n_train": 5, "n_test": 2, "test_true": [0, 1], "test_clips": ["x", "y"]}], 7, 2)
     twice = [{"n_train": 1, "n_test": 1, "test_true": [0], "test_clips": ["x"]}] * 2  # one clip tested twice
@@ -255,3 +264,39 @@ def test_report_pairs_two_runs_fold_by_fold():
         pair_differences(rows, ["runs/z=runs/y"])
     with pytest.raises(ValueError, match="RUN=BASELINE"):
         pair_differences(rows, ["runs/x"])
+
+
+def test_weight_average_is_an_exponential_moving_average_of_the_steps():
+    from train.loop import weight_average
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    average = weight_average(layer, 0.75)
+    seen = []
+    for value in (1.0, 3.0, 5.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update_parameters(layer)
+        seen.append(value)
+    expected = seen[0]  # the first step is copied, then each one weighs 1 - decay
+    for value in seen[1:]:
+        expected = 0.75 * expected + 0.25 * value
+    assert torch.allclose(average.module.weight, torch.full((1, 2), expected))
+    with pytest.raises(ValueError, match="EMA decay 1.0"):
+        weight_average(layer, 1.0)
+
+
+def test_fit_with_ema_keeps_the_random_stream_and_ends_on_averaged_weights():
+    from train import loop, models
+
+    x, y = torch.randn(24, 64, 201), torch.arange(24) % 4
+    states, histories = {}, {}
+    for ema in (0.0, 0.9):
+        torch.manual_seed(0)
+        model = models.build("cnn", 4, (64, 201))
+        model.standardize.fit(x)
+        histories[ema] = loop.fit(model, x, y, 4, epochs=2, lr=1e-2, batch_size=8, progress=False, ema=ema)
+        states[ema] = {k: v.clone() for k, v in model.state_dict().items()}
+    # The same batches and losses: only the weights the model ends with differ.
+    assert histories[0.0] == histories[0.9]
+    changed = [k for k in states[0.0] if states[0.0][k].is_floating_point() and not torch.allclose(states[0.0][k], states[0.9][k])]
+    assert any("running_mean" in k for k in changed) and any(k.endswith("weight") for k in changed)

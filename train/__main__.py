@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | enrolment | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | enrolment | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -178,8 +178,26 @@ def cmd_prior(args: argparse.Namespace) -> None:
     from .decision import decide_with_prior
 
     for run in args.runs:
-        s = decide_with_prior(run)
+        s = decide_with_prior(run, args.result_set)
         print(f"{run}: prior-corrected UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%")
+
+
+def cmd_shifts(args: argparse.Namespace) -> None:
+    from .shifts import SHIFTS, average_over_shifts
+
+    for run in args.runs:
+        s = average_over_shifts(run, args.shifts or SHIFTS, args.data)
+        print(f"{run}: averaged over shifts UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}% "
+              f"(fold UA {100 * s['fold_mean']['ua']:.1f}±{100 * s['fold_std']['ua']:.1f})")
+
+
+def shift_list(text: str) -> tuple[int, ...]:
+    """"-20,0,20" -> (-20, 0, 20) frames."""
+    try:
+        shifts = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shifts must be a comma list of integers (frames), got {text!r}") from None
+    return shifts
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -230,8 +248,16 @@ def parser() -> argparse.ArgumentParser:
     ens.set_defaults(func=cmd_ensemble)
     pri = sub.add_parser("prior", help="re-decide finished runs with their training folds' class prior "
                          "(result set `prior`, for WA)")
+    pri.add_argument("--result-set", default=None,
+                     help="re-decide this result set (e.g. shifts; written as SET_prior) instead of single/ensemble")
     pri.add_argument("runs", nargs="+", type=pathlib.Path)
     pri.set_defaults(func=cmd_prior)
+    shi = sub.add_parser("shifts", help="average finished runs' fold models over time shifts of each test clip "
+                         "(result set `shifts`; train/shifts.py)")
+    shi.add_argument("--shifts", type=shift_list, default=None, help="frames, comma list (default -20,-10,0,10,20)")
+    shi.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    shi.add_argument("runs", nargs="+", type=pathlib.Path)
+    shi.set_defaults(func=cmd_shifts)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))

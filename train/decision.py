@@ -5,7 +5,8 @@ Models here are trained with inverse-frequency class weights (UA is the metric),
 probabilities are those of a class-balanced world; times the training prior they become the
 Bayes decision for accuracy (WA) when the test prior is the training prior. Nothing is fitted:
 the prior is counted, and the same rule applies to every fold. Written beside the source as the
-result set `prior`, so `python -m train report` tables it next to the balanced decision.
+result set `prior` (or `<source>_prior` for another source, e.g. `shifts_prior`), so `python
+-m train report` tables it next to the balanced decision.
 """
 from __future__ import annotations
 
@@ -51,15 +52,17 @@ def prior_decided(result: dict, probabilities: np.ndarray, counts: np.ndarray, n
             "training_class_counts": counts.tolist()}
 
 
-def decide_with_prior(run_dir: pathlib.Path) -> dict:
-    """Write `<run_dir>/prior/` (fold JSONs, summary, confusion PNG); returns the summary."""
+def decide_with_prior(run_dir: pathlib.Path, source: str | None = None) -> dict:
+    """Write `<run_dir>/prior/` (fold JSONs, summary, confusion PNG) from the run's single or
+    ensemble results, or `<run_dir>/<source>_prior/` from the result set `source`; returns the summary."""
     from .run import read_run_config
 
     run_dir = pathlib.Path(run_dir)
     config = read_run_config(run_dir)
     if config["run"].get("extra_train"):
         raise ValueError(f"{run_dir}: trained with added clips, whose prior the fold JSONs do not record")
-    source = source_result_set(run_dir)
+    written = RESULT_SET if source is None else f"{source}_{RESULT_SET}"
+    source = source or source_result_set(run_dir)
     paths = [run_dir / source / f"fold_{fold}.json" for fold in config["folds"]]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -68,4 +71,4 @@ def decide_with_prior(run_dir: pathlib.Path) -> dict:
     labels = config["labels"]
     counts = training_counts(folds, config["n_clips"], len(labels))
     results = [prior_decided(f, fold_probabilities(f, p), c, len(labels)) for f, p, c in zip(folds, paths, counts)]
-    return write_result_set(run_dir / RESULT_SET, results, labels, f"{run_dir.name}, prior-corrected decision")
+    return write_result_set(run_dir / written, results, labels, f"{run_dir.name} {source}, prior-corrected decision")

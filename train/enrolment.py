@@ -20,7 +20,6 @@ imitates. Nothing is retrained and nothing is chosen on the test folds.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import pathlib
 
@@ -33,7 +32,7 @@ from . import metrics, protocols
 from .data import label_indices, load_corpus
 from .features import band_stats, corpus_features
 from .loop import predict_logits
-from .run import RunConfig, feature_cache, load_fold_model, quick_corpus, read_run_config, write_json
+from .run import feature_cache, load_fold_model, quick_corpus, read_run_config, stored_config, write_json
 
 DEFAULT_KS = (1, 3, 5, 10)
 ALL = "all"
@@ -80,9 +79,7 @@ def fold_predictions(run_dir: pathlib.Path, config: dict, fold: str) -> dict[str
 
 def run_corpus(config: dict, data: str | None):
     """The run's corpus (cut as `--quick` cut it) and its features [N, n_mels, frames]."""
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    run = {k: v for k, v in config["run"].items() if k in known}
-    cfg = RunConfig(**{**run, "data": data or run.get("data")})
+    cfg = stored_config(config, data)
     corpus = load_corpus(cfg.corpus, cfg.data)
     if cfg.quick:
         corpus = quick_corpus(corpus)

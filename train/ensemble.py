@@ -15,7 +15,7 @@ from . import metrics
 RESULT_SET = "ensemble"
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
 
@@ -27,7 +27,7 @@ def fold_probabilities(result: dict, path: pathlib.Path) -> np.ndarray:
         return np.array(result["probabilities"], dtype=np.float64)
     if "logits" not in result:
         raise ValueError(f"{path}: no test logits (a run from before fold JSONs kept them)")
-    return _softmax(np.array(result["logits"], dtype=np.float64))
+    return softmax(np.array(result["logits"], dtype=np.float64))
 
 
 def _check_same_protocol(runs: list[pathlib.Path], configs: list[dict]) -> None:

@@ -36,6 +36,10 @@ RESULT_SETS = {
     "ensemble": "mean class probabilities of the runs in `ensemble_of` (python -m train ensemble)",
     "prior": "the same fold models' probabilities times each fold's training class frequencies, then argmax: "
              "the decision for accuracy (WA) rather than UA (python -m train prior; train/decision.py)",
+    "shifts": "the same fold models, each test clip's class probabilities averaged over circular time shifts "
+              "(python -m train shifts; train/shifts.py)",
+    "shifts_prior": "`shifts` times each fold's training class frequencies, then argmax "
+                    "(python -m train prior --result-set shifts)",
 }
 
 
@@ -62,9 +66,10 @@ SETTING_NOTES = {
 
 
 def augmentation_label(run: dict) -> str:
-    """"+warp+SpecAug+mixup+crop" for the opt-in augmentations a run used ("" for older runs)."""
+    """"+warp+SpecAug+mixup+crop+ema" for the opt-in augmentations a run used, and a moving
+    average of its weights ("" for older runs)."""
     parts = [("warp", run.get("freq_warp")), ("SpecAug", run.get("freq_masks") or run.get("time_masks")),
-             ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds"))]
+             ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds")), ("ema", run.get("ema"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
@@ -224,7 +229,7 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):
             keys += augmentation
-        keys += tuple(k for k in ("init_from", "speaker_adversary", "distil_from", "distil_views", "extra_train",
+        keys += tuple(k for k in ("ema", "init_from", "speaker_adversary", "distil_from", "distil_views", "extra_train",
                                   "speaker_norm", "speaker_norm_labels",
                                   "ensemble_of")
                       if cfg.get(k))

@@ -271,6 +271,14 @@ def read_run_config(run_dir: pathlib.Path) -> dict:
     return json.loads(path.read_text())
 
 
+def stored_config(config: dict, data: str | None = None) -> RunConfig:
+    """The RunConfig a run's config.json was written from (fields newer than the run keep their
+    defaults), reading its corpus from `data` when given."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    run = {k: tuple(v) if isinstance(v, list) else v for k, v in config["run"].items() if k in known}
+    return RunConfig(**{**run, "data": data or run.get("data")})
+
+
 def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1") -> tuple[torch.nn.Module, dict]:
     """(model in eval mode, the run's config.json) from a fold's saved checkpoint; `checkpoint`
     is phase1 (the only one of a single-phase run) or a variant's name."""
