@@ -84,7 +84,8 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
     leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`).
     With `ema` > 0 the model ends with the exponential moving average of its weights over the
-    steps (`weight_average`), not with the last step's."""
+    steps (`weight_average`), not with the last step's, and BatchNorm statistics recomputed for
+    them on `features` (`use_average`)."""
     augmentation = augmentation or Augmentation()
     augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
     if teacher is not None and (augmented or crop_frames is not None):
@@ -134,17 +135,28 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
                          schedule=schedule, generator=generator, desc=desc, progress=progress,
                          on_step=None if average is None else lambda: average.update_parameters(model))
     if average is not None:
-        model.load_state_dict(average.module.state_dict())
+        use_average(model, average, features if crop_frames is None else features[..., :crop_frames], batch_size)
     return history
 
 
 def weight_average(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
-    """Exponential moving average of `model`'s parameters and buffers (BatchNorm statistics too,
-    so the averaged weights come with statistics that belong to them), `decay` per step."""
+    """Exponential moving average of `model`'s parameters, `decay` per step."""
     if not 0 < decay < 1:
         raise ValueError(f"EMA decay {decay}: must be in (0, 1)")
-    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay),
-                                               use_buffers=True)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+
+
+@torch.no_grad()
+def use_average(model: nn.Module, average: torch.optim.swa_utils.AveragedModel, features: torch.Tensor,
+                batch_size: int) -> None:
+    """Give `model` the averaged parameters, then recompute its BatchNorm statistics over
+    `features` [N, n_mels, frames] (as SWA does): an average of weights that pointed different
+    ways is smaller than they were, so the statistics the steps kept no longer fit it (averaged
+    statistics along with the weights collapsed EmoDB folds to chance)."""
+    for mine, averaged in zip(model.parameters(), average.module.parameters()):
+        mine.copy_(averaged)
+    torch.optim.swa_utils.update_bn([features[s : s + batch_size] for s in range(0, len(features), batch_size)], model)
+    model.eval()
 
 
 @torch.no_grad()
