@@ -414,6 +414,21 @@ def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
     x = torch.randn(3, 64, 201)
     expected = sum(torch.softmax(model(torch.roll(x, s, dims=-1)), dim=1) for s in (-5, 5)) / 2
     assert np.allclose(shift_averaged(model, x, (-5, 5)), expected.detach().numpy(), atol=1e-6)
+    # A batch with a bad run still re-scores the others, then fails naming it.
+    (run / "shifts" / "summary.json").unlink()
+    with pytest.raises(SystemExit, match=f"1 of 2 runs failed: {tmp_path / 'missing'}"):
+        main(["shifts", str(tmp_path / "missing"), str(run)])
+    assert (run / "shifts" / "summary.json").exists()
+    # Runs from before fold JSONs kept logits: checked on their predictions instead.
+    path = run / "single" / "fold_spk-08.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items() if k != "logits"}))
+    average_over_shifts(run)
+    path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "logits"},
+                                "predicted": [(p + 1) % 7 for p in old["predicted"]]}))
+    with pytest.raises(ValueError, match="predictions differ from the fold's saved ones"):
+        average_over_shifts(run)
+    path.write_text(json.dumps(old))
     # A checkpoint that is not the one tested is refused, not re-scored.
     path = run / "checkpoints" / "spk-03" / "phase1.pt"
     state = torch.load(path, weights_only=True)

@@ -177,18 +177,36 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_prior(args: argparse.Namespace) -> None:
     from .decision import decide_with_prior
 
-    for run in args.runs:
+    def one(run: pathlib.Path) -> str:
         s = decide_with_prior(run, args.result_set)
-        print(f"{run}: prior-corrected UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%")
+        return f"{run}: prior-corrected UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%"
+
+    each_run(args.runs, one)
 
 
 def cmd_shifts(args: argparse.Namespace) -> None:
     from .shifts import SHIFTS, average_over_shifts
 
-    for run in args.runs:
+    def one(run: pathlib.Path) -> str:
         s = average_over_shifts(run, args.shifts or SHIFTS, args.data)
-        print(f"{run}: averaged over shifts UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}% "
-              f"(fold UA {100 * s['fold_mean']['ua']:.1f}±{100 * s['fold_std']['ua']:.1f})")
+        return (f"{run}: averaged over shifts UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}% "
+                f"(fold UA {100 * s['fold_mean']['ua']:.1f}±{100 * s['fold_std']['ua']:.1f})")
+
+    each_run(args.runs, one)
+
+
+def each_run(runs: list[pathlib.Path], one) -> None:
+    """`one(run)` -> a line, for every run; a run that fails is reported in one line and the
+    rest still run; exits 1 if any failed."""
+    failed = []
+    for run in runs:
+        try:
+            print(one(run), flush=True)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            failed.append(str(run))
+    if failed:
+        raise SystemExit(f"error: {len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
 
 
 def shift_list(text: str) -> tuple[int, ...]:

@@ -46,10 +46,16 @@ def _check_source(run_dir: pathlib.Path, config: dict) -> None:
 def fold_result(source: dict, model: torch.nn.Module, x: torch.Tensor, shifts: tuple[int, ...],
                 n_classes: int, where: str) -> dict:
     """The `shifts` fold JSON from a fold's `single` JSON, its model and its test features [n_test, ...].
-    The model must reproduce the logits the fold JSON kept: else it is not the model that was tested."""
-    drift = np.abs(predict_logits(model, x) - np.array(source["logits"])).max()
-    if drift > REPRODUCED:
-        raise ValueError(f"{where}: the checkpoint's logits differ from the fold's saved ones by {drift:.4f} "
+    The model must reproduce the logits the fold JSON kept (its predictions, for runs from before
+    fold JSONs kept logits): else it is not the model that was tested."""
+    logits = predict_logits(model, x)
+    if "logits" in source:
+        drift = np.abs(logits - np.array(source["logits"])).max()
+        if drift > REPRODUCED:
+            raise ValueError(f"{where}: the checkpoint's logits differ from the fold's saved ones by {drift:.4f} "
+                             "(another checkpoint or other features than the run's)")
+    elif logits.argmax(axis=1).tolist() != source["predicted"]:
+        raise ValueError(f"{where}: the checkpoint's predictions differ from the fold's saved ones "
                          "(another checkpoint or other features than the run's)")
     probs = shift_averaged(model, x, shifts)
     predicted = probs.argmax(axis=1)
