@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | enrolment | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | noisy | enrolment | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -68,6 +68,14 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
                    help="VTLP-style frequency warp: each training clip's bands rescaled in Hz by a factor "
                         "uniform in [1-W, 1+W]; 0 = off")
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
+    p.add_argument("--noise-train", default=None,
+                   help="folder of noise recordings mixed into training clips (train.noise.noisy_copies), e.g. "
+                        "DATA/noise/background; test noise should come from another folder")
+    p.add_argument("--noise-snr", type=snr_list, default=d.noise_snr, help="low,high dB of the training noise")
+    p.add_argument("--noise-p", type=float, default=d.noise_p,
+                   help="chance that a drawn training clip is replaced by one of its noisy copies")
+    p.add_argument("--noise-copies", type=int, default=d.noise_copies,
+                   help="noisy copies made of each clip (waveform mixes through the extractor, once per run)")
     p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
                    help="train on random --seconds windows of clips fixed to this length (test: centre crop)")
     p.add_argument("--extra-train", default=None,
@@ -195,6 +203,28 @@ def cmd_shifts(args: argparse.Namespace) -> None:
     each_run(args.runs, one)
 
 
+def cmd_noisy(args: argparse.Namespace) -> None:
+    from .data import default_data_root
+    from .noisy import SNRS, score_in_noise
+
+    noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
+
+    def one(run: pathlib.Path) -> str:
+        sets = score_in_noise(run, noise, args.snrs or SNRS, args.seed, args.data)
+        return f"{run}: " + ", ".join(f"{name} UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%"
+                                      for name, s in sets.items())
+
+    each_run(args.runs, one)
+
+
+def snr_list(text: str) -> tuple[float, ...]:
+    """"20,10,0" -> (20.0, 10.0, 0.0) dB."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"SNRs must be a comma list of numbers (dB), got {text!r}") from None
+
+
 def each_run(runs: list[pathlib.Path], one) -> None:
     """`one(run)` -> a line, for every run; a run that fails is reported in one line and the
     rest still run; exits 1 if any failed."""
@@ -276,6 +306,15 @@ def parser() -> argparse.ArgumentParser:
     shi.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
     shi.add_argument("runs", nargs="+", type=pathlib.Path)
     shi.set_defaults(func=cmd_shifts)
+    noi = sub.add_parser("noisy", help="re-score finished runs' fold models on their test clips mixed with recorded "
+                         "noise (result sets noisy_<snr>db; train/noisy.py)")
+    noi.add_argument("--noise", type=pathlib.Path, default=None,
+                     help="folder of noise recordings (default: DATA/noise/household)")
+    noi.add_argument("--snrs", type=snr_list, default=None, help="dB, comma list (default 20,10,5,0)")
+    noi.add_argument("--seed", type=int, default=0, help="which noise file and offset each clip gets")
+    noi.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    noi.add_argument("runs", nargs="+", type=pathlib.Path)
+    noi.set_defaults(func=cmd_noisy)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))

@@ -71,7 +71,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
         progress: bool = True, augmentation: Augmentation | None = None,
         crop_frames: int | None = None, speakers: torch.Tensor | None = None,
         adversary_weight: float = 0.0, teacher: torch.Tensor | None = None, shift: bool = True,
-        ema: float = 0.0) -> list[float]:
+        ema: float = 0.0, noisy: torch.Tensor | None = None, noise_p: float = 0.5) -> list[float]:
     """Train in place on features [N, n_mels, frames] and targets [N]; returns per-epoch mean loss.
 
     Each batch: a random `crop_frames` window when given (features then hold longer clips), the
@@ -83,11 +83,13 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
     other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
     leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`).
-    With `ema` > 0 the model ends with the exponential moving average of its weights over the
+    `noisy` [N, copies, n_mels, frames] are noisy copies of the clips (`train.noise.noisy_copies`):
+    each time a clip is drawn, with chance `noise_p` one of them replaces it. With `ema` > 0 the model ends with the exponential moving average of its weights over the
     steps (`weight_average`), not with the last step's, and BatchNorm statistics recomputed for
     them on `features` (`use_average`)."""
     augmentation = augmentation or Augmentation()
-    augmented = augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
+    augmented = (augmentation.freq_masks or augmentation.time_masks or augmentation.mixup_alpha or augmentation.freq_warp
+                 or noisy is not None)
     if teacher is not None and (augmented or crop_frames is not None):
         raise ValueError("distillation: not with augmentation beyond the time shift or random crops")
     if teacher is not None and teacher.shape != (len(features), n_classes):
@@ -111,6 +113,10 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
 
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
         batch = features[index]
+        if noisy is not None:
+            use = torch.rand(len(index), generator=generator) < noise_p
+            pick = torch.randint(noisy.shape[1], (len(index),), generator=generator)
+            batch = torch.where(use[:, None, None], noisy[index, pick], batch)
         if crop_frames is not None:
             batch = random_crop(batch, crop_frames, generator)
         if shift:

@@ -66,10 +66,11 @@ SETTING_NOTES = {
 
 
 def augmentation_label(run: dict) -> str:
-    """"+warp+SpecAug+mixup+crop+ema" for the opt-in augmentations a run used, and a moving
+    """"+warp+SpecAug+mixup+crop+noise+ema" for the opt-in augmentations a run used, and a moving
     average of its weights ("" for older runs)."""
     parts = [("warp", run.get("freq_warp")), ("SpecAug", run.get("freq_masks") or run.get("time_masks")),
-             ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds")), ("ema", run.get("ema"))]
+             ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds")), ("noise", run.get("noise_train")),
+             ("ema", run.get("ema"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
@@ -88,13 +89,27 @@ def data_label(run: dict) -> str:
     return "".join(f"+{name}" for name, used in parts if used)
 
 
+def result_sets(run_dir: pathlib.Path) -> list[str]:
+    """The result sets a report looks for in a run directory: the named ones, then any
+    `noisy_<snr>db` from the cleanest SNR down."""
+    noisy = [p.name for p in run_dir.glob("noisy_*db") if p.is_dir()]
+    return [*RESULT_SETS, *sorted(noisy, key=lambda name: -float(name[len("noisy_"):-len("db")]))]
+
+
+def meaning(result_set: str) -> str:
+    if result_set.startswith("noisy_"):
+        return (f"the same fold models on their test clips mixed with recorded noise at {result_set[6:-2]} dB SNR "
+                "(python -m train noisy; train/noisy.py)")
+    return RESULT_SETS[result_set]
+
+
 def collect(run_dir: pathlib.Path) -> list[dict]:
     """One row per result set found in a run directory, summarised from its fold JSONs (so a
     run still in progress is reported too, marked incomplete)."""
     config = json.loads((run_dir / "config.json").read_text())
     cost = json.loads((run_dir / "cost.json").read_text()) if (run_dir / "cost.json").exists() else {"sessions": []}
     rows = []
-    for name in RESULT_SETS:
+    for name in result_sets(run_dir):
         folds = [json.loads(f.read_text()) for f in sorted((run_dir / name).glob("fold_*.json"))]
         if not folds:
             continue
@@ -106,7 +121,7 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         if config["run"].get("pretrain_epochs"):
             model += f"+MAE({config['run']['pretrain_epochs']} ep)"
         model += augmentation_label(config["run"]) + data_label(config["run"])
-        rows.append({"run": str(run_dir), "result_set": name, "meaning": RESULT_SETS[name],
+        rows.append({"run": str(run_dir), "result_set": name, "meaning": meaning(name),
                      "model": model, "n_parameters": config["n_parameters"],
                      "summary": summary, "folds": per_fold, "config": config, "wall_sessions": cost["sessions"]})
     return rows
@@ -215,7 +230,7 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
         lines += ["", "Pooled confusion matrices: " + ", ".join(f"[{p}]({p})" for p in pngs)]
     lines += [line for key, note in SETTING_NOTES.items() if any(r["config"]["run"].get(key) for r in rows)
               for line in ("", note)]
-    lines += ["", "Result sets:"] + [f"- `{k}`: {v}" for k, v in RESULT_SETS.items() if any(r["result_set"] == k for r in rows)]
+    lines += ["", "Result sets:"] + [f"- `{k}`: {meaning(k)}" for k in dict.fromkeys(r["result_set"] for r in rows)]
     lines += ["", "Runs (exact settings in the JSON beside this file):"]
     for run in dict.fromkeys(r["run"] for r in rows):
         row = next(r for r in rows if r["run"] == run)
@@ -224,7 +239,7 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
                 "stem", "pretrain_epochs", "phase1_from", "seed", "threads")
         augmentation = ("freq_warp", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup",
-                        "crop_seconds")
+                        "crop_seconds") + (("noise_train", "noise_snr", "noise_p", "noise_copies") if cfg.get("noise_train") else ())
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):

@@ -69,6 +69,10 @@ class RunConfig:
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     freq_warp: float = 0.0  # VTLP-style warp of each clip's mel bands by a factor in [1 - w, 1 + w]
     crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
+    noise_train: str | None = None  # folder of noise mixed into training clips (train.noise.noisy_copies)
+    noise_snr: tuple[float, float] = (0.0, 20.0)  # dB range of that noise
+    noise_p: float = 0.5  # chance that a training clip is replaced by one of its noisy copies, each time it is drawn
+    noise_copies: int = 4  # noisy copies made of each clip (waveform mixes, once per run)
     # Labelled clips of another corpus added to every fold's training set (never to a test set),
     # relabelled into this corpus's labels (train.data.relabel_into).
     extra_train: str | None = None
@@ -203,6 +207,17 @@ def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tenso
     return torch.from_numpy(speaker_normalise(x, corpus.speakers(), reference))
 
 
+def noisy_training_copies(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None:
+    """`--noise-train`: log-mel [n_clips, copies, n_mels, frames], noisy copies of every clip (only
+    a fold's training rows are ever used), or None."""
+    if not cfg.noise_train:
+        return None
+    from .noise import noisy_copies
+
+    return noisy_copies([c.path for c in corpus.clips], cfg.feature_config(), cfg.seconds,
+                        pathlib.Path(cfg.noise_train), cfg.noise_copies, tuple(cfg.noise_snr), cfg.seed)
+
+
 def corpus_parts(name: str | None) -> set[str]:
     """The corpora a `--corpus` / `--extra-train` value names: "emodb+ravdess" -> {"emodb",
     "ravdess"}; a manifest by its file stem (as `Corpus.name` has it)."""
@@ -321,10 +336,11 @@ def training_inputs(cfg: RunConfig, fold: str, test_clips: list[str], train_x: t
 
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
-             long_x: torch.Tensor | None = None, added: AddedClips | None = None) -> None:
+             long_x: torch.Tensor | None = None, added: AddedClips | None = None,
+             noisy_x: torch.Tensor | None = None) -> None:
     """Train and evaluate one fold; each result set is written as soon as it exists. `long_x`
     (clips fixed to `cfg.crop_seconds`) replaces `x` as the training clips when random-cropping;
-    `added` clips join every training set."""
+    `added` clips join every training set; `noisy_x` [N, copies, ...] are noisy copies of `x`."""
     n_classes, shape, seed = len(corpus.labels), tuple(x.shape[1:]), cfg.seed + fold_index
     train_x, train_y, test_x, test_y = x[fold.train], y[fold.train], x[fold.test], y[fold.test]
     train_long_x = None if long_x is None else long_x[fold.train]
@@ -354,7 +370,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
                            warmup_epochs=cfg.warmup_epochs, desc=f"{fold.name} {first}", progress=cfg.progress,
                            augmentation=seen["augmentation"], crop_frames=cfg.crop_frames(),
                            speakers=seen["speakers"], adversary_weight=cfg.speaker_adversary,
-                           teacher=seen["teacher"], shift=not cfg.distil_views, ema=cfg.ema)
+                           teacher=seen["teacher"], shift=not cfg.distil_views, ema=cfg.ema,
+                           noisy=None if noisy_x is None else noisy_x[fold.train], noise_p=cfg.noise_p)
         result = evaluate(model, test_x, test_y, n_classes)
         write_json(out / first / f"fold_{fold.name}.json",
                    {**common, **result, "epochs": cfg.epochs, "loss": history, "train_seconds": time.time() - start})
@@ -406,7 +423,7 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema")
+                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema", "noise_train", "noise_snr", "noise_p", "noise_copies")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -475,11 +492,15 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.distil_views and (not cfg.distil_from or cfg.distil_views < 0):
         raise ValueError(f"--distil-views {cfg.distil_views}: needs --distil-from and a count >= 0")
     masks = (cfg.freq_masks or cfg.time_masks) and not cfg.distil_views  # views may carry SpecAugment masks
-    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks
+    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks or cfg.noise_train
                             or cfg.crop_seconds is not None or cfg.extra_train or cfg.speaker_norm):
         raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
                          "augmentation beyond the time shift (the targets are the unaugmented clips'; SpecAugment "
-                         "masks only with --distil-views), random crops or speaker normalisation")
+                         "masks only with --distil-views), noise, random crops or speaker normalisation")
+    if cfg.noise_train and (cfg.speaker_norm or cfg.crop_seconds is not None or cfg.extra_train or cfg.variants
+                            or not 0 < cfg.noise_p <= 1):
+        raise ValueError(f"--noise-train {cfg.noise_train}: one phase on the corpus's own clips (not with "
+                         "--speaker-norm, --crop-seconds, --extra-train or masking variants), --noise-p in (0, 1]")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -503,6 +524,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     extra_x = unlabelled_features(cfg)
     long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
     added = added_clips(cfg, corpus)
+    noisy_x = noisy_training_copies(cfg, corpus)
     y = torch.from_numpy(corpus.targets())
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
     payload = {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(), "labels": corpus.labels,
@@ -522,7 +544,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     start = time.time()
     for index, fold in enumerate(folds):
         if not cfg.only_folds or fold.name in cfg.only_folds:
-            run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added)
+            run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added, noisy_x)
     summaries = summarise_run(cfg, out, corpus, folds)
     cost_path = out / "cost.json"
     cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}

@@ -10,22 +10,18 @@ set `shifts`, so `python -m train report` tables it next to `single`, and `pytho
 """
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 import torch
 
-from . import metrics
-from .data import load_corpus
 from .ensemble import softmax, write_result_set
 from .loop import predict_logits
-from .run import clip_features, load_fold_model, quick_corpus, read_run_config, stored_config
+from .rescore import check_reproduces, fold_models, scored, single_run
+from .run import clip_features, stored_config
 
 RESULT_SET = "shifts"
 SHIFTS = (-20, -10, 0, 10, 20)  # frames (10 ms each): the training shift's range
-# The saved logits have 4 decimals; the same model on the same features reproduces them to this.
-REPRODUCED = 2e-3
 
 
 def shift_averaged(model: torch.nn.Module, x: torch.Tensor, shifts: tuple[int, ...] = SHIFTS) -> np.ndarray:
@@ -35,58 +31,15 @@ def shift_averaged(model: torch.nn.Module, x: torch.Tensor, shifts: tuple[int, .
                    axis=0)
 
 
-def _check_source(run_dir: pathlib.Path, config: dict) -> None:
-    run = config["run"]
-    if run.get("ensemble_of"):
-        raise ValueError(f"{run_dir}: an ensemble has no fold models of its own; average its members' shifts")
-    if run.get("variants"):
-        raise ValueError(f"{run_dir}: runs with masking variants are not supported (one model per fold only)")
-
-
-def fold_result(source: dict, model: torch.nn.Module, x: torch.Tensor, shifts: tuple[int, ...],
-                n_classes: int, where: str) -> dict:
-    """The `shifts` fold JSON from a fold's `single` JSON, its model and its test features [n_test, ...].
-    The model must reproduce the logits the fold JSON kept (its predictions, for runs from before
-    fold JSONs kept logits): else it is not the model that was tested."""
-    logits = predict_logits(model, x)
-    if "logits" in source:
-        drift = np.abs(logits - np.array(source["logits"])).max()
-        if drift > REPRODUCED:
-            raise ValueError(f"{where}: the checkpoint's logits differ from the fold's saved ones by {drift:.4f} "
-                             "(another checkpoint or other features than the run's)")
-    elif logits.argmax(axis=1).tolist() != source["predicted"]:
-        raise ValueError(f"{where}: the checkpoint's predictions differ from the fold's saved ones "
-                         "(another checkpoint or other features than the run's)")
-    probs = shift_averaged(model, x, shifts)
-    predicted = probs.argmax(axis=1)
-    matrix = metrics.confusion(np.array(source["test_true"]), predicted, n_classes)
-    keep = ("fold", "test_speakers", "n_train", "n_test", "test_clips", "test_true", "train_seconds")
-    return {**{k: source[k] for k in keep}, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
-            "predicted": predicted.tolist(), "probabilities": np.round(probs, 4).tolist(), "shifts": list(shifts)}
-
-
 def average_over_shifts(run_dir: pathlib.Path, shifts: tuple[int, ...] = SHIFTS, data: str | None = None) -> dict:
     """Write `<run_dir>/shifts/` (fold JSONs, summary, confusion PNG); returns the summary."""
     run_dir = pathlib.Path(run_dir)
-    config = read_run_config(run_dir)
-    _check_source(run_dir, config)
-    cfg = stored_config(config, data)
-    corpus = load_corpus(cfg.corpus, cfg.data)
-    if cfg.quick:
-        corpus = quick_corpus(corpus)
-    x = clip_features(cfg, corpus, cfg.seconds)  # what the run tested on (speaker-normalised if it was)
-    row_of = {clip.path.name: i for i, clip in enumerate(corpus.clips)}
+    config, corpus = single_run(run_dir, data)
+    x = clip_features(stored_config(config, data), corpus, config["run"]["seconds"])  # speaker-normalised if the run was
     results = []
-    for fold in config["folds"]:
-        path = run_dir / "single" / f"fold_{fold}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the run has not finished fold {fold}")
-        source = json.loads(path.read_text())
-        missing = sorted(set(source["test_clips"]) - set(row_of))
-        if missing:
-            raise ValueError(f"{path}: tested {missing[0]}, which {corpus.name} here lacks (other --data?)")
-        model, _ = load_fold_model(run_dir, fold)
-        rows = [row_of[name] for name in source["test_clips"]]
-        results.append(fold_result(source, model, x[rows], shifts, len(config["labels"]), str(path)))
+    for source, model, rows, where in fold_models(run_dir, config, corpus):
+        check_reproduces(source, predict_logits(model, x[rows]), where)
+        results.append(scored(source, shift_averaged(model, x[rows], shifts), len(config["labels"]),
+                              shifts=list(shifts)))
     title = f"{run_dir.name}, averaged over shifts {','.join(map(str, shifts))}"
     return write_result_set(run_dir / RESULT_SET, results, config["labels"], title)

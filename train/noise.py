@@ -1,0 +1,75 @@
+"""Speech in recorded noise: waveforms mixed at a set signal-to-noise ratio, to test in noise
+(`train.noisy`) and to train for it (`noisy_copies`).
+
+SNR here is the ratio of mean powers over the whole fixed-length clip, silences and zero padding
+included (what a microphone gets is the clip as it is). Test noise and training noise come from
+different folders (../shared/data/noise: household recordings to test, the Speech Commands
+background clips to train), so no test noise is heard in training.
+"""
+from __future__ import annotations
+
+import pathlib
+import zlib
+
+import numpy as np
+import torch
+
+from edge_ser.config import FeatureConfig
+from edge_ser.features import log_mel
+
+from .data import read_audio
+from .features import fix_length
+
+NOISE_SUFFIXES = (".wav", ".flac")
+
+
+def noise_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The audio files under `folder`, sorted (so a seed picks the same ones everywhere)."""
+    folder = pathlib.Path(folder)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in NOISE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no .wav/.flac noise files")
+    return paths
+
+
+def noise_segment(noise: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_samples] from a random offset of `noise` [samples], looped when it is shorter."""
+    if len(noise) < n_samples:
+        noise = np.tile(noise, -(-n_samples // len(noise)))
+    start = int(rng.integers(0, len(noise) - n_samples + 1))
+    return noise[start : start + n_samples]
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """float32 [samples]: `speech` plus `noise` (same length) scaled so that the ratio of their
+    mean powers is `snr_db` decibels."""
+    speech_power = float(np.mean(speech.astype(np.float64) ** 2))
+    noise_power = max(float(np.mean(noise.astype(np.float64) ** 2)), 1e-20)
+    gain = np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
+    return (speech + gain * noise).astype(np.float32)
+
+
+def clip_rng(seed: int, clip: pathlib.Path) -> np.random.Generator:
+    """The random stream of one clip's noise: from a seed and the clip's file name, so a clip
+    gets the same noise whichever run, fold or corpus order asks."""
+    return np.random.default_rng([seed, zlib.crc32(pathlib.Path(clip).name.encode())])
+
+
+def noisy_copies(clips: list[pathlib.Path], config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
+                 copies: int, snr_db: tuple[float, float], seed: int) -> torch.Tensor:
+    """Log-mel [n_clips, copies, n_mels, frames]: each clip fixed to `seconds` and mixed `copies`
+    times with a random segment of a random noise file at an SNR uniform in `snr_db` (low, high),
+    through the runtime's extractor: what training mixes in (`loop.fit(noisy=...)`)."""
+    if len(snr_db) != 2 or not snr_db[0] <= snr_db[1] or copies < 1:
+        raise ValueError(f"noise: SNR range {snr_db} must be (low, high) with low <= high, copies {copies} >= 1")
+    noises = [read_audio(p) for p in noise_files(noise_dir)]
+    n_samples = config.n_samples(seconds)
+    out = []
+    for clip in clips:
+        rng = clip_rng(seed, clip)
+        speech = fix_length(read_audio(clip), n_samples)
+        out.append(np.stack([log_mel(mix_at_snr(speech, noise_segment(noises[int(rng.integers(len(noises)))],
+                                                                      n_samples, rng),
+                                                float(rng.uniform(*snr_db))), config)
+                             for _ in range(copies)]))
+    return torch.from_numpy(np.stack(out))
