@@ -437,3 +437,28 @@ def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
     torch.save(state, path)
     with pytest.raises(ValueError, match="differ from the fold's saved ones"):
         average_over_shifts(run)
+
+
+def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
+    from train.noise import noisy_copies
+    from train.noisy import score_in_noise
+
+    clips = sorted((data_dir / "emodb").rglob("*.wav"))[:2]
+    copies = noisy_copies(clips, FeatureConfig(), 2.0, data_dir / "noise" / "background", 3, (0.0, 20.0), seed=0)
+    assert copies.shape == (2, 3, 64, 201) and not torch.equal(copies[0, 0], copies[0, 1])
+    again = noisy_copies(clips[::-1], FeatureConfig(), 2.0, data_dir / "noise" / "background", 3, (0.0, 20.0), seed=0)
+    assert torch.equal(again[1], copies[0])  # a clip's noise depends on its name, not on the order asked
+    run = tmp_path / "run"
+    common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--no-progress"]
+    main([*common, "--out", str(run), "--noise-train", str(data_dir / "noise" / "background")])
+    assert json.loads((run / "config.json").read_text())["run"]["noise_copies"] == 4
+    single = json.loads((run / "single" / "fold_spk-03.json").read_text())
+    # Noise 200 dB down changes nothing: the mix goes through the same extractor as the clean clips.
+    sets = score_in_noise(run, data_dir / "noise" / "household", (200.0, 0.0))
+    assert list(sets) == ["noisy_200db", "noisy_0db"]
+    assert json.loads((run / "noisy_200db" / "fold_spk-03.json").read_text())["predicted"] == single["predicted"]
+    with pytest.raises(SystemExit, match="--noise-train .*not with --speaker-norm"):
+        main([*common, "--out", str(tmp_path / "bad"), "--noise-train", str(data_dir / "noise"), "--speaker-norm"])
+    with pytest.raises(SystemExit, match="1 of 1 runs failed"):
+        main(["noisy", "--noise", str(tmp_path), str(run)])
+    assert "no .wav/.flac noise files" in capsys.readouterr().err

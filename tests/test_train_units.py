@@ -311,3 +311,31 @@ def test_fit_with_ema_keeps_the_random_stream_and_ends_on_averaged_weights():
         probe.eval()(x)
     hook.remove()
     assert torch.allclose(bn.running_mean, inputs[0].mean(dim=(0, 2, 3)), atol=1e-5)
+
+
+def test_mix_at_snr_sets_the_power_ratio_and_noise_segments_loop():
+    from train.noise import mix_at_snr, noise_segment
+
+    rng = np.random.default_rng(0)
+    speech, noise = rng.standard_normal(16000).astype(np.float32), 3 * rng.standard_normal(16000).astype(np.float32)
+    for snr in (20.0, 5.0, 0.0):
+        mixed = mix_at_snr(speech, noise, snr)
+        added = mixed - speech
+        assert 10 * np.log10(np.mean(speech.astype(np.float64) ** 2) / np.mean(added.astype(np.float64) ** 2)) == \
+            pytest.approx(snr, abs=1e-3)
+    short = np.arange(5, dtype=np.float32)
+    segment = noise_segment(short, 12, np.random.default_rng(1))
+    assert len(segment) == 12 and set(np.diff(segment) % 5) == {1}  # consecutive samples of the looped noise
+
+
+def test_noisy_batch_replaces_clips_by_their_own_copies():
+    from train.loop import noisy_batch
+
+    batch = torch.zeros(6, 2, 3)
+    copies = torch.arange(6).float()[:, None, None, None] + torch.tensor([0.1, 0.2])[None, :, None, None]
+    copies = copies.expand(6, 2, 2, 3)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(noisy_batch(batch, copies, 1e-9, generator), batch)
+    replaced = noisy_batch(batch, copies, 1.0, generator)
+    for i in range(6):  # clip i became one of clip i's copies, whole
+        assert replaced[i].unique().item() in (pytest.approx(i + 0.1), pytest.approx(i + 0.2))

@@ -27,6 +27,14 @@ def time_shift(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.stack([torch.roll(x, int(s), dims=-1) for x, s in zip(batch, shifts)])
 
 
+def noisy_batch(batch: torch.Tensor, copies: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """[B, n_mels, frames] with each clip, with chance `p`, replaced by a random one of its noisy
+    copies [B, copies, n_mels, frames]."""
+    use = torch.rand(len(batch), generator=generator) < p
+    pick = torch.randint(copies.shape[1], (len(batch),), generator=generator)
+    return torch.where(use[:, None, None], copies[torch.arange(len(batch)), pick], batch)
+
+
 def cosine_lr(step: int, total: int, warmup: int) -> float:
     """Learning-rate factor: linear warm-up then cosine decay to 0."""
     if step < warmup:
@@ -114,9 +122,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
         batch = features[index]
         if noisy is not None:
-            use = torch.rand(len(index), generator=generator) < noise_p
-            pick = torch.randint(noisy.shape[1], (len(index),), generator=generator)
-            batch = torch.where(use[:, None, None], noisy[index, pick], batch)
+            batch = noisy_batch(batch, noisy[index], noise_p, generator)
         if crop_frames is not None:
             batch = random_crop(batch, crop_frames, generator)
         if shift:
