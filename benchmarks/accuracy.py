@@ -170,8 +170,8 @@ def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit")) or not r.complete:
-        return None
+    if not r.model.startswith(("cnn", "deit")) or not r.complete or r.result_set.startswith("noisy_"):
+        return None  # noisy_*: test clips with noise added, not the targets' clean clips
     if "+spknorm" in r.model:
         return "speaker-normalised"
     return "ensemble" if "+ens" in r.model else "model"
@@ -195,4 +195,22 @@ def target_lines(rows: list[AccuracyRow]) -> list[str]:
         shown = "none" if best is None else f"{best.model} {best.result_set}: {_pct(best.ua)} / {_pct(best.wa)}"
         out.append(f"| {t.corpus} {t.protocol} | {t.kind} | {t.what}: {need} | {shown} | {len(mine)} | "
                    f"{'PASS' if passing else 'FAIL'} |")
+    return out
+
+
+def noise_lines(rows: list[AccuracyRow]) -> list[str]:
+    """Markdown table: every model with `noisy_<snr>db` result sets (`python -m train noisy`), its
+    clean UA beside its UA at each SNR, cleanest first ([] when none)."""
+    noisy = [r for r in rows if r.result_set.startswith("noisy_")]
+    if not noisy:
+        return []
+    snrs = sorted({float(r.result_set[len("noisy_"):-len("db")]) for r in noisy}, reverse=True)
+    out = ["| corpus, protocol | model | clean UA % | " + " | ".join(f"{s:g} dB" for s in snrs) + " | source |",
+           "|---|---|---:|" + "---:|" * len(snrs) + "---|"]
+    for key in dict.fromkeys((r.source, r.corpus, r.protocol, r.model) for r in noisy):
+        sets = {r.result_set: r for r in rows if (r.source, r.corpus, r.protocol, r.model) == key}
+        clean = sets.get("single") or sets.get("ensemble")
+        cells = [_pct(sets[f"noisy_{s:g}db"].ua) if f"noisy_{s:g}db" in sets else "" for s in snrs]
+        out.append(f"| {key[1]} {key[2]} | {key[3]} | {'' if clean is None else _pct(clean.ua)} | "
+                   + " | ".join(cells) + f" | `{key[0]}` |")
     return out

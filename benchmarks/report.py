@@ -314,6 +314,11 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
                   "the same test folds: optimistic. Kinds: "
                   + "; ".join(f"{k}: {v}" for k, v in accuracy.KINDS.items()) + ".", "",
                   *accuracy.target_lines(acc_rows), ""]
+    noise = accuracy.noise_lines(acc_rows)
+    if noise:
+        lines += ["In noise: the same fold models on their test clips mixed with recorded household noise at each "
+                  "SNR (python -m train noisy; a `+noise` model trained with other noise recordings). UA % pooled.",
+                  "", *noise, ""]
     lines += accuracy.table(acc_rows) if acc_rows else ["No accuracy results found."]
     lines += [""] + [f"- {p}" for p in acc_problems] + ([""] if acc_problems else [])
     lines += ["UA = unweighted accuracy (mean per-class recall), pooled over the folds' predictions. "

@@ -146,6 +146,31 @@ def tradeoff_plot(rows: list) -> str | None:
     return _png(fig)
 
 
+def noise_plot(rows: list) -> str | None:
+    """UA against SNR for every model with `noisy_*` result sets, clean at the right; one panel
+    per corpus and protocol."""
+    import matplotlib.pyplot as plt
+
+    noisy = [r for r in rows if r.result_set.startswith("noisy_")]
+    panels = sorted({(r.corpus, r.protocol) for r in noisy})
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (corpus, protocol) in zip(axes[0], panels):
+        models = dict.fromkeys((r.source, r.model) for r in noisy if (r.corpus, r.protocol) == (corpus, protocol))
+        clean_at = 5 + max(float(r.result_set[6:-2]) for r in noisy)
+        for source, model in models:
+            mine = [r for r in rows if (r.source, r.model, r.corpus, r.protocol) == (source, model, corpus, protocol)]
+            points = sorted((float(r.result_set[6:-2]), 100 * r.ua) for r in mine if r.result_set.startswith("noisy_"))
+            points += [(clean_at, 100 * r.ua) for r in mine if r.result_set == "single"]
+            ax.plot(*zip(*points), marker="o", label=model)
+        ax.set_xlabel(f"SNR (dB); clean at {clean_at:g}")
+        ax.set_ylabel("UA % (pooled)")
+        ax.set_title(f"{corpus} {protocol}: in household noise", fontsize=10)
+        ax.legend(fontsize=6)
+    return _png(fig)
+
+
 def confusion_plots(rows: list) -> list[tuple[str, str]]:
     """[(caption, image)] for the best result of each (corpus, model), at most MAX_CONFUSIONS."""
     import matplotlib.pyplot as plt
@@ -182,12 +207,13 @@ def plots(bench: dict, acc_rows: list) -> tuple[list[tuple[str, str]], str | Non
     except ImportError:
         return [], "matplotlib is not installed: no plots (pip install matplotlib)"
     out = []
+    clean = [r for r in acc_rows if not r.result_set.startswith("noisy_")]
     for caption, fn, arg in (("End-to-end latency", latency_plot, bench), ("Features and VAD", timing_plot, bench),
-                             ("Accuracy vs parameters", tradeoff_plot, acc_rows)):
+                             ("Accuracy vs parameters", tradeoff_plot, clean), ("Accuracy in noise", noise_plot, acc_rows)):
         image = fn(arg)
         if image:
             out.append((caption, image))
-    out += [(f"Confusion matrix: {c}", image) for c, image in confusion_plots(acc_rows)]
+    out += [(f"Confusion matrix: {c}", image) for c, image in confusion_plots(clean)]
     return out, None
 
 

@@ -199,3 +199,21 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     text = run(tmp_path, bench)
     assert "end-to-end p95, 3 s clip, 1 thread: tiny.onnx" in text
     assert "| tiny.onnx | $EDGE_SER_BENCH_MODELS | onnx | fp32 |" in text
+
+
+def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [accuracy_row(0.70, 0.70, model="cnn+noise"),
+            accuracy_row(0.62, 0.61, model="cnn+noise", result_set="noisy_10db"),
+            accuracy_row(0.41, 0.40, model="cnn+noise", result_set="noisy_0db"),
+            accuracy_row(0.99, 0.99, model="cnn", result_set="noisy_20db")]  # not a clean result: no pass
+    (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows}))
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
+    assert "| corpus, protocol | model | clean UA % | 20 dB | 10 dB | 0 dB | source |" in text
+    assert "| emodb loso | cnn+noise | 70.0 |  | 62.0 | 41.0 | `noise.json` |" in text
+    assert "| emodb loso | cnn |  | 99.0 |  |  | `noise.json` |" in text
+    assert "| emodb loso | model | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn+noise single: 70.0 / 70.0 | 1 | FAIL |" in text
+    pytest.importorskip("matplotlib")
+    run(tmp_path, bench(0.2, 0.5, 1.6, []), results, with_html=True)
+    assert 'alt="Accuracy in noise"' in (tmp_path / "report.html").read_text()
