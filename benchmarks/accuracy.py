@@ -14,6 +14,8 @@ import dataclasses
 import json
 import pathlib
 
+from train.result_sets import snr_of
+
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -170,7 +172,7 @@ def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit")) or not r.complete or r.result_set.startswith("noisy_"):
+    if not r.model.startswith(("cnn", "deit")) or not r.complete or snr_of(r.result_set) is not None:
         return None  # noisy_*: test clips with noise added, not the targets' clean clips
     if "+spknorm" in r.model:
         return "speaker-normalised"
@@ -200,17 +202,27 @@ def target_lines(rows: list[AccuracyRow]) -> list[str]:
 
 def noise_lines(rows: list[AccuracyRow]) -> list[str]:
     """Markdown table: every model with `noisy_<snr>db` result sets (`python -m train noisy`), its
-    clean UA beside its UA at each SNR, cleanest first ([] when none)."""
-    noisy = [r for r in rows if r.result_set.startswith("noisy_")]
+    clean UA beside its UA at each SNR, cleanest first ([] when none). The clean row is looked up
+    across all files: the same run's clean result may be kept under another results file."""
+    noisy = [r for r in rows if snr_of(r.result_set) is not None]
     if not noisy:
         return []
-    snrs = sorted({float(r.result_set[len("noisy_"):-len("db")]) for r in noisy}, reverse=True)
+    snrs = sorted({snr_of(r.result_set) for r in noisy}, reverse=True)
     out = ["| corpus, protocol | model | clean UA % | " + " | ".join(f"{s:g} dB" for s in snrs) + " | source |",
            "|---|---|---:|" + "---:|" * len(snrs) + "---|"]
-    for key in dict.fromkeys((r.source, r.corpus, r.protocol, r.model) for r in noisy):
-        sets = {r.result_set: r for r in rows if (r.source, r.corpus, r.protocol, r.model) == key}
-        clean = sets.get("single") or sets.get("ensemble")
-        cells = [_pct(sets[f"noisy_{s:g}db"].ua) if f"noisy_{s:g}db" in sets else "" for s in snrs]
-        out.append(f"| {key[1]} {key[2]} | {key[3]} | {'' if clean is None else _pct(clean.ua)} | "
-                   + " | ".join(cells) + f" | `{key[0]}` |")
+    for source, corpus, protocol, model in dict.fromkeys((r.source, r.corpus, r.protocol, r.model) for r in noisy):
+        at = {snr_of(r.result_set): r for r in noisy if (r.source, r.corpus, r.protocol, r.model) == (source, corpus, protocol, model)}
+        clean = clean_row(rows, corpus, protocol, model)
+        cells = [_pct(at[s].ua) if s in at else "" for s in snrs]
+        out.append(f"| {corpus} {protocol} | {model} | {'' if clean is None else _pct(clean.ua)} | "
+                   + " | ".join(cells) + f" | `{source}` |")
     return out
+
+
+def clean_row(rows: list[AccuracyRow], corpus: str, protocol: str, model: str) -> AccuracyRow | None:
+    """The clean-clip result (single, else ensemble) of a model, from whichever file holds it."""
+    for wanted in ("single", "ensemble"):
+        for r in rows:
+            if (r.corpus, r.protocol, r.model, r.result_set) == (corpus, protocol, model, wanted):
+                return r
+    return None

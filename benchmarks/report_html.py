@@ -11,7 +11,8 @@ import re
 
 import numpy as np
 
-from benchmarks import report
+from benchmarks import accuracy, report
+from train.result_sets import snr_of
 
 MAX_CONFUSIONS = 8  # confusion matrices shown: the best result per (corpus, model)
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -151,18 +152,18 @@ def noise_plot(rows: list) -> str | None:
     per corpus and protocol."""
     import matplotlib.pyplot as plt
 
-    noisy = [r for r in rows if r.result_set.startswith("noisy_")]
+    noisy = [r for r in rows if snr_of(r.result_set) is not None]
     panels = sorted({(r.corpus, r.protocol) for r in noisy})
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (corpus, protocol) in zip(axes[0], panels):
-        models = dict.fromkeys((r.source, r.model) for r in noisy if (r.corpus, r.protocol) == (corpus, protocol))
-        clean_at = 5 + max(float(r.result_set[6:-2]) for r in noisy)
-        for source, model in models:
-            mine = [r for r in rows if (r.source, r.model, r.corpus, r.protocol) == (source, model, corpus, protocol)]
-            points = sorted((float(r.result_set[6:-2]), 100 * r.ua) for r in mine if r.result_set.startswith("noisy_"))
-            points += [(clean_at, 100 * r.ua) for r in mine if r.result_set == "single"]
+        mine = [r for r in noisy if (r.corpus, r.protocol) == (corpus, protocol)]
+        clean_at = 5 + max(snr_of(r.result_set) for r in mine)
+        for source, model in dict.fromkeys((r.source, r.model) for r in mine):
+            points = sorted((snr_of(r.result_set), 100 * r.ua) for r in mine if (r.source, r.model) == (source, model))
+            clean = accuracy.clean_row(rows, corpus, protocol, model)
+            points += [] if clean is None else [(clean_at, 100 * clean.ua)]
             ax.plot(*zip(*points), marker="o", label=model)
         ax.set_xlabel(f"SNR (dB); clean at {clean_at:g}")
         ax.set_ylabel("UA % (pooled)")
@@ -207,7 +208,7 @@ def plots(bench: dict, acc_rows: list) -> tuple[list[tuple[str, str]], str | Non
     except ImportError:
         return [], "matplotlib is not installed: no plots (pip install matplotlib)"
     out = []
-    clean = [r for r in acc_rows if not r.result_set.startswith("noisy_")]
+    clean = [r for r in acc_rows if snr_of(r.result_set) is None]
     for caption, fn, arg in (("End-to-end latency", latency_plot, bench), ("Features and VAD", timing_plot, bench),
                              ("Accuracy vs parameters", tradeoff_plot, clean), ("Accuracy in noise", noise_plot, acc_rows)):
         image = fn(arg)

@@ -217,3 +217,7 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
     pytest.importorskip("matplotlib")
     run(tmp_path, bench(0.2, 0.5, 1.6, []), results, with_html=True)
     assert 'alt="Accuracy in noise"' in (tmp_path / "report.html").read_text()
+    # The clean row of the same run kept under another (earlier) file: still beside its noisy rows.
+    (results / "a_clean.json").write_text(json.dumps({"name": "a_clean", "results": [rows[0]]}))
+    (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows[1:]}))
+    assert "| emodb loso | cnn+noise | 70.0 |  | 62.0 | 41.0 | `noise.json` |" in run(tmp_path, bench(0.2, 0.5, 1.6, []), results)

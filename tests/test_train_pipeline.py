@@ -457,6 +457,13 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     sets = score_in_noise(run, data_dir / "noise" / "household", (200.0, 0.0))
     assert list(sets) == ["noisy_200db", "noisy_0db"]
     assert json.loads((run / "noisy_200db" / "fold_spk-03.json").read_text())["predicted"] == single["predicted"]
+    loud = json.loads((run / "noisy_0db" / "fold_spk-03.json").read_text())["probabilities"]
+    assert not np.allclose(loud, torch.softmax(torch.tensor(single["logits"]), dim=1).numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="test on noise it never heard"):
+        score_in_noise(run, data_dir / "noise" / "background", (10.0,))
+    with pytest.raises(SystemExit, match="--ema 1.5: needs a decay in"):
+        main([*common, "--out", str(tmp_path / "bad_ema"), "--ema", "1.5"])
+    assert not (tmp_path / "bad_ema" / "config.json").exists()
     with pytest.raises(SystemExit, match="--noise-train .*not with --speaker-norm"):
         main([*common, "--out", str(tmp_path / "bad"), "--noise-train", str(data_dir / "noise"), "--speaker-norm"])
     with pytest.raises(SystemExit, match="1 of 1 runs failed"):

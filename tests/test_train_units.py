@@ -339,3 +339,16 @@ def test_noisy_batch_replaces_clips_by_their_own_copies():
     replaced = noisy_batch(batch, copies, 1.0, generator)
     for i in range(6):  # clip i became one of clip i's copies, whole
         assert replaced[i].unique().item() in (pytest.approx(i + 0.1), pytest.approx(i + 0.2))
+
+
+def test_fit_trains_on_the_noisy_copies_it_is_given():
+    from train import loop, models
+
+    x, y = torch.randn(16, 64, 201), torch.arange(16) % 4
+    poisoned = torch.full((16, 2, 64, 201), float("nan"))  # copies that make any loss they reach NaN
+    for p, reached in ((1.0, True), (1e-9, False)):
+        torch.manual_seed(0)
+        model = models.build("cnn", 4, (64, 201))
+        model.standardize.fit(x)
+        history = loop.fit(model, x, y, 4, epochs=1, lr=1e-3, batch_size=8, progress=False, noisy=poisoned, noise_p=p)
+        assert np.isnan(history).all() == reached

@@ -9,6 +9,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
 
@@ -206,11 +207,12 @@ def cmd_shifts(args: argparse.Namespace) -> None:
 def cmd_noisy(args: argparse.Namespace) -> None:
     from .data import default_data_root
     from .noisy import SNRS, score_in_noise
-
-    noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
+    from .run import read_run_config
 
     def one(run: pathlib.Path) -> str:
-        sets = score_in_noise(run, noise, args.snrs or SNRS, args.seed, args.data)
+        root = args.data or read_run_config(run)["run"].get("data") or default_data_root()
+        sets = score_in_noise(run, args.noise or pathlib.Path(root) / "noise" / "household", args.snrs or SNRS,
+                              args.seed, args.data)
         return f"{run}: " + ", ".join(f"{name} UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%"
                                       for name, s in sets.items())
 
@@ -218,22 +220,31 @@ def cmd_noisy(args: argparse.Namespace) -> None:
 
 
 def snr_list(text: str) -> tuple[float, ...]:
-    """"20,10,0" -> (20.0, 10.0, 0.0) dB."""
+    """"20,10,0" -> (20.0, 10.0, 0.0) dB: finite, each naming its own result set."""
+    from .result_sets import noisy_name
+
     try:
-        return tuple(float(v) for v in text.split(","))
+        snrs = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"SNRs must be a comma list of numbers (dB), got {text!r}") from None
+        snrs = ()
+    if not snrs or not all(math.isfinite(v) for v in snrs) or len({noisy_name(v) for v in snrs}) != len(snrs):
+        raise argparse.ArgumentTypeError(f"SNRs must be a comma list of distinct finite numbers (dB), got {text!r}")
+    return snrs
 
 
 def each_run(runs: list[pathlib.Path], one) -> None:
-    """`one(run)` -> a line, for every run; a run that fails is reported in one line and the
-    rest still run; exits 1 if any failed."""
+    """`one(run)` -> a line, for every run; a run that fails (bad input, a checkpoint that does not
+    load, an unreadable clip or noise file) is reported in one line and the rest still run; exits
+    1 if any failed."""
+    from edge_ser.errors import EdgeSerError
+
     failed = []
     for run in runs:
         try:
             print(one(run), flush=True)
-        except (ValueError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr, flush=True)
+        except (ValueError, FileNotFoundError, RuntimeError, EdgeSerError) as error:
+            message = str(error) if str(run) in str(error) else f"{run}: {error}"
+            print(f"error: {message}", file=sys.stderr, flush=True)
             failed.append(str(run))
     if failed:
         raise SystemExit(f"error: {len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
@@ -296,8 +307,8 @@ def parser() -> argparse.ArgumentParser:
     ens.set_defaults(func=cmd_ensemble)
     pri = sub.add_parser("prior", help="re-decide finished runs with their training folds' class prior "
                          "(result set `prior`, for WA)")
-    pri.add_argument("--result-set", default=None,
-                     help="re-decide this result set (e.g. shifts; written as SET_prior) instead of single/ensemble")
+    pri.add_argument("--result-set", default=None, choices=["shifts"],
+                     help="re-decide this result set (written as SET_prior) instead of single/ensemble")
     pri.add_argument("runs", nargs="+", type=pathlib.Path)
     pri.set_defaults(func=cmd_prior)
     shi = sub.add_parser("shifts", help="average finished runs' fold models over time shifts of each test clip "

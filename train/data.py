@@ -88,7 +88,8 @@ def _read_with_soundfile(path: pathlib.Path) -> np.ndarray:
     return audio.mean(axis=1).astype(np.float32)
 
 
-def _audio_files(folder: pathlib.Path) -> list[pathlib.Path]:
+def audio_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The .wav/.flac files under `folder`, sorted."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
@@ -96,7 +97,7 @@ def load_emodb(root: pathlib.Path) -> Corpus:
     """EmoDB from `<root>/emodb/wav`: name `03a01Fa.wav` = speaker 03, emotion F."""
     folder = pathlib.Path(root) / "emodb" / "wav"
     clips = []
-    for path in _audio_files(folder):
+    for path in audio_files(folder):
         code = path.stem
         if len(code) != 7 or code[5] not in EMODB_EMOTIONS:
             raise ValueError(f"{path}: not an EmoDB file name (expected e.g. 03a01Fa.wav)")
@@ -110,7 +111,7 @@ def load_ravdess(root: pathlib.Path) -> Corpus:
     """RAVDESS speech from `<root>/ravdess/Actor_*`: name `03-01-05-01-02-01-12` = emotion 05, actor 12."""
     folder = pathlib.Path(root) / "ravdess"
     clips = []
-    for path in _audio_files(folder):
+    for path in audio_files(folder):
         fields = path.stem.split("-")
         if len(fields) != 7 or fields[2] not in RAVDESS_EMOTIONS:
             raise ValueError(f"{path}: not a RAVDESS file name (expected e.g. 03-01-05-01-02-01-12)")

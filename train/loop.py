@@ -147,8 +147,14 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
                          schedule=schedule, generator=generator, desc=desc, progress=progress,
                          on_step=None if average is None else lambda: average.update_parameters(model))
     if average is not None:
-        use_average(model, average, features if crop_frames is None else features[..., :crop_frames], batch_size)
+        use_average(model, average, features if crop_frames is None else centre_window(features, crop_frames), batch_size)
     return history
+
+
+def centre_window(features: torch.Tensor, frames: int) -> torch.Tensor:
+    """[N, n_mels, frames] from the middle of longer clips [N, n_mels, T]: the window tested on."""
+    start = (features.shape[-1] - frames) // 2
+    return features[..., start : start + frames]
 
 
 def weight_average(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:

@@ -8,6 +8,7 @@ background clips to train), so no test noise is heard in training.
 """
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import zlib
 
@@ -17,16 +18,13 @@ import torch
 from edge_ser.config import FeatureConfig
 from edge_ser.features import log_mel
 
-from .data import read_audio
+from .data import audio_files, read_audio
 from .features import fix_length
-
-NOISE_SUFFIXES = (".wav", ".flac")
-
 
 def noise_files(folder: pathlib.Path) -> list[pathlib.Path]:
     """The audio files under `folder`, sorted (so a seed picks the same ones everywhere)."""
     folder = pathlib.Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in NOISE_SUFFIXES)
+    paths = audio_files(folder) if folder.is_dir() else []
     if not paths:
         raise FileNotFoundError(f"{folder}: no .wav/.flac noise files")
     return paths
@@ -38,6 +36,16 @@ def noise_segment(noise: np.ndarray, n_samples: int, rng: np.random.Generator) -
         noise = np.tile(noise, -(-n_samples // len(noise)))
     start = int(rng.integers(0, len(noise) - n_samples + 1))
     return noise[start : start + n_samples]
+
+
+def load_noises(folder: pathlib.Path) -> list[np.ndarray]:
+    """Every noise recording under `folder`, float32 [samples] at 16 kHz, in `noise_files` order."""
+    return [read_audio(p) for p in noise_files(folder)]
+
+
+def draw_noise(noises: list[np.ndarray], n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_samples] of a random recording at a random offset."""
+    return noise_segment(noises[int(rng.integers(len(noises)))], n_samples, rng)
 
 
 def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -55,6 +63,11 @@ def clip_rng(seed: int, clip: pathlib.Path) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(pathlib.Path(clip).name.encode())])
 
 
+def file_digests(paths: list[pathlib.Path]) -> set[str]:
+    """SHA-256 of each file's bytes: the same recording under two names is one recording."""
+    return {hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest() for p in paths}
+
+
 def noisy_copies(clips: list[pathlib.Path], config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
                  copies: int, snr_db: tuple[float, float], seed: int) -> torch.Tensor:
     """Log-mel [n_clips, copies, n_mels, frames]: each clip fixed to `seconds` and mixed `copies`
@@ -62,14 +75,11 @@ def noisy_copies(clips: list[pathlib.Path], config: FeatureConfig, seconds: floa
     through the runtime's extractor: what training mixes in (`loop.fit(noisy=...)`)."""
     if len(snr_db) != 2 or not snr_db[0] <= snr_db[1] or copies < 1:
         raise ValueError(f"noise: SNR range {snr_db} must be (low, high) with low <= high, copies {copies} >= 1")
-    noises = [read_audio(p) for p in noise_files(noise_dir)]
-    n_samples = config.n_samples(seconds)
+    noises, n_samples = load_noises(noise_dir), config.n_samples(seconds)
     out = []
     for clip in clips:
         rng = clip_rng(seed, clip)
         speech = fix_length(read_audio(clip), n_samples)
-        out.append(np.stack([log_mel(mix_at_snr(speech, noise_segment(noises[int(rng.integers(len(noises)))],
-                                                                      n_samples, rng),
-                                                float(rng.uniform(*snr_db))), config)
-                             for _ in range(copies)]))
+        out.append(np.stack([log_mel(mix_at_snr(speech, draw_noise(noises, n_samples, rng), float(rng.uniform(*snr_db))),
+                                     config) for _ in range(copies)]))
     return torch.from_numpy(np.stack(out))

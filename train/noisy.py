@@ -20,28 +20,22 @@ from .data import Corpus, read_audio
 from .ensemble import softmax, write_result_set
 from .features import fix_length
 from .loop import predict_logits
-from .noise import clip_rng, mix_at_snr, noise_files, noise_segment
+from .noise import clip_rng, draw_noise, file_digests, load_noises, mix_at_snr, noise_files
+from .result_sets import noisy_name
 from .rescore import check_reproduces, fold_models, scored, single_run
 from .run import clip_features, stored_config
 
 SNRS = (20.0, 10.0, 5.0, 0.0)  # dB
 
 
-def result_set(snr_db: float) -> str:
-    """"noisy_10db", "noisy_-5db", "noisy_2.5db"."""
-    return f"noisy_{snr_db:g}db"
-
-
 def noisy_corpus_features(corpus: Corpus, config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
                           snrs: tuple[float, ...], seed: int = 0) -> dict[float, torch.Tensor]:
     """{snr: log-mel [n_clips, n_mels, frames]} of every clip, fixed to `seconds`, mixed with its
     noise segment (the same segment at every SNR)."""
-    noises = [read_audio(p) for p in noise_files(noise_dir)]
-    n_samples = config.n_samples(seconds)
+    noises, n_samples = load_noises(noise_dir), config.n_samples(seconds)
     out = {snr: [] for snr in snrs}
     for clip in corpus.clips:
-        rng = clip_rng(seed, clip.path)
-        noise = noise_segment(noises[int(rng.integers(len(noises)))], n_samples, rng)
+        noise = draw_noise(noises, n_samples, clip_rng(seed, clip.path))
         speech = fix_length(read_audio(clip.path), n_samples)
         for snr in snrs:
             out[snr].append(log_mel(mix_at_snr(speech, noise, snr), config))
@@ -57,6 +51,10 @@ def score_in_noise(run_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[f
     if cfg.speaker_norm:
         raise ValueError(f"{run_dir}: speaker-normalised runs are not supported (their statistics would come "
                          "from the noisy clips)")
+    heard = file_digests(noise_files(pathlib.Path(cfg.noise_train))) if cfg.noise_train else set()
+    if heard & file_digests(noise_files(noise_dir)):
+        raise ValueError(f"{run_dir}: trained with noise from {cfg.noise_train}, which holds recordings of "
+                         f"--noise {noise_dir}: test on noise it never heard")
     clean = clip_features(cfg, corpus, cfg.seconds)
     noisy = noisy_corpus_features(corpus, cfg.feature_config(), cfg.seconds, noise_dir, snrs, seed)
     results = {snr: [] for snr in snrs}
@@ -66,6 +64,6 @@ def score_in_noise(run_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[f
             probabilities = softmax(predict_logits(model, noisy[snr][rows]).astype(np.float64))
             results[snr].append(scored(source, probabilities, len(config["labels"]), snr_db=snr,
                                        noise=str(noise_dir), noise_seed=seed))
-    return {result_set(snr): write_result_set(run_dir / result_set(snr), results[snr], config["labels"],
+    return {noisy_name(snr): write_result_set(run_dir / noisy_name(snr), results[snr], config["labels"],
                                               f"{run_dir.name}, in noise at {snr:g} dB SNR")
             for snr in snrs}

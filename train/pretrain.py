@@ -117,9 +117,9 @@ def pretrain_main(args: argparse.Namespace) -> None:
     excluded = {s for s in args.exclude_speakers.split(",") if s}
     corpus = corpus.subset([c.speaker not in excluded for c in corpus.clips])
     if args.extra_dir:
-        from .data import _audio_files
+        from .data import audio_files
 
-        corpus.clips += [Clip(p, corpus.labels[0], "extra") for p in _audio_files(args.extra_dir)]
+        corpus.clips += [Clip(p, corpus.labels[0], "extra") for p in audio_files(args.extra_dir)]
     cache = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
     x = torch.from_numpy(corpus_features(corpus, FeatureConfig(), args.seconds, cache, True))
     torch.manual_seed(args.seed)

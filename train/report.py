@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 
 from .metrics import plot_confusion, summarise
+from .result_sets import snr_of
 
 DATA_NOTES = {
     "emodb": ("EmoDB here is the processed copy in ../shared/data (every utterance cut to its first 2.0 s "
@@ -92,13 +93,13 @@ def data_label(run: dict) -> str:
 def result_sets(run_dir: pathlib.Path) -> list[str]:
     """The result sets a report looks for in a run directory: the named ones, then any
     `noisy_<snr>db` from the cleanest SNR down."""
-    noisy = [p.name for p in run_dir.glob("noisy_*db") if p.is_dir()]
-    return [*RESULT_SETS, *sorted(noisy, key=lambda name: -float(name[len("noisy_"):-len("db")]))]
+    noisy = [p.name for p in run_dir.glob("noisy_*db") if p.is_dir() and snr_of(p.name) is not None]
+    return [*RESULT_SETS, *sorted(noisy, key=lambda name: -snr_of(name))]
 
 
 def meaning(result_set: str) -> str:
-    if result_set.startswith("noisy_"):
-        return (f"the same fold models on their test clips mixed with recorded noise at {result_set[6:-2]} dB SNR "
+    if snr_of(result_set) is not None:
+        return (f"the same fold models on their test clips mixed with recorded noise at {snr_of(result_set):g} dB SNR "
                 "(python -m train noisy; train/noisy.py)")
     return RESULT_SETS[result_set]
 

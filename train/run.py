@@ -149,11 +149,11 @@ def unlabelled_features(cfg: RunConfig) -> torch.Tensor | None:
     """Log-mel [N, n_mels, frames] of every audio file under `cfg.pretrain_extra` (or None)."""
     if not cfg.pretrain_extra:
         return None
-    from .data import AUDIO_SUFFIXES
+    from .data import audio_files
     from .features import cached_log_mel
 
     folder = pathlib.Path(cfg.pretrain_extra)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    paths = audio_files(folder)
     if not paths:
         raise FileNotFoundError(f"{folder}: no .wav/.flac files for pretraining")
     return torch.from_numpy(np.stack([cached_log_mel(p, cfg.feature_config(), cfg.seconds, feature_cache(cfg))
@@ -497,6 +497,9 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
         raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
                          "augmentation beyond the time shift (the targets are the unaugmented clips'; SpecAugment "
                          "masks only with --distil-views), noise, random crops or speaker normalisation")
+    if not 0 <= cfg.ema < 1 or (cfg.ema and cfg.noise_train):
+        raise ValueError(f"--ema {cfg.ema}: needs a decay in [0, 1) (0 = off), and not with --noise-train (the "
+                         "averaged weights' BatchNorm statistics are recomputed on the clean clips)")
     if cfg.noise_train and (cfg.speaker_norm or cfg.crop_seconds is not None or cfg.extra_train or cfg.variants
                             or not 0 < cfg.noise_p <= 1):
         raise ValueError(f"--noise-train {cfg.noise_train}: one phase on the corpus's own clips (not with "
