@@ -262,7 +262,8 @@ def shift_list(text: str) -> tuple[int, ...]:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
-    print(write_report(args.name, args.runs, args.out, args.pair))
+    only = tuple(v.strip() for v in args.result_sets.split(",") if v.strip())
+    print(write_report(args.name, args.runs, args.out, args.pair, only))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -332,6 +333,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--pair", action="append", default=[], metavar="RUN=BASELINE",
                      help="also table RUN's fold UA/WA minus BASELINE's on common folds (repeatable; each side "
                           "optionally RUN:RESULT_SET, e.g. runs/x:prior)")
+    rep.add_argument("--result-sets", default="", help="comma list: report only these result sets "
+                     "(e.g. single,prior,noisy_10db; default: all found)")
     rep.add_argument("runs", nargs="+", type=pathlib.Path)
     rep.set_defaults(func=cmd_report)
     return top

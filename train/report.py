@@ -259,10 +259,15 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path, pairs: list[str] = ()) -> pathlib.Path:
-    rows = [row for run_dir in run_dirs for row in collect(pathlib.Path(run_dir))]
+def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path, pairs: list[str] = (),
+                 only: tuple[str, ...] = ()) -> pathlib.Path:
+    """Write `<out_dir>/<name>.{json,md}` and confusion PNGs for every result set of the runs (or
+    only those named in `only`)."""
+    rows = [row for run_dir in run_dirs for row in collect(pathlib.Path(run_dir))
+            if not only or row["result_set"] in only]
     if not rows:
-        raise FileNotFoundError(f"no summaries in {', '.join(map(str, run_dirs))}")
+        raise FileNotFoundError(f"no summaries{' of ' + ', '.join(only) if only else ''} in "
+                                f"{', '.join(map(str, run_dirs))}")
     pair_differences(rows, pairs)  # a bad --pair fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     for row in rows:
