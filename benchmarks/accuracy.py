@@ -172,8 +172,9 @@ def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit")) or not r.complete or snr_of(r.result_set) is not None:
-        return None  # noisy_*: test clips with noise added, not the targets' clean clips
+    if not r.model.startswith(("cnn", "deit")) or not r.complete or snr_of(r.result_set) is not None \
+            or r.result_set.startswith("shifts"):
+        return None  # noisy_*: not the targets' clean clips; shifts*: five passes per clip, not what edge-ser runs
     if "+spknorm" in r.model:
         return "speaker-normalised"
     return "ensemble" if "+ens" in r.model else "model"

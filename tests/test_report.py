@@ -207,7 +207,8 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
     rows = [accuracy_row(0.70, 0.70, model="cnn+noise"),
             accuracy_row(0.62, 0.61, model="cnn+noise", result_set="noisy_10db"),
             accuracy_row(0.41, 0.40, model="cnn+noise", result_set="noisy_0db"),
-            accuracy_row(0.99, 0.99, model="cnn", result_set="noisy_20db")]  # not a clean result: no pass
+            accuracy_row(0.99, 0.99, model="cnn", result_set="noisy_20db"),  # not a clean result: no pass
+            accuracy_row(0.98, 0.98, model="cnn", result_set="shifts")]  # five passes: not one network's result
     (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows}))
     text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
     assert "| corpus, protocol | model | clean UA % | 20 dB | 10 dB | 0 dB | source |" in text
@@ -219,5 +220,5 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
     assert 'alt="Accuracy in noise"' in (tmp_path / "report.html").read_text()
     # The clean row of the same run kept under another (earlier) file: still beside its noisy rows.
     (results / "a_clean.json").write_text(json.dumps({"name": "a_clean", "results": [rows[0]]}))
-    (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows[1:]}))
+    (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows[1:4]}))
     assert "| emodb loso | cnn+noise | 70.0 |  | 62.0 | 41.0 | `noise.json` |" in run(tmp_path, bench(0.2, 0.5, 1.6, []), results)

@@ -263,7 +263,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
     only = tuple(v.strip() for v in args.result_sets.split(",") if v.strip())
-    print(write_report(args.name, args.runs, args.out, args.pair, only))
+    print(write_report(args.name, args.runs, args.out, args.pair, only, not args.no_confusion))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -335,6 +335,8 @@ def parser() -> argparse.ArgumentParser:
                           "optionally RUN:RESULT_SET, e.g. runs/x:prior)")
     rep.add_argument("--result-sets", default="", help="comma list: report only these result sets "
                      "(e.g. single,prior,noisy_10db; default: all found)")
+    rep.add_argument("--no-confusion", action="store_true",
+                     help="write no confusion PNGs (reports of many runs; the JSON keeps every matrix)")
     rep.add_argument("runs", nargs="+", type=pathlib.Path)
     rep.set_defaults(func=cmd_report)
     return top

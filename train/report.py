@@ -260,9 +260,9 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
 
 
 def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path, pairs: list[str] = (),
-                 only: tuple[str, ...] = ()) -> pathlib.Path:
-    """Write `<out_dir>/<name>.{json,md}` and confusion PNGs for every result set of the runs (or
-    only those named in `only`)."""
+                 only: tuple[str, ...] = (), confusion_pngs: bool = True) -> pathlib.Path:
+    """Write `<out_dir>/<name>.{json,md}` and (unless `confusion_pngs` is off) confusion PNGs for
+    every result set of the runs (or only those named in `only`)."""
     rows = [row for run_dir in run_dirs for row in collect(pathlib.Path(run_dir))
             if not only or row["result_set"] in only]
     if not rows:
@@ -272,7 +272,7 @@ def write_report(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     for row in rows:
         row["train_seconds_per_protocol"] = cumulative_seconds(rows, row)
-    for row in rows:
+    for row in rows if confusion_pngs else ():
         s = row["summary"]
         model = row["model"].split("+")[0] + ("_mae" if "+MAE" in row["model"] else "") + \
             (augmentation_label(row["config"]["run"]) + data_label(row["config"]["run"])).replace("+", "_").lower()
