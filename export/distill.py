@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from train.distil import ALPHA, TEMPERATURE, kd_loss  # noqa: F401 (one loss for train and export)
-from train.loop import class_weights, cosine_lr, run_epochs, time_shift
+from train.loop import class_weights, cosine_lr, noisy_batch, run_epochs, time_shift
 
 EPOCHS = 40  # as the CNN baseline run (runs/emodb_loso_cnn)
 LR = 2e-3
@@ -34,13 +34,18 @@ def teacher_targets(teacher, batch: torch.Tensor, index: torch.Tensor) -> torch.
 def distill(student: nn.Module, teacher, features: torch.Tensor, targets: torch.Tensor, n_classes: int, *,
             epochs: int = EPOCHS, lr: float = LR, temperature: float = TEMPERATURE, alpha: float = ALPHA,
             weight_decay: float = WEIGHT_DECAY, batch_size: int = BATCH_SIZE, seed: int = 0,
-            augment: bool = True, desc: str = "distil", progress: bool = True) -> list[float]:
+            augment: bool = True, desc: str = "distil", progress: bool = True,
+            noisy: torch.Tensor | None = None, noise_p: float = 0.0) -> list[float]:
     """Train `student` in place on features [N, n_mels, frames] and class ids [N]; returns the
     mean loss per epoch. `teacher`: module or precomputed logits [N, n_classes] (then the time
-    shift augmentation is off, since the logits belong to the unshifted clips)."""
+    shift augmentation is off, since the logits belong to the unshifted clips). `noisy` [N,
+    copies, ...]: noisy copies of the clips, one of which replaces a drawn clip with chance
+    `noise_p` (a teacher module then answers for the noisy clip the student sees)."""
     precomputed = isinstance(teacher, torch.Tensor)
     if precomputed and len(teacher) != len(features):
         raise ValueError(f"teacher logits cover {len(teacher)} clips, the training set has {len(features)}")
+    if precomputed and noisy is not None:
+        raise ValueError("noisy copies need a teacher module (precomputed logits belong to the clean clips)")
     if not precomputed:
         teacher.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -51,6 +56,8 @@ def distill(student: nn.Module, teacher, features: torch.Tensor, targets: torch.
 
     def batch_loss(index: torch.Tensor) -> torch.Tensor:
         batch = features[index]
+        if noisy is not None:
+            batch = noisy_batch(batch, noisy[index], noise_p, generator)
         if augment and not precomputed:
             batch = time_shift(batch, generator)
         return kd_loss(student(batch), teacher_targets(teacher, batch, index), targets[index],

@@ -34,6 +34,10 @@ class FoldData:
     test_y: torch.Tensor
     test_speakers: list[str]
     protocol: dict  # corpus, protocol, fold, speaker_independent, seconds
+    # The teacher run's --noise-train, if it had one: noisy copies [N, copies, n_mels, frames] of
+    # the training clips (train.noise.noisy_copies) and the chance a drawn clip is replaced by one.
+    train_noisy: torch.Tensor | None = None
+    noise_p: float = 0.0
 
 
 def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, progress: bool = False) -> FoldData:
@@ -58,8 +62,15 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
     protocol = {"corpus": run["corpus"], "protocol": run["protocol"], "fold": fold, "test_speakers": speakers,
                 "speaker_independent": protocols.is_speaker_independent(run["protocol"]), "seconds": run["seconds"],
                 "n_train": len(split.train), "n_test": len(split.test)}
+    noisy = None
+    if run.get("noise_train"):
+        from train.noise import noisy_copies
+
+        protocol["noise_train"] = {k: run[k] for k in ("noise_train", "noise_snr", "noise_p", "noise_copies")}
+        noisy = noisy_copies([corpus.clips[i].path for i in split.train], feature_config, run["seconds"],
+                             pathlib.Path(run["noise_train"]), run["noise_copies"], tuple(run["noise_snr"]), run["seed"])
     return FoldData(fold, list(config["labels"]), x[split.train], y[split.train], x[split.test], y[split.test],
-                    speakers, protocol)
+                    speakers, protocol, noisy, run.get("noise_p", 0.0) if noisy is not None else 0.0)
 
 
 def teacher_arch(config: dict) -> dict:

@@ -58,13 +58,16 @@ class Recipe:
     max_folds: int | None = None  # cross-validate on the first folds only (tests)
     tflite_variants: tuple = pipeline.TFLITE_VARIANTS  # TFLite INT8 candidates (fewer: faster tests)
     ship_to: pathlib.Path = PACKAGE_MODELS
+    # Folder of noise recordings the teacher and then the students train with (train.noise;
+    # e.g. DATA/noise/background); None: clean clips only, as the shipped model so far.
+    noise_train: str | None = None
     results_to: pathlib.Path | None = RESULTS
     progress: bool = True
 
     def teacher(self, protocol: str) -> RunConfig:
         return RunConfig(corpus=self.corpus, data=self.data, protocol=protocol, model="cnn", seconds=SECONDS,
                          epochs=self.teacher_epochs, threads=1, seed=0, progress=self.progress,
-                         max_folds=self.max_folds if protocol != "all" else None)
+                         max_folds=self.max_folds if protocol != "all" else None, noise_train=self.noise_train)
 
     def settings(self) -> pipeline.Settings:
         return pipeline.Settings(epochs=self.student_epochs, widths=self.widths, labels_baseline=False,
@@ -141,6 +144,8 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
                   "parameters": student["parameters"], "teacher_parameters": teacher["parameters"],
                   "distillation": {k: v for k, v in student["distillation"].items() if k != "loss"},
                   "teacher_epochs": recipe.teacher_epochs,
+                  "noise_train": None if recipe.noise_train is None else
+                  {k: config["run"][k] for k in ("noise_train", "noise_snr", "noise_p", "noise_copies")},
                   "quantization": model_files.read_card(deployed)["quantization"]},
         "cross_validation": {**cv, "models": {MODELS[k]: {kk: v[kk] for kk in ("pooled", "per_corpus", "fold_ua_mean",
                                                                               "fold_ua_std", "confusion")}

@@ -75,9 +75,9 @@ def distill(teacher_path: pathlib.Path, out: pathlib.Path, widths=STUDENT_WIDTHS
     student.standardize.fit(data.train_x)
     history = kd.distill(student, teacher_model, data.train_x, data.train_y, len(data.labels), epochs=epochs,
                          temperature=temperature, alpha=alpha, seed=seed, desc=f"{data.name} distil",
-                         progress=progress)
+                         progress=progress, noisy=data.train_noisy, noise_p=data.noise_p)
     settings = {"epochs": epochs, "temperature": temperature, "alpha": alpha, "lr": kd.LR, "seed": seed,
-                "loss": history}
+                "noise_p": data.noise_p, "loss": history}
     card = torch_card(student, arch, data, source_of(saved["card"]), role="student",
                       teacher=str(teacher_path), teacher_parameters=saved["card"].get("parameters"),
                       distillation=settings)
@@ -100,7 +100,8 @@ def prune_model(model_path: pathlib.Path, out: pathlib.Path, teacher_path: pathl
     else:
         prune.magnitude(model, sparsity)
     history = kd.distill(model, teacher_model, data.train_x, data.train_y, len(data.labels), epochs=epochs,
-                         lr=kd.LR / 4, seed=seed, desc=f"{data.name} prune fine-tune", progress=progress) if epochs else []
+                         lr=kd.LR / 4, seed=seed, desc=f"{data.name} prune fine-tune", progress=progress,
+                         noisy=data.train_noisy, noise_p=data.noise_p) if epochs else []
     if sparsity is not None:
         prune.finalise_magnitude(model)
     pruning = {"mode": "structured" if keep is not None else "magnitude", "keep": keep, "sparsity_target": sparsity,

@@ -254,3 +254,15 @@ def test_the_chain_takes_a_single_phase_runs_checkpoint_by_default(tmp_path):
     assert trained_folds(tmp_path, "none") == ["spk-03"]
     with pytest.raises(ValueError, match="no fold has a samsg.pt checkpoint"):  # was: nothing done, exit 0
         trained_folds(tmp_path, "samsg")
+
+
+def test_students_learn_on_the_noisy_copies_their_teacher_run_trained_on():
+    x, y = features(16)
+    teacher, poisoned = tiny_cnn(seed=1)[0], torch.full((16, 2, *x.shape[1:]), float("nan"))
+    for p, reached in ((1.0, True), (1e-9, False)):
+        history = distill.distill(tiny_cnn()[0], teacher, x, y, N_CLASSES, epochs=1, batch_size=8, progress=False,
+                                  noisy=poisoned, noise_p=p)
+        assert np.isnan(history).all() == reached
+    with pytest.raises(ValueError, match="noisy copies need a teacher module"):
+        distill.distill(tiny_cnn()[0], torch.zeros(16, N_CLASSES), x, y, N_CLASSES, epochs=1, progress=False,
+                        noisy=poisoned, noise_p=1.0)

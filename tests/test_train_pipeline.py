@@ -461,6 +461,12 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     assert not np.allclose(loud, torch.softmax(torch.tensor(single["logits"]), dim=1).numpy(), atol=1e-3)
     with pytest.raises(ValueError, match="test on noise it never heard"):
         score_in_noise(run, data_dir / "noise" / "background", (10.0,))
+    # The export chain's students train in the same noise: fold_data carries the run's copies.
+    from export.folds import fold_data
+
+    fold = fold_data(run, "spk-03", str(data_dir))
+    assert fold.train_noisy.shape == (len(fold.train_x), 4, 64, 201) and fold.noise_p == 0.5
+    assert fold.protocol["noise_train"]["noise_train"] == str(data_dir / "noise" / "background")
     with pytest.raises(SystemExit, match="--ema 1.5: needs a decay in"):
         main([*common, "--out", str(tmp_path / "bad_ema"), "--ema", "1.5"])
     assert not (tmp_path / "bad_ema" / "config.json").exists()
