@@ -107,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
     from . import recipe
 
+    from train.__main__ import snr_list
+
+    p = sub.add_parser("noisy", help="score each fold's deployed file in recorded noise (export/noisy.py)")
+    p.add_argument("--export-dir", type=pathlib.Path, required=True, help="an export chain's folder (fold folders inside)")
+    p.add_argument("--name", required=True, help="results file stem, e.g. default_model_noise")
+    p.add_argument("--model", required=True, help="row label, e.g. 'cnn student INT8 ONNX (default recipe)'")
+    p.add_argument("--noise", type=pathlib.Path, default=None, help="noise folder (default: DATA/noise/household)")
+    p.add_argument("--snrs", type=snr_list, default=(20.0, 10.0, 5.0, 0.0), help="dB, comma list")
+    p.add_argument("--key", default="deployed_onnx_int8", help="result.json's key (or a file name) of the file to score")
+    p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=recipe.Recipe.out, help="work folder (resumes)")
@@ -175,6 +186,14 @@ def dispatch(args) -> object:
         return chosen
     if c == "report":
         return report.write(args.out, args.name, args.cost, args.compare)
+    if c == "noisy":
+        from train.data import default_data_root
+
+        from . import noisy
+
+        noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
+        return str(noisy.write(args.export_dir, noise, args.name, args.model, args.out, args.snrs, args.key,
+                               data=args.data))
     if c == "default":
         from . import recipe
 

@@ -90,3 +90,17 @@ def test_results_file_feeds_the_benchmark_report(shipped):
     assert not problems
     assert {r.corpus for r in rows} >= {"part_a (of part_a+part_b)"}
     assert (shipped["tmp"] / "results" / "default_model_confusion.png").stat().st_size > 0
+
+
+def test_deployed_students_are_scored_in_noise(shipped, tmp_path):
+    from export import noisy
+
+    work = shipped["tmp"] / "work"
+    md = noisy.write(work / "spk5_export", shipped["data_dir"] / "noise" / "household", "n", "student", tmp_path,
+                     (200.0, 0.0))
+    rows = json.loads(md.with_suffix(".json").read_text())["results"]
+    assert [r["result_set"] for r in rows] == ["single", "noisy_200db", "noisy_0db"]
+    # Noise 200 dB down is the clean clips: the deployed file's own card figures, through the session.
+    assert rows[1]["summary"]["pooled"] == rows[0]["summary"]["pooled"]
+    with pytest.raises(FileNotFoundError, match="no fold folders"):
+        noisy.write(tmp_path, shipped["data_dir"] / "noise" / "household", "n", "student", tmp_path)

@@ -1,0 +1,110 @@
+"""Accuracy in noise of exported model files: in every fold folder of an export chain, one model
+file (by default the deployed INT8 ONNX) scored through the runtime's own session on its fold's
+held-out clips mixed with recorded noise (the mix of `train.noisy`: one noise segment per clip,
+from a seed and the clip's name). Written as `benchmarks/results/<name>.{json,md}` rows the
+benchmark report's noise table reads: the clean figures from the cards, then one row per SNR.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+
+import numpy as np
+
+from edge_ser.config import FeatureConfig
+from edge_ser.session import open_session
+from train import metrics
+from train.data import load_corpus
+from train.features import corpus_features
+from train.noisy import SNRS, noisy_corpus_features
+from train.result_sets import noisy_name
+
+from . import model_files
+
+KEY = "deployed_onnx_int8"  # result.json's name for the file each fold deploys
+
+
+def fold_folders(export_dir: pathlib.Path) -> list[pathlib.Path]:
+    folders = sorted(p.parent for p in pathlib.Path(export_dir).glob("*/result.json"))
+    if not folders:
+        raise FileNotFoundError(f"{export_dir}: no fold folders with a result.json (run the export chain first)")
+    return folders
+
+
+def model_path(folder: pathlib.Path, key: str) -> pathlib.Path:
+    """The fold's file `key` names in result.json (e.g. the deployed INT8 ONNX), or the file `key`."""
+    name = json.loads((folder / "result.json").read_text()).get(key, key)
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (result.json names {sorted(json.loads((folder / 'result.json').read_text()))})")
+    return path
+
+
+def fold_scores(path: pathlib.Path, noisy: dict[float, np.ndarray], rows: list[int], truth: np.ndarray,
+                n_classes: int) -> dict[float, dict]:
+    """{snr: fold result (scores, confusion)} of one model file on its test rows at each SNR."""
+    session = open_session(path)
+    out = {}
+    for snr, x in noisy.items():  # "clean" too, when given
+        predicted = session(x[rows]).argmax(axis=1)
+        matrix = metrics.confusion(truth, predicted, n_classes)
+        out[snr] = {"scores": metrics.scores(matrix), "confusion": matrix.tolist()}
+    return out
+
+
+def score_export(export_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[float, ...] = SNRS, key: str = KEY,
+                 seed: int = 0, data: str | None = None) -> dict:
+    """{"labels", "run", "clean": summary, snr: summary} over every fold folder of `export_dir`."""
+    features = {}  # per teacher run: its corpus's noisy features, made once
+    per_snr, clean, labels, config = {snr: [] for snr in snrs}, [], None, None
+    for folder in fold_folders(export_dir):
+        path = model_path(folder, key)
+        card = model_files.read_card(path)
+        run_dir, fold = pathlib.Path(card["source"]["run"]), card["source"]["fold"]
+        config = json.loads((run_dir / "config.json").read_text())
+        labels = config["labels"]
+        if str(run_dir) not in features:
+            corpus = load_corpus(config["run"]["corpus"], data or config["run"].get("data"))
+            feature_config = FeatureConfig.from_dict(config["feature_config"])
+            x = {s: v.numpy() for s, v in noisy_corpus_features(corpus, feature_config, config["run"]["seconds"],
+                                                                 noise_dir, snrs, seed).items()}
+            x["clean"] = corpus_features(corpus, feature_config, config["run"]["seconds"], None)
+            features[str(run_dir)] = ({c.path.name: i for i, c in enumerate(corpus.clips)}, x)
+        row_of, noisy = features[str(run_dir)]
+        source = json.loads((run_dir / "single" / f"fold_{fold}.json").read_text())
+        rows, truth = [row_of[name] for name in source["test_clips"]], np.array(source["test_true"])
+        if list(fold_scores(path, {0.0: noisy["clean"]}, rows, truth, len(labels))[0.0]["confusion"]) != \
+                metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels)).tolist():
+            raise ValueError(f"{path}: on the clean clips it does not reproduce its card's predictions "
+                             "(other clips or features than its fold's)")
+        matrix = metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels))
+        clean.append({"scores": metrics.scores(matrix), "confusion": matrix.tolist()})
+        for snr, result in fold_scores(path, {s: noisy[s] for s in snrs}, rows, truth, len(labels)).items():
+            per_snr[snr].append(result)
+    return {"labels": labels, "run": config["run"], "clean": metrics.summarise(clean, labels),
+            **{snr: metrics.summarise(results, labels) for snr, results in per_snr.items()}}
+
+
+def write(export_dir: pathlib.Path, noise_dir: pathlib.Path, name: str, model: str, out_dir: pathlib.Path,
+          snrs: tuple[float, ...] = SNRS, key: str = KEY, seed: int = 0, data: str | None = None) -> pathlib.Path:
+    """`<out_dir>/<name>.{json,md}`: rows shaped like `train report`'s (benchmarks/accuracy.py reads them)."""
+    scored = score_export(export_dir, noise_dir, snrs, key, seed, data)
+    environment = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    rows = [{"model": model, "result_set": result_set, "n_parameters": None,
+             "summary": {**summary, "complete": True}, "config": {"run": scored["run"], "environment": environment}}
+            for result_set, summary in [("single", scored["clean"]), *((noisy_name(s), scored[s]) for s in snrs)]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps({"name": name, "export_dir": str(export_dir), "key": key,
+                                                     "noise": str(noise_dir), "noise_seed": seed, "results": rows}, indent=1))
+    lines = [f"# {name}: {model} in noise", "",
+             f"Every fold folder of `{export_dir}`: its `{key}` file through the runtime's session, on the fold's "
+             f"held-out speakers' clips mixed with the recordings of `{noise_dir}` (noise seed {seed}; one segment "
+             "per clip, the same at every SNR). Clean figures from the files' cards.", "",
+             "| test clips | UA % (pooled) | WA % | fold UA % mean ± std | folds |", "|---|---:|---:|---|---:|"]
+    for row in rows:
+        s = row["summary"]
+        lines.append(f"| {row['result_set']} | {100 * s['pooled']['ua']:.1f} | {100 * s['pooled']['wa']:.1f} | "
+                     f"{100 * s['fold_mean']['ua']:.1f} ± {100 * s['fold_std']['ua']:.1f} | {s['n_folds']} |")
+    (out_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
+    return out_dir / f"{name}.md"
