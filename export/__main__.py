@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
-    elif args.command == "default":
+    elif args.command in ("default", "noisy"):
         print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path
