@@ -467,6 +467,11 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     fold = fold_data(run, "spk-03", str(data_dir))
     assert fold.train_noisy.shape == (len(fold.train_x), 4, 64, 201) and fold.noise_p == 0.5
     assert fold.protocol["noise_train"]["noise_train"] == str(data_dir / "noise" / "background")
+    with pytest.raises(SystemExit, match="--noise-snr/--noise-p/--noise-copies: need --noise-train"):
+        main([*common, "--out", str(tmp_path / "bad_noise"), "--noise-p", "0.9"])
+    with pytest.raises(SystemExit, match="--noise-copies >= 1"):
+        main([*common, "--out", str(tmp_path / "bad_noise"), "--noise-train", str(data_dir / "noise"), "--noise-copies", "0"])
+    assert not (tmp_path / "bad_noise" / "config.json").exists()
     with pytest.raises(SystemExit, match="--ema 1.5: needs a decay in"):
         main([*common, "--out", str(tmp_path / "bad_ema"), "--ema", "1.5"])
     assert not (tmp_path / "bad_ema" / "config.json").exists()

@@ -500,10 +500,16 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if not 0 <= cfg.ema < 1 or (cfg.ema and cfg.noise_train):
         raise ValueError(f"--ema {cfg.ema}: needs a decay in [0, 1) (0 = off), and not with --noise-train (the "
                          "averaged weights' BatchNorm statistics are recomputed on the clean clips)")
+    noise_options = (tuple(cfg.noise_snr), cfg.noise_p, cfg.noise_copies)
+    defaults = RunConfig()
+    if not cfg.noise_train and noise_options != (tuple(defaults.noise_snr), defaults.noise_p, defaults.noise_copies):
+        raise ValueError("--noise-snr/--noise-p/--noise-copies: need --noise-train")
     if cfg.noise_train and (cfg.speaker_norm or cfg.crop_seconds is not None or cfg.extra_train or cfg.variants
-                            or not 0 < cfg.noise_p <= 1):
+                            or not 0 < cfg.noise_p <= 1 or cfg.noise_copies < 1 or len(cfg.noise_snr) != 2
+                            or cfg.noise_snr[0] > cfg.noise_snr[1]):
         raise ValueError(f"--noise-train {cfg.noise_train}: one phase on the corpus's own clips (not with "
-                         "--speaker-norm, --crop-seconds, --extra-train or masking variants), --noise-p in (0, 1]")
+                         "--speaker-norm, --crop-seconds, --extra-train or masking variants), --noise-p in (0, 1], "
+                         "--noise-copies >= 1, --noise-snr LOW,HIGH")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
