@@ -76,7 +76,7 @@ def score_export(export_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[
         rows, truth = [row_of[name] for name in source["test_clips"]], np.array(source["test_true"])
         if list(fold_scores(path, {0.0: noisy["clean"]}, rows, truth, len(labels))[0.0]["confusion"]) != \
                 metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels)).tolist():
-            raise ValueError(f"{path}: on the clean clips it does not reproduce its card's predictions "
+            raise ValueError(f"{path}: on the clean clips it does not reproduce its card's confusion matrix "
                              "(other clips or features than its fold's)")
         matrix = metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels))
         clean.append({"scores": metrics.scores(matrix), "confusion": matrix.tolist()})
