@@ -34,19 +34,20 @@ def fold_folders(export_dir: pathlib.Path) -> list[pathlib.Path]:
 
 def model_path(folder: pathlib.Path, key: str) -> pathlib.Path:
     """The fold's file `key` names in result.json (e.g. the deployed INT8 ONNX), or the file `key`."""
-    name = json.loads((folder / "result.json").read_text()).get(key, key)
-    path = folder / name
+    named = json.loads((folder / "result.json").read_text())
+    path = folder / named.get(key, key)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file (result.json names {sorted(json.loads((folder / 'result.json').read_text()))})")
+        raise FileNotFoundError(f"{path}: no such model file (result.json names {sorted(named)})")
     return path
 
 
 def fold_scores(path: pathlib.Path, noisy: dict[float, np.ndarray], rows: list[int], truth: np.ndarray,
                 n_classes: int) -> dict[float, dict]:
-    """{snr: fold result (scores, confusion)} of one model file on its test rows at each SNR."""
+    """{snr: fold result (scores, confusion)} of one model file on its test rows of each feature
+    set in `noisy` (keyed by SNR, and "clean")."""
     session = open_session(path)
     out = {}
-    for snr, x in noisy.items():  # "clean" too, when given
+    for snr, x in noisy.items():
         predicted = session(x[rows]).argmax(axis=1)
         matrix = metrics.confusion(truth, predicted, n_classes)
         out[snr] = {"scores": metrics.scores(matrix), "confusion": matrix.tolist()}
@@ -74,13 +75,13 @@ def score_export(export_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[
         row_of, noisy = features[str(run_dir)]
         source = json.loads((run_dir / "single" / f"fold_{fold}.json").read_text())
         rows, truth = [row_of[name] for name in source["test_clips"]], np.array(source["test_true"])
-        if list(fold_scores(path, {0.0: noisy["clean"]}, rows, truth, len(labels))[0.0]["confusion"]) != \
-                metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels)).tolist():
+        matrix = metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels))
+        scored = fold_scores(path, noisy, rows, truth, len(labels))
+        if scored.pop("clean")["confusion"] != matrix.tolist():
             raise ValueError(f"{path}: on the clean clips it does not reproduce its card's confusion matrix "
                              "(other clips or features than its fold's)")
-        matrix = metrics.confusion(truth, np.array(card["test"]["predicted"]), len(labels))
         clean.append({"scores": metrics.scores(matrix), "confusion": matrix.tolist()})
-        for snr, result in fold_scores(path, {s: noisy[s] for s in snrs}, rows, truth, len(labels)).items():
+        for snr, result in scored.items():
             per_snr[snr].append(result)
     return {"labels": labels, "run": config["run"], "clean": metrics.summarise(clean, labels),
             **{snr: metrics.summarise(results, labels) for snr, results in per_snr.items()}}

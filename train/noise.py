@@ -21,6 +21,7 @@ from edge_ser.features import log_mel
 from .data import audio_files, read_audio
 from .features import fix_length
 
+
 def noise_files(folder: pathlib.Path) -> list[pathlib.Path]:
     """The audio files under `folder`, sorted (so a seed picks the same ones everywhere)."""
     folder = pathlib.Path(folder)

@@ -23,15 +23,28 @@ from .loop import predict_logits
 from .noise import clip_rng, draw_noise, file_digests, load_noises, mix_at_snr, noise_files
 from .result_sets import noisy_name
 from .rescore import check_reproduces, fold_models, scored, single_run
-from .run import clip_features, stored_config
+from .run import clip_features
 
 SNRS = (20.0, 10.0, 5.0, 0.0)  # dB
+
+
+_LAST: dict = {}  # the last corpus's noisy features: a batch of runs on one corpus mixes its clips once
 
 
 def noisy_corpus_features(corpus: Corpus, config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
                           snrs: tuple[float, ...], seed: int = 0) -> dict[float, torch.Tensor]:
     """{snr: log-mel [n_clips, n_mels, frames]} of every clip, fixed to `seconds`, mixed with its
     noise segment (the same segment at every SNR)."""
+    key = (tuple(c.path for c in corpus.clips), config.key(), seconds, pathlib.Path(noise_dir).resolve(),
+           tuple(snrs), seed)
+    if key not in _LAST:
+        _LAST.clear()  # one corpus at a time: RAVDESS at four SNRs is ~0.5 GB
+        _LAST[key] = _mixed_features(corpus, config, seconds, noise_dir, snrs, seed)
+    return _LAST[key]
+
+
+def _mixed_features(corpus: Corpus, config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
+                    snrs: tuple[float, ...], seed: int) -> dict[float, torch.Tensor]:
     noises, n_samples = load_noises(noise_dir), config.n_samples(seconds)
     out = {snr: [] for snr in snrs}
     for clip in corpus.clips:
@@ -46,8 +59,7 @@ def score_in_noise(run_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[f
                    seed: int = 0, data: str | None = None) -> dict[str, dict]:
     """Write `<run_dir>/noisy_<snr>db/` for each SNR; returns {result set: summary}."""
     run_dir = pathlib.Path(run_dir)
-    config, corpus = single_run(run_dir, data)
-    cfg = stored_config(config, data)
+    config, cfg, corpus = single_run(run_dir, data)
     if cfg.speaker_norm:
         raise ValueError(f"{run_dir}: speaker-normalised runs are not supported (their statistics would come "
                          "from the noisy clips)")

@@ -11,7 +11,7 @@ import torch
 
 from . import metrics
 from .data import Corpus, load_corpus
-from .run import load_fold_model, quick_corpus, read_run_config, stored_config
+from .run import RunConfig, load_fold_model, quick_corpus, read_run_config, stored_config
 
 # The saved logits have 4 decimals; the same model on the same features reproduces them to this.
 REPRODUCED = 2e-3
@@ -30,8 +30,9 @@ def check_reproduces(source: dict, logits: np.ndarray, where: str) -> None:
                          "(another checkpoint or other features than the run's)")
 
 
-def single_run(run_dir: pathlib.Path, data: str | None = None) -> tuple[dict, Corpus]:
-    """(config.json, corpus as the run read it) of a run with one model per fold, else ValueError."""
+def single_run(run_dir: pathlib.Path, data: str | None = None) -> tuple[dict, RunConfig, Corpus]:
+    """(config.json, its RunConfig, corpus as the run read it) of a run with one model per fold,
+    else ValueError."""
     config = read_run_config(run_dir)
     run = config["run"]
     if run.get("ensemble_of"):
@@ -40,7 +41,7 @@ def single_run(run_dir: pathlib.Path, data: str | None = None) -> tuple[dict, Co
         raise ValueError(f"{run_dir}: runs with masking variants are not supported (one model per fold only)")
     cfg = stored_config(config, data)
     corpus = load_corpus(cfg.corpus, cfg.data)
-    return config, quick_corpus(corpus) if cfg.quick else corpus
+    return config, cfg, quick_corpus(corpus) if cfg.quick else corpus
 
 
 def fold_models(run_dir: pathlib.Path, config: dict, corpus: Corpus) -> Iterator[tuple[dict, torch.nn.Module, list[int], str]]:

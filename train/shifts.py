@@ -18,7 +18,7 @@ import torch
 from .ensemble import softmax, write_result_set
 from .loop import predict_logits
 from .rescore import check_reproduces, fold_models, scored, single_run
-from .run import clip_features, stored_config
+from .run import clip_features
 
 RESULT_SET = "shifts"
 SHIFTS = (-20, -10, 0, 10, 20)  # frames (10 ms each): the training shift's range
@@ -34,8 +34,8 @@ def shift_averaged(model: torch.nn.Module, x: torch.Tensor, shifts: tuple[int, .
 def average_over_shifts(run_dir: pathlib.Path, shifts: tuple[int, ...] = SHIFTS, data: str | None = None) -> dict:
     """Write `<run_dir>/shifts/` (fold JSONs, summary, confusion PNG); returns the summary."""
     run_dir = pathlib.Path(run_dir)
-    config, corpus = single_run(run_dir, data)
-    x = clip_features(stored_config(config, data), corpus, config["run"]["seconds"])  # speaker-normalised if the run was
+    config, cfg, corpus = single_run(run_dir, data)
+    x = clip_features(cfg, corpus, cfg.seconds)  # speaker-normalised if the run was
     results = []
     for source, model, rows, where in fold_models(run_dir, config, corpus):
         check_reproduces(source, predict_logits(model, x[rows]), where)
