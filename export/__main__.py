@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where default.onnx/.tflite and the card go (default: edge_ser/models)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
     p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
+    p.add_argument("--widths", type=widths, default=steps.STUDENT_WIDTHS, help="student widths (default %(default)s)")
+    p.add_argument("--results-name", default="default_model",
+                   help="stem of the figures in benchmarks/results (another name for a recipe you do not ship)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "
                    "with (e.g. DATA/noise/background; default: clean clips only)")
     return parser
@@ -199,7 +202,8 @@ def dispatch(args) -> object:
 
         card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=args.ship_to,
                                          teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                                         noise_train=args.noise_train))
+                                         widths=args.widths, noise_train=args.noise_train,
+                                         results_name=args.results_name))
         shipped = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]
         return (f"{args.ship_to / card['files']['onnx']['name']}: cross-validated UA {100 * shipped['ua']:.1f}% "
                 f"WA {100 * shipped['wa']:.1f}% (card {args.ship_to / 'default.card.json'})")

@@ -62,12 +62,27 @@ class Recipe:
     # e.g. DATA/noise/background); None: clean clips only, as the shipped model so far.
     noise_train: str | None = None
     results_to: pathlib.Path | None = RESULTS
+    results_name: str = "default_model"  # file stem in results_to: another for a recipe not shipped
     progress: bool = True
 
     def teacher(self, protocol: str) -> RunConfig:
         return RunConfig(corpus=self.corpus, data=self.data, protocol=protocol, model="cnn", seconds=SECONDS,
                          epochs=self.teacher_epochs, threads=1, seed=0, progress=self.progress,
                          max_folds=self.max_folds if protocol != "all" else None, noise_train=self.noise_train)
+
+    def command(self) -> str:
+        """The `python -m export default` line that builds this recipe (options that differ from
+        the defaults only), for the card."""
+        def text(value) -> str:
+            return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+        options = (("--teacher-epochs", self.teacher_epochs, TEACHER_EPOCHS),
+                   ("--student-epochs", self.student_epochs, STUDENT_EPOCHS),
+                   ("--widths", self.widths, steps.STUDENT_WIDTHS), ("--noise-train", self.noise_train, None))
+        parts = ["python -m export default"]
+        parts += [f"{flag} {text(value)}" for flag, value, default in options
+                  if value is not None and text(value) != text(default)]
+        return " ".join(parts)
 
     def settings(self) -> pipeline.Settings:
         return pipeline.Settings(epochs=self.student_epochs, widths=self.widths, labels_baseline=False,
@@ -150,7 +165,7 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
         "cross_validation": {**cv, "models": {MODELS[k]: {kk: v[kk] for kk in ("pooled", "per_corpus", "fold_ua_mean",
                                                                               "fold_ua_std", "confusion")}
                                               for k, v in cv["models"].items()}},
-        "recipe": "python -m export default", "cost": cost,
+        "recipe": recipe.command(), "cost": cost,
     }
 
 
@@ -203,5 +218,5 @@ def main(recipe: Recipe) -> dict:
     if recipe.results_to is not None:
         from .recipe_report import write_results
 
-        write_results(card, recipe.results_to)
+        write_results(card, recipe.results_to, recipe.results_name)
     return card

@@ -34,7 +34,7 @@ def rows(card: dict) -> list[dict]:
     return out
 
 
-def markdown(card: dict) -> str:
+def markdown(card: dict, name: str = NAME) -> str:
     cv, files = card["cross_validation"], card.get("files", {})
     corpora = sorted({c for s in cv["models"].values() for c in s["per_corpus"]})
     lines = [f"# The default model (`edge_ser/models/default.onnx`), {card['date']}", "",
@@ -55,20 +55,22 @@ def markdown(card: dict) -> str:
         for f in files.values()) + f" ({card.get('latency_note', '')}).", "",
         f"Cost: cross-validation {card['cost']['cv_thread_seconds'] / 60:.0f} min and the shipped model "
         f"{card['cost']['all_thread_seconds'] / 60:.0f} min of one CPU thread ({card['cost']['machine']}).", "",
-        f"Licence: {card['licence']}", "", f"Confusion matrix of the shipped INT8 model's recipe: [{NAME}_confusion.png]({NAME}_confusion.png)"]
+        f"Licence: {card['licence']}", "", f"Confusion matrix of the shipped INT8 model's recipe: [{name}_confusion.png]({name}_confusion.png)"]
     return "\n".join(lines) + "\n"
 
 
-def write_results(card: dict, results_dir: pathlib.Path) -> pathlib.Path:
+def write_results(card: dict, results_dir: pathlib.Path, name: str = NAME) -> pathlib.Path:
+    """-> results_dir/<name>.json, with the markdown and confusion PNG beside it; a recipe that is
+    not the shipped one (another student, other noise) writes under its own `name`."""
     results_dir = pathlib.Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{NAME}.json"
-    write_json(path, {"name": NAME, "results": rows(card), "card": card})
+    path = results_dir / f"{name}.json"
+    write_json(path, {"name": name, "results": rows(card), "card": card})
     staged = path.with_suffix(".md.tmp")
-    staged.write_text(markdown(card))
+    staged.write_text(markdown(card, name))
     staged.replace(path.with_suffix(".md"))
     shipped = next(s for m, s in card["cross_validation"]["models"].items() if "shipped" in m and "ONNX" in m)
     metrics.plot_confusion(np.array(shipped["confusion"]), card["cross_validation"]["labels"],
-                           results_dir / f"{NAME}_confusion.png",
+                           results_dir / f"{name}_confusion.png",
                            f"default model (INT8 ONNX recipe), spk5 CV: UA {100 * shipped['pooled']['ua']:.1f}%")
     return path
