@@ -121,13 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=recipe.Recipe.out, help="work folder (resumes)")
-    p.add_argument("--ship-to", type=pathlib.Path, default=recipe.PACKAGE_MODELS,
-                   help="where default.onnx/.tflite and the card go (default: edge_ser/models)")
+    p.add_argument("--ship-to", type=pathlib.Path, default=None,
+                   help="where default.onnx/.tflite and the card go (default: edge_ser/models; OUT/ship with --candidate)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
     p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
     p.add_argument("--widths", type=widths, default=steps.STUDENT_WIDTHS, help="student widths (default %(default)s)")
-    p.add_argument("--results-name", default="default_model",
-                   help="stem of the figures in benchmarks/results (another name for a recipe you do not ship)")
+    p.add_argument("--candidate", default=None, help="build and score the recipe without shipping it: figures as "
+                   "benchmarks/results/default_model_CANDIDATE.*, files in --ship-to (e.g. noise_e48)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "
                    "with (e.g. DATA/noise/background; default: clean clips only)")
     return parser
@@ -200,13 +200,14 @@ def dispatch(args) -> object:
     if c == "default":
         from . import recipe
 
-        card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=args.ship_to,
+        ship_to = args.ship_to or (args.out / "ship" if args.candidate else recipe.PACKAGE_MODELS)
+        card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=ship_to,
                                          teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                                          widths=args.widths, noise_train=args.noise_train,
-                                         results_name=args.results_name))
+                                         candidate=args.candidate))
         shipped = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]
-        return (f"{args.ship_to / card['files']['onnx']['name']}: cross-validated UA {100 * shipped['ua']:.1f}% "
-                f"WA {100 * shipped['wa']:.1f}% (card {args.ship_to / 'default.card.json'})")
+        return (f"{ship_to / card['files']['onnx']['name']}: cross-validated UA {100 * shipped['ua']:.1f}% "
+                f"WA {100 * shipped['wa']:.1f}% (card {ship_to / 'default.card.json'})")
     raise AssertionError(c)
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 import time
@@ -62,13 +63,23 @@ class Recipe:
     # e.g. DATA/noise/background); None: clean clips only, as the shipped model so far.
     noise_train: str | None = None
     results_to: pathlib.Path | None = RESULTS
-    results_name: str = "default_model"  # file stem in results_to: another for a recipe not shipped
+    # A candidate recipe (e.g. "noise_e48") is built and scored but not shipped: its files go to
+    # `ship_to` (give one outside the package), its figures to default_model_<candidate>.* and
+    # its rows read "would ship"; building the same recipe again without it ships (it resumes).
+    candidate: str | None = None
     progress: bool = True
 
     def teacher(self, protocol: str) -> RunConfig:
         return RunConfig(corpus=self.corpus, data=self.data, protocol=protocol, model="cnn", seconds=SECONDS,
                          epochs=self.teacher_epochs, threads=1, seed=0, progress=self.progress,
                          max_folds=self.max_folds if protocol != "all" else None, noise_train=self.noise_train)
+
+    def __post_init__(self):
+        if self.candidate is not None:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.candidate):
+                raise ValueError(f"candidate name must be letters, digits, '_', '.' or '-', got {self.candidate!r}")
+            if pathlib.Path(self.ship_to).resolve() == PACKAGE_MODELS.resolve():
+                raise ValueError(f"a candidate ({self.candidate}) is not shipped: give --ship-to outside {PACKAGE_MODELS}")
 
     def command(self) -> str:
         """The `python -m export default` line that builds this recipe (options that differ from
@@ -165,7 +176,7 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
         "cross_validation": {**cv, "models": {MODELS[k]: {kk: v[kk] for kk in ("pooled", "per_corpus", "fold_ua_mean",
                                                                               "fold_ua_std", "confusion")}
                                               for k, v in cv["models"].items()}},
-        "recipe": recipe.command(), "cost": cost,
+        "recipe": recipe.command(), "candidate": recipe.candidate, "cost": cost,
     }
 
 
@@ -218,5 +229,5 @@ def main(recipe: Recipe) -> dict:
     if recipe.results_to is not None:
         from .recipe_report import write_results
 
-        write_results(card, recipe.results_to, recipe.results_name)
+        write_results(card, recipe.results_to)
     return card

@@ -1,6 +1,7 @@
 """The default model's cross-validated figures as benchmarks/results/default_model.{json,md,png}:
 rows in the accuracy-table shape `benchmarks/accuracy.py` reads, a short markdown table and the
-pooled confusion matrix of the shipped INT8 model."""
+pooled confusion matrix of the shipped INT8 model. A candidate recipe (card["candidate"], not
+shipped) writes default_model_<candidate>.* and its rows say "would ship"."""
 from __future__ import annotations
 
 import pathlib
@@ -11,6 +12,18 @@ from train import metrics
 from train.run import write_json
 
 NAME = "default_model"
+
+
+def name_of(card: dict) -> str:
+    """Results file stem: default_model, or default_model_<candidate>."""
+    return NAME if card.get("candidate") is None else f"{NAME}_{card['candidate']}"
+
+
+def model_label(card: dict, model: str) -> str:
+    """A candidate's rows must not read as the packaged model's in the accuracy table."""
+    if card.get("candidate") is None:
+        return model
+    return f"{model.replace('(shipped)', '(would ship)')} [{card['candidate']}]"
 
 
 def rows(card: dict) -> list[dict]:
@@ -26,7 +39,7 @@ def rows(card: dict) -> list[dict]:
             if pooled:
                 summary.update(fold_mean={"ua": s["fold_ua_mean"]}, fold_std={"ua": s["fold_ua_std"]},
                                pooled_confusion=s.get("confusion", []))
-            out.append({"model": model, "result_set": "default recipe",
+            out.append({"model": model_label(card, model), "result_set": "default recipe",
                         "n_parameters": card["model"]["teacher_parameters" if "teacher" in model else "parameters"],
                         "summary": summary,
                         "config": {"run": {"corpus": corpus, "protocol": "spk5"}, "environment": {"date": card["date"]}},
@@ -34,10 +47,12 @@ def rows(card: dict) -> list[dict]:
     return out
 
 
-def markdown(card: dict, name: str = NAME) -> str:
-    cv, files = card["cross_validation"], card.get("files", {})
+def markdown(card: dict) -> str:
+    cv, files, name = card["cross_validation"], card.get("files", {}), name_of(card)
     corpora = sorted({c for s in cv["models"].values() for c in s["per_corpus"]})
-    lines = [f"# The default model (`edge_ser/models/default.onnx`), {card['date']}", "",
+    title = ("The default model (`edge_ser/models/default.onnx`)" if card.get("candidate") is None else
+             f"A candidate default recipe, `{card['candidate']}` (not shipped)")
+    lines = [f"# {title}, {card['date']}", "",
              f"Recipe: `{card['recipe']}`. {card['task']}; labels: {', '.join(cv['labels'])}.", "",
              f"Cross-validation: {cv['protocol']}. Scores pool the test speakers of the folds "
              f"({', '.join(cv['folds'])}); every fold ran the whole recipe (teacher, distillation, INT8) "
@@ -48,26 +63,25 @@ def markdown(card: dict, name: str = NAME) -> str:
         params = card["model"]["teacher_parameters" if "teacher" in model else "parameters"]
         p = s["pooled"]
         per = " | ".join(f"{100 * s['per_corpus'][c]['ua']:.1f} / {100 * s['per_corpus'][c]['wa']:.1f}" for c in corpora)
-        lines.append(f"| {model} | {params / 1e3:.1f} k | {100 * p['ua']:.1f} | {100 * p['wa']:.1f} | "
+        lines.append(f"| {model_label(card, model)} | {params / 1e3:.1f} k | {100 * p['ua']:.1f} | {100 * p['wa']:.1f} | "
                      f"{100 * p['macro_f1']:.1f} | {100 * s['fold_ua_mean']:.1f} ± {100 * s['fold_ua_std']:.1f} | {per} |")
-    lines += ["", "Shipped files: " + ", ".join(
+    lines += ["", ("Shipped files: " if card.get("candidate") is None else "Files it would ship: ") + ", ".join(
         f"`{f['name']}` {f['size_bytes'] / 1024:.0f} KB, {f['latency_ms']['median_ms']:.2f} ms median"
         for f in files.values()) + f" ({card.get('latency_note', '')}).", "",
         f"Cost: cross-validation {card['cost']['cv_thread_seconds'] / 60:.0f} min and the shipped model "
         f"{card['cost']['all_thread_seconds'] / 60:.0f} min of one CPU thread ({card['cost']['machine']}).", "",
-        f"Licence: {card['licence']}", "", f"Confusion matrix of the shipped INT8 model's recipe: [{name}_confusion.png]({name}_confusion.png)"]
+        f"Licence: {card['licence']}", "", f"Confusion matrix of the INT8 model's recipe: [{name}_confusion.png]({name}_confusion.png)"]
     return "\n".join(lines) + "\n"
 
 
-def write_results(card: dict, results_dir: pathlib.Path, name: str = NAME) -> pathlib.Path:
-    """-> results_dir/<name>.json, with the markdown and confusion PNG beside it; a recipe that is
-    not the shipped one (another student, other noise) writes under its own `name`."""
-    results_dir = pathlib.Path(results_dir)
+def write_results(card: dict, results_dir: pathlib.Path) -> pathlib.Path:
+    """-> results_dir/<name_of(card)>.json, with the markdown and confusion PNG beside it."""
+    results_dir, name = pathlib.Path(results_dir), name_of(card)
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"{name}.json"
     write_json(path, {"name": name, "results": rows(card), "card": card})
     staged = path.with_suffix(".md.tmp")
-    staged.write_text(markdown(card, name))
+    staged.write_text(markdown(card))
     staged.replace(path.with_suffix(".md"))
     shipped = next(s for m, s in card["cross_validation"]["models"].items() if "shipped" in m and "ONNX" in m)
     metrics.plot_confusion(np.array(shipped["confusion"]), card["cross_validation"]["labels"],

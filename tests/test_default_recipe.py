@@ -47,7 +47,7 @@ def shipped(data_dir, tmp_path_factory):
                          ship_to=tmp / "models",
                          results_to=tmp / "results", progress=False)
     card = recipe.main(spec)
-    return {"card": card, "tmp": tmp, "data_dir": data_dir}
+    return {"card": card, "tmp": tmp, "data_dir": data_dir, "spec": spec}
 
 
 def test_ships_onnx_and_tflite_carrying_the_card(shipped):
@@ -90,6 +90,28 @@ def test_results_file_feeds_the_benchmark_report(shipped):
     assert not problems
     assert {r.corpus for r in rows} >= {"part_a (of part_a+part_b)"}
     assert (shipped["tmp"] / "results" / "default_model_confusion.png").stat().st_size > 0
+
+
+def test_a_candidate_is_scored_under_its_own_name_and_not_shipped(shipped, tmp_path):
+    """The same recipe as a candidate (it resumes the built stages): its files and figures go
+    elsewhere, and its rows cannot be read as the packaged model's."""
+    import dataclasses
+
+    from export import recipe
+
+    spec = dataclasses.replace(shipped["spec"], ship_to=tmp_path / "ship", results_to=tmp_path, candidate="small")
+    card = recipe.main(spec)
+    assert card["candidate"] == "small" and (tmp_path / "ship" / "default.onnx").exists()
+    assert card["recipe"] == "python -m export default --teacher-epochs 1 --student-epochs 1 --widths 4,8,8,8"
+    text = (tmp_path / "default_model_small.md").read_text()
+    assert "not shipped" in text and "(shipped)" not in text and "INT8 ONNX (would ship) [small]" in text
+    rows = json.loads((tmp_path / "default_model_small.json").read_text())["results"]
+    assert all(r["model"].endswith("[small]") for r in rows)
+    assert not (tmp_path / "default_model.json").exists()
+    with pytest.raises(ValueError, match="not shipped"):
+        dataclasses.replace(spec, ship_to=recipe.PACKAGE_MODELS)
+    with pytest.raises(ValueError, match="candidate name"):
+        dataclasses.replace(spec, candidate="a/b")
 
 
 def test_deployed_students_are_scored_in_noise(shipped, tmp_path):
