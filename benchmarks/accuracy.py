@@ -14,7 +14,7 @@ import dataclasses
 import json
 import pathlib
 
-from train.result_sets import snr_of
+from train.result_sets import NOISE, Degradation, degraded
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -172,9 +172,9 @@ def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit")) or not r.complete or snr_of(r.result_set) is not None \
+    if not r.model.startswith(("cnn", "deit")) or not r.complete or degraded(r.result_set) \
             or r.result_set.startswith("shifts"):
-        return None  # noisy_*: not the targets' clean clips; shifts*: five passes per clip, not what edge-ser runs
+        return None  # noisy_*, reverb_*: not the targets' clean clips; shifts*: five passes per clip, not what edge-ser runs
     if "+spknorm" in r.model:
         return "speaker-normalised"
     return "ensemble" if "+ens" in r.model else "model"
@@ -201,20 +201,22 @@ def target_lines(rows: list[AccuracyRow]) -> list[str]:
     return out
 
 
-def noise_lines(rows: list[AccuracyRow]) -> list[str]:
-    """Markdown table: every model with `noisy_<snr>db` result sets (`python -m train noisy`), its
-    clean UA beside its UA at each SNR, cleanest first ([] when none). The clean row is looked up
-    across all files: the same run's clean result may be kept under another results file."""
-    noisy = [r for r in rows if snr_of(r.result_set) is not None]
-    if not noisy:
+def degraded_lines(rows: list[AccuracyRow], kind: Degradation = NOISE) -> list[str]:
+    """Markdown table: every model with result sets of degradation `kind` (`python -m train noisy`
+    or `reverb`), its clean UA beside its UA at each level, cleanest first ([] when none). The
+    clean row is looked up across all files: the same run's clean result may be kept under
+    another results file."""
+    mine = [r for r in rows if kind.value_of(r.result_set) is not None]
+    if not mine:
         return []
-    snrs = sorted({snr_of(r.result_set) for r in noisy}, reverse=True)
-    out = ["| corpus, protocol | model | clean UA % | " + " | ".join(f"{s:g} dB" for s in snrs) + " | source |",
-           "|---|---|---:|" + "---:|" * len(snrs) + "---|"]
-    for source, corpus, protocol, model in dict.fromkeys((r.source, r.corpus, r.protocol, r.model) for r in noisy):
-        at = {snr_of(r.result_set): r for r in noisy if (r.source, r.corpus, r.protocol, r.model) == (source, corpus, protocol, model)}
+    levels = sorted({kind.value_of(r.result_set) for r in mine}, reverse=kind.cleaner_above)
+    out = ["| corpus, protocol | model | clean UA % | " + " | ".join(kind.column(v) for v in levels) + " | source |",
+           "|---|---|---:|" + "---:|" * len(levels) + "---|"]
+    for source, corpus, protocol, model in dict.fromkeys((r.source, r.corpus, r.protocol, r.model) for r in mine):
+        at = {kind.value_of(r.result_set): r for r in mine
+              if (r.source, r.corpus, r.protocol, r.model) == (source, corpus, protocol, model)}
         clean = clean_row(rows, corpus, protocol, model)
-        cells = [_pct(at[s].ua) if s in at else "" for s in snrs]
+        cells = [_pct(at[v].ua) if v in at else "" for v in levels]
         out.append(f"| {corpus} {protocol} | {model} | {'' if clean is None else _pct(clean.ua)} | "
                    + " | ".join(cells) + f" | `{source}` |")
     return out

@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmarks import accuracy
 from benchmarks.feature_impls import NUMPY_PATHS
+from train.result_sets import DEGRADATIONS, NOISE, REVERB
 
 TARGET_CLIP_SECONDS = 3  # the issue states the extractor's and end-to-end targets on a 3 s clip
 E2E_P95_TARGET_MS = 24.0  # end-to-end p95 on the device (Raspberry Pi 4 core)
@@ -314,11 +315,13 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
                   "the same test folds: optimistic. Kinds: "
                   + "; ".join(f"{k}: {v}" for k, v in accuracy.KINDS.items()) + ".", "",
                   *accuracy.target_lines(acc_rows), ""]
-    noise = accuracy.noise_lines(acc_rows)
-    if noise:
-        lines += ["In noise: the same fold models on their test clips mixed with recorded household noise at each "
-                  "SNR (python -m train noisy; a `+noise` model trained with other noise recordings). UA % pooled.",
-                  "", *noise, ""]
+    intro = {NOISE: "In noise: the same fold models on their test clips mixed with recorded household noise at "
+                    "each SNR (python -m train noisy; a `+noise` model trained with other noise recordings).",
+             REVERB: "In reverberant rooms: the same fold models on their test clips convolved with a simulated "
+                     "room impulse response of each RT60 (python -m train reverb; train/reverb.py)."}
+    for kind in DEGRADATIONS:
+        table = accuracy.degraded_lines(acc_rows, kind)
+        lines += [f"{intro[kind]} UA % pooled.", "", *table, ""] if table else []
     lines += accuracy.table(acc_rows) if acc_rows else ["No accuracy results found."]
     lines += [""] + [f"- {p}" for p in acc_problems] + ([""] if acc_problems else [])
     lines += ["UA = unweighted accuracy (mean per-class recall), pooled over the folds' predictions. "

@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from benchmarks import accuracy, report
-from train.result_sets import snr_of
+from train.result_sets import DEGRADATIONS, NOISE, REVERB, Degradation, degraded
 
 MAX_CONFUSIONS = 8  # confusion matrices shown: the best result per (corpus, model)
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -147,27 +147,29 @@ def tradeoff_plot(rows: list) -> str | None:
     return _png(fig)
 
 
-def noise_plot(rows: list) -> str | None:
-    """UA against SNR for every model with `noisy_*` result sets, clean at the right; one panel
-    per corpus and protocol."""
+def degraded_plot(rows: list, kind: Degradation = NOISE) -> str | None:
+    """UA against the level of degradation `kind` for every model with such result sets, the clean
+    clips beside the cleanest level; one panel per corpus and protocol."""
     import matplotlib.pyplot as plt
 
-    noisy = [r for r in rows if snr_of(r.result_set) is not None]
-    panels = sorted({(r.corpus, r.protocol) for r in noisy})
+    mine = [r for r in rows if kind.value_of(r.result_set) is not None]
+    panels = sorted({(r.corpus, r.protocol) for r in mine})
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (corpus, protocol) in zip(axes[0], panels):
-        mine = [r for r in noisy if (r.corpus, r.protocol) == (corpus, protocol)]
-        clean_at = 5 + max(snr_of(r.result_set) for r in mine)
-        for source, model in dict.fromkeys((r.source, r.model) for r in mine):
-            points = sorted((snr_of(r.result_set), 100 * r.ua) for r in mine if (r.source, r.model) == (source, model))
+        here = [r for r in mine if (r.corpus, r.protocol) == (corpus, protocol)]
+        levels = [kind.value_of(r.result_set) for r in here]
+        # SNR: clean one step past the highest; RT60: clean is 0 s.
+        clean_at = max(levels) + 5 if kind.cleaner_above else 0.0
+        for source, model in dict.fromkeys((r.source, r.model) for r in here):
+            points = sorted((kind.value_of(r.result_set), 100 * r.ua) for r in here if (r.source, r.model) == (source, model))
             clean = accuracy.clean_row(rows, corpus, protocol, model)
-            points += [] if clean is None else [(clean_at, 100 * clean.ua)]
+            points = sorted(points + ([] if clean is None else [(clean_at, 100 * clean.ua)]))
             ax.plot(*zip(*points), marker="o", label=model)
-        ax.set_xlabel(f"SNR (dB); clean at {clean_at:g}")
+        ax.set_xlabel(f"{kind.axis}; clean at {clean_at:g}")
         ax.set_ylabel("UA % (pooled)")
-        ax.set_title(f"{corpus} {protocol}: in household noise", fontsize=10)
+        ax.set_title(f"{corpus} {protocol}: {kind.scene}", fontsize=10)
         ax.legend(fontsize=6)
     return _png(fig)
 
@@ -208,12 +210,17 @@ def plots(bench: dict, acc_rows: list) -> tuple[list[tuple[str, str]], str | Non
     except ImportError:
         return [], "matplotlib is not installed: no plots (pip install matplotlib)"
     out = []
-    clean = [r for r in acc_rows if snr_of(r.result_set) is None]
+    clean = [r for r in acc_rows if not degraded(r.result_set)]
     for caption, fn, arg in (("End-to-end latency", latency_plot, bench), ("Features and VAD", timing_plot, bench),
-                             ("Accuracy vs parameters", tradeoff_plot, clean), ("Accuracy in noise", noise_plot, acc_rows)):
+                             ("Accuracy vs parameters", tradeoff_plot, clean)):
         image = fn(arg)
         if image:
             out.append((caption, image))
+    captions = {NOISE: "Accuracy in noise", REVERB: "Accuracy in reverberant rooms"}
+    for kind in DEGRADATIONS:
+        image = degraded_plot(acc_rows, kind)
+        if image:
+            out.append((captions[kind], image))
     out += [(f"Confusion matrix: {c}", image) for c, image in confusion_plots(clean)]
     return out, None
 

@@ -107,17 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
     from . import recipe
 
-    from train.__main__ import snr_list
+    from train.__main__ import rt60_list, snr_list
 
-    p = sub.add_parser("noisy", help="score each fold's deployed file in recorded noise (export/noisy.py)")
-    p.add_argument("--export-dir", type=pathlib.Path, required=True, help="an export chain's folder (fold folders inside)")
-    p.add_argument("--name", required=True, help="results file stem, e.g. default_model_noise")
-    p.add_argument("--model", required=True, help="row label, e.g. 'cnn student INT8 ONNX (default recipe)'")
-    p.add_argument("--noise", type=pathlib.Path, default=None, help="noise folder (default: DATA/noise/household)")
-    p.add_argument("--snrs", type=snr_list, default=(20.0, 10.0, 5.0, 0.0), help="dB, comma list")
-    p.add_argument("--key", default="deployed_onnx_int8", help="result.json's key (or a file name) of the file to score")
-    p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
-    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    for command, what in (("noisy", "in recorded noise"), ("reverb", "in simulated reverberant rooms")):
+        p = sub.add_parser(command, help=f"score each fold's deployed file {what} (export/degraded.py)")
+        p.add_argument("--export-dir", type=pathlib.Path, required=True, help="an export chain's folder (fold folders inside)")
+        p.add_argument("--name", required=True, help=f"results file stem, e.g. default_model_{command}")
+        p.add_argument("--model", required=True, help="row label, e.g. 'cnn student INT8 ONNX (default recipe)'")
+        if command == "noisy":
+            p.add_argument("--noise", type=pathlib.Path, default=None, help="noise folder (default: DATA/noise/household)")
+            p.add_argument("--snrs", type=snr_list, default=(20.0, 10.0, 5.0, 0.0), help="dB, comma list")
+        else:
+            p.add_argument("--rt60", type=rt60_list, default=(0.3, 0.6, 0.9), help="seconds, comma list")
+        p.add_argument("--seed", type=int, default=0, help="which noise segment or room each clip gets")
+        p.add_argument("--key", default="deployed_onnx_int8", help="result.json's key (or a file name) of the file to score")
+        p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+        p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=recipe.Recipe.out, help="work folder (resumes)")
@@ -189,14 +194,17 @@ def dispatch(args) -> object:
         return chosen
     if c == "report":
         return report.write(args.out, args.name, args.cost, args.compare)
-    if c == "noisy":
+    if c in ("noisy", "reverb"):
         from train.data import default_data_root
 
-        from . import noisy
+        from . import degraded
 
-        noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
-        return str(noisy.write(args.export_dir, noise, args.name, args.model, args.out, args.snrs, args.key,
-                               data=args.data))
+        if c == "noisy":
+            noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
+            condition = degraded.in_noise(noise, args.snrs, args.seed)
+        else:
+            condition = degraded.in_rooms(args.rt60, args.seed)
+        return str(degraded.write(args.export_dir, condition, args.name, args.model, args.out, args.key, args.data))
     if c == "default":
         from . import recipe
 
@@ -223,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
-    elif args.command in ("default", "noisy"):
+    elif args.command in ("default", "noisy", "reverb"):
         print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path

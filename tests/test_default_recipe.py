@@ -114,15 +114,17 @@ def test_a_candidate_is_scored_under_its_own_name_and_not_shipped(shipped, tmp_p
         dataclasses.replace(spec, candidate="a/b")
 
 
-def test_deployed_students_are_scored_in_noise(shipped, tmp_path):
-    from export import noisy
+def test_deployed_students_are_scored_in_noise_and_in_rooms(shipped, tmp_path):
+    from export import degraded
 
-    work = shipped["tmp"] / "work"
-    md = noisy.write(work / "spk5_export", shipped["data_dir"] / "noise" / "household", "n", "student", tmp_path,
-                     (200.0, 0.0))
+    work, noise = shipped["tmp"] / "work", shipped["data_dir"] / "noise" / "household"
+    md = degraded.write(work / "spk5_export", degraded.in_noise(noise, (200.0, 0.0)), "n", "student", tmp_path)
     rows = json.loads(md.with_suffix(".json").read_text())["results"]
     assert [r["result_set"] for r in rows] == ["single", "noisy_200db", "noisy_0db"]
     # Noise 200 dB down is the clean clips: the deployed file's own card figures, through the session.
     assert rows[1]["summary"]["pooled"] == rows[0]["summary"]["pooled"]
+    md = degraded.write(work / "spk5_export", degraded.in_rooms((0.6,)), "r", "student", tmp_path)
+    assert [r["result_set"] for r in json.loads(md.with_suffix(".json").read_text())["results"]] == ["single", "reverb_0.6s"]
+    assert "simulated rooms" in md.read_text()
     with pytest.raises(FileNotFoundError, match="no fold folders"):
-        noisy.write(tmp_path, shipped["data_dir"] / "noise" / "household", "n", "student", tmp_path)
+        degraded.write(tmp_path, degraded.in_noise(noise, (10.0,)), "n", "student", tmp_path)

@@ -208,16 +208,21 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
             accuracy_row(0.62, 0.61, model="cnn+noise", result_set="noisy_10db"),
             accuracy_row(0.41, 0.40, model="cnn+noise", result_set="noisy_0db"),
             accuracy_row(0.99, 0.99, model="cnn", result_set="noisy_20db"),  # not a clean result: no pass
-            accuracy_row(0.98, 0.98, model="cnn", result_set="shifts")]  # five passes: not one network's result
+            accuracy_row(0.98, 0.98, model="cnn", result_set="shifts"),  # five passes: not one network's result
+            accuracy_row(0.97, 0.97, model="cnn", result_set="reverb_0.3s"),  # in a room: not a clean result either
+            accuracy_row(0.50, 0.50, model="cnn+noise", result_set="reverb_0.9s")]
     (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows}))
     text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
     assert "| corpus, protocol | model | clean UA % | 20 dB | 10 dB | 0 dB | source |" in text
     assert "| emodb loso | cnn+noise | 70.0 |  | 62.0 | 41.0 | `noise.json` |" in text
     assert "| emodb loso | cnn |  | 99.0 |  |  | `noise.json` |" in text
+    assert "| corpus, protocol | model | clean UA % | 0.3 s | 0.9 s | source |" in text
+    assert "| emodb loso | cnn+noise | 70.0 |  | 50.0 | `noise.json` |" in text
     assert "| emodb loso | model | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn+noise single: 70.0 / 70.0 | 1 | FAIL |" in text
     pytest.importorskip("matplotlib")
     run(tmp_path, bench(0.2, 0.5, 1.6, []), results, with_html=True)
-    assert 'alt="Accuracy in noise"' in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert 'alt="Accuracy in noise"' in page and 'alt="Accuracy in reverberant rooms"' in page
     # The clean row of the same run kept under another (earlier) file: still beside its noisy rows.
     (results / "a_clean.json").write_text(json.dumps({"name": "a_clean", "results": [rows[0]]}))
     (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows[1:4]}))

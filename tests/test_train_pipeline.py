@@ -441,7 +441,7 @@ def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
 
 def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     from train.noise import noisy_copies
-    from train.noisy import score_in_noise
+    from train.degraded import score_in_noise, score_in_rooms
 
     clips = sorted((data_dir / "emodb").rglob("*.wav"))[:2]
     copies = noisy_copies(clips, FeatureConfig(), 2.0, data_dir / "noise" / "background", 3, (0.0, 20.0), seed=0)
@@ -461,6 +461,13 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     assert not np.allclose(loud, torch.softmax(torch.tensor(single["logits"]), dim=1).numpy(), atol=1e-3)
     with pytest.raises(ValueError, match="test on noise it never heard"):
         score_in_noise(run, data_dir / "noise" / "background", (10.0,))
+    # Reverberation: one set per RT60, each reproducible, a longer room further from the clean clips.
+    rooms = score_in_rooms(run, (0.3, 0.9))
+    assert list(rooms) == ["reverb_0.3s", "reverb_0.9s"]
+    clean = torch.softmax(torch.tensor(single["logits"]), dim=1).numpy()
+    short, long = (np.array(json.loads((run / s / "fold_spk-03.json").read_text())["probabilities"]) for s in rooms)
+    assert np.abs(long - clean).mean() > np.abs(short - clean).mean() > 0
+    assert score_in_rooms(run, (0.3, 0.9))["reverb_0.9s"] == rooms["reverb_0.9s"]
     # The export chain's students train in the same noise: fold_data carries the run's copies.
     from export.folds import fold_data
 

@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | noisy | enrolment | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | noisy | reverb | enrolment | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -204,32 +204,56 @@ def cmd_shifts(args: argparse.Namespace) -> None:
     each_run(args.runs, one)
 
 
+def sets_line(run: pathlib.Path, sets: dict[str, dict]) -> str:
+    return f"{run}: " + ", ".join(f"{name} UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%"
+                                  for name, s in sets.items())
+
+
 def cmd_noisy(args: argparse.Namespace) -> None:
     from .data import default_data_root
-    from .noisy import SNRS, score_in_noise
+    from .degraded import SNRS, score_in_noise
     from .run import read_run_config
 
     def one(run: pathlib.Path) -> str:
         root = args.data or read_run_config(run)["run"].get("data") or default_data_root()
-        sets = score_in_noise(run, args.noise or pathlib.Path(root) / "noise" / "household", args.snrs or SNRS,
-                              args.seed, args.data)
-        return f"{run}: " + ", ".join(f"{name} UA {100 * s['pooled']['ua']:.1f}% WA {100 * s['pooled']['wa']:.1f}%"
-                                      for name, s in sets.items())
+        return sets_line(run, score_in_noise(run, args.noise or pathlib.Path(root) / "noise" / "household",
+                                             args.snrs or SNRS, args.seed, args.data))
 
     each_run(args.runs, one)
 
 
-def snr_list(text: str) -> tuple[float, ...]:
-    """"20,10,0" -> (20.0, 10.0, 0.0) dB: finite, each naming its own result set."""
-    from .result_sets import noisy_name
+def cmd_reverb(args: argparse.Namespace) -> None:
+    from .degraded import RT60S, score_in_rooms
 
+    each_run(args.runs, lambda run: sets_line(run, score_in_rooms(run, args.rt60 or RT60S, args.seed, args.data)))
+
+
+def value_list(text: str, kind, what: str, positive: bool = False) -> tuple[float, ...]:
+    """"20,10,0" -> (20.0, 10.0, 0.0): finite (and > 0 if `positive`), each naming its own
+    result set of Degradation `kind`."""
     try:
-        snrs = tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        snrs = ()
-    if not snrs or not all(math.isfinite(v) for v in snrs) or len({noisy_name(v) for v in snrs}) != len(snrs):
-        raise argparse.ArgumentTypeError(f"SNRs must be a comma list of distinct finite numbers (dB), got {text!r}")
-    return snrs
+        values = ()
+    if not values or not all(math.isfinite(v) and (v > 0 or not positive) for v in values) \
+            or len({kind.name(v) for v in values}) != len(values):
+        raise argparse.ArgumentTypeError(f"{what} must be a comma list of distinct finite "
+                                         f"{'positive ' if positive else ''}numbers, got {text!r}")
+    return values
+
+
+def snr_list(text: str) -> tuple[float, ...]:
+    """"20,10,0" -> (20.0, 10.0, 0.0) dB."""
+    from .result_sets import NOISE
+
+    return value_list(text, NOISE, "SNRs (dB)")
+
+
+def rt60_list(text: str) -> tuple[float, ...]:
+    """"0.3,0.6" -> (0.3, 0.6) seconds."""
+    from .result_sets import REVERB
+
+    return value_list(text, REVERB, "RT60s (s)", positive=True)
 
 
 def each_run(runs: list[pathlib.Path], one) -> None:
@@ -319,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     shi.add_argument("runs", nargs="+", type=pathlib.Path)
     shi.set_defaults(func=cmd_shifts)
     noi = sub.add_parser("noisy", help="re-score finished runs' fold models on their test clips mixed with recorded "
-                         "noise (result sets noisy_<snr>db; train/noisy.py)")
+                         "noise (result sets noisy_<snr>db; train/degraded.py)")
     noi.add_argument("--noise", type=pathlib.Path, default=None,
                      help="folder of noise recordings (default: DATA/noise/household)")
     noi.add_argument("--snrs", type=snr_list, default=None, help="dB, comma list (default 20,10,5,0)")
@@ -327,6 +351,13 @@ def parser() -> argparse.ArgumentParser:
     noi.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
     noi.add_argument("runs", nargs="+", type=pathlib.Path)
     noi.set_defaults(func=cmd_noisy)
+    rev = sub.add_parser("reverb", help="re-score finished runs' fold models on their test clips in simulated "
+                         "reverberant rooms (result sets reverb_<rt60>s; train/degraded.py, train/reverb.py)")
+    rev.add_argument("--rt60", type=rt60_list, default=None, help="seconds, comma list (default 0.3,0.6,0.9)")
+    rev.add_argument("--seed", type=int, default=0, help="which random room tail each clip gets")
+    rev.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    rev.add_argument("runs", nargs="+", type=pathlib.Path)
+    rev.set_defaults(func=cmd_reverb)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))

@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 
 from .metrics import plot_confusion, summarise
-from .result_sets import snr_of
+from .result_sets import DEGRADATIONS, NOISE, REVERB
 
 DATA_NOTES = {
     "emodb": ("EmoDB here is the processed copy in ../shared/data (every utterance cut to its first 2.0 s "
@@ -92,15 +92,21 @@ def data_label(run: dict) -> str:
 
 def result_sets(run_dir: pathlib.Path) -> list[str]:
     """The result sets a report looks for in a run directory: the named ones, then any
-    `noisy_<snr>db` from the cleanest SNR down."""
-    noisy = [p.name for p in run_dir.glob("noisy_*db") if p.is_dir() and snr_of(p.name) is not None]
-    return [*RESULT_SETS, *sorted(noisy, key=lambda name: -snr_of(name))]
+    `noisy_<snr>db` and `reverb_<rt60>s`, each from the cleanest level down."""
+    found = [*RESULT_SETS]
+    for kind in DEGRADATIONS:
+        mine = [p.name for p in run_dir.glob(f"{kind.prefix}_*") if p.is_dir() and kind.value_of(p.name) is not None]
+        found += sorted(mine, key=kind.value_of, reverse=kind.cleaner_above)
+    return found
 
 
 def meaning(result_set: str) -> str:
-    if snr_of(result_set) is not None:
-        return (f"the same fold models on their test clips mixed with recorded noise at {snr_of(result_set):g} dB SNR "
-                "(python -m train noisy; train/noisy.py)")
+    if NOISE.value_of(result_set) is not None:
+        return (f"the same fold models on their test clips mixed with recorded noise at {NOISE.value_of(result_set):g} "
+                "dB SNR (python -m train noisy; train/degraded.py)")
+    if REVERB.value_of(result_set) is not None:
+        return (f"the same fold models on their test clips in a simulated room of RT60 {REVERB.value_of(result_set):g} s "
+                "(python -m train reverb; train/reverb.py)")
     return RESULT_SETS[result_set]
 
 

@@ -1,0 +1,57 @@
+"""The simulated rooms of `python -m train reverb`: the impulse response decays as its RT60 says,
+the direct path carries the energy share DRR_DB says, and reverberation keeps a clip's length
+and level; result-set names of both degradations round-trip."""
+import numpy as np
+import pytest
+
+from train.result_sets import NOISE, REVERB, degraded
+from train.reverb import DRR_DB, reverberate, room_impulse
+
+RATE = 16000
+
+
+def decay_time(rir: np.ndarray, rate: int) -> float:
+    """RT60 read off the Schroeder energy decay curve, fitted from -5 to -25 dB (T20 x 3)."""
+    tail = rir[1:].astype(np.float64) ** 2
+    edc = 10 * np.log10(np.cumsum(tail[::-1])[::-1] / tail.sum())
+    t = np.arange(len(edc)) / rate
+    fit = (edc <= -5) & (edc >= -25)
+    slope = np.polyfit(t[fit], edc[fit], 1)[0]  # dB per second
+    return -60 / slope
+
+
+@pytest.mark.parametrize("rt60", [0.3, 0.6, 0.9])
+def test_impulse_decays_60_db_over_its_rt60(rt60):
+    rir = room_impulse(rt60, RATE, np.random.default_rng(0))
+    assert len(rir) == round(rt60 * RATE) and rir[0] == 1.0
+    assert decay_time(rir, RATE) == pytest.approx(rt60, rel=0.1)
+    assert 10 * np.log10(1.0 / np.sum(rir[1:].astype(np.float64) ** 2)) == pytest.approx(DRR_DB, abs=0.01)
+
+
+def test_reverberation_keeps_length_and_level_and_smears_forward():
+    rng = np.random.default_rng(1)
+    speech = np.zeros(RATE, np.float32)
+    speech[4000:4400] = rng.standard_normal(400)  # a 25-ms burst, then silence
+    wet = reverberate(speech, room_impulse(0.6, RATE, rng))
+    assert wet.shape == speech.shape and wet.dtype == np.float32
+    assert np.sqrt(np.mean(wet.astype(np.float64) ** 2)) == pytest.approx(np.sqrt(np.mean(speech.astype(np.float64) ** 2)), rel=1e-4)
+    assert np.abs(wet[:4000]).max() < 1e-6 * np.abs(wet).max()  # nothing before the sound: causal (FFT round-off)
+    assert np.abs(wet[6000:8000]).max() > 0.01 * np.abs(wet).max()  # energy 100-250 ms after it ended
+    identity = np.zeros(1, np.float32) + 1.0
+    assert np.allclose(reverberate(speech, identity), speech, atol=1e-6)
+
+
+def test_same_seed_same_room_and_bad_rt60_refused():
+    a = room_impulse(0.5, RATE, np.random.default_rng(3))
+    assert np.array_equal(a, room_impulse(0.5, RATE, np.random.default_rng(3)))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="RT60 must be a positive"):
+            room_impulse(bad, RATE, np.random.default_rng(0))
+
+
+def test_result_set_names_round_trip():
+    assert NOISE.name(10.0) == "noisy_10db" and NOISE.value_of("noisy_-5db") == -5.0
+    assert REVERB.name(0.6) == "reverb_0.6s" and REVERB.value_of("reverb_0.6s") == 0.6
+    assert NOISE.value_of("reverb_0.6s") is None and REVERB.value_of("noisy_10db") is None
+    assert REVERB.value_of("reverb_nans") is None and NOISE.value_of("noisy_infdb") is None
+    assert degraded("noisy_0db") and degraded("reverb_0.9s") and not degraded("single") and not degraded("shifts")
