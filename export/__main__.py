@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "benchmarks/results/default_model_CANDIDATE.*, files in --ship-to (e.g. noise_e48)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "
                    "with (e.g. DATA/noise/background; default: clean clips only)")
+    p.add_argument("--reverb-train", type=rt60_list, default=None,
+                   help="low,high RT60 (s) of simulated rooms the teacher and students train in (e.g. 0.2,1.0)")
     return parser
 
 
@@ -212,6 +214,7 @@ def dispatch(args) -> object:
         card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=ship_to,
                                          teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                                          widths=args.widths, noise_train=args.noise_train,
+                                         reverb_train=args.reverb_train,
                                          candidate=args.candidate))
         shipped = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]
         return (f"{ship_to / card['files']['onnx']['name']}: cross-validated UA {100 * shipped['ua']:.1f}% "

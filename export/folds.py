@@ -35,7 +35,7 @@ class FoldData:
     test_speakers: list[str]
     protocol: dict  # corpus, protocol, fold, speaker_independent, seconds
     # The teacher run's --noise-train, if it had one: noisy copies [N, copies, n_mels, frames] of
-    # the training clips (train.noise.noisy_copies) and the chance a drawn clip is replaced by one.
+    # the training clips (train.copies) and the chance a drawn clip is replaced by one.
     train_noisy: torch.Tensor | None = None
     noise_p: float = 0.0
 
@@ -63,12 +63,12 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
                 "speaker_independent": protocols.is_speaker_independent(run["protocol"]), "seconds": run["seconds"],
                 "n_train": len(split.train), "n_test": len(split.test)}
     noisy = None
-    if run.get("noise_train"):
-        from train.noise import noisy_copies
+    if run.get("noise_train") or run.get("reverb_train"):
+        from train.run import degraded_training_copies
 
-        protocol["noise_train"] = {k: run[k] for k in ("noise_train", "noise_snr", "noise_p", "noise_copies")}
-        noisy = noisy_copies([corpus.clips[i].path for i in split.train], feature_config, run["seconds"],
-                             pathlib.Path(run["noise_train"]), run["noise_copies"], tuple(run["noise_snr"]), run["seed"])
+        protocol["noise_train"] = {k: run.get(k) for k in ("noise_train", "noise_snr", "reverb_train", "noise_p",
+                                                           "noise_copies")}
+        noisy = degraded_training_copies(run, [corpus.clips[i].path for i in split.train], feature_config)
     return FoldData(fold, list(config["labels"]), x[split.train], y[split.train], x[split.test], y[split.test],
                     speakers, protocol, noisy, run.get("noise_p", 0.0) if noisy is not None else 0.0)
 

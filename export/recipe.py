@@ -62,6 +62,7 @@ class Recipe:
     # Folder of noise recordings the teacher and then the students train with (train.noise;
     # e.g. DATA/noise/background); None: clean clips only, as the shipped model so far.
     noise_train: str | None = None
+    reverb_train: tuple[float, float] | None = None  # RT60 range (s) of simulated training rooms (train.copies)
     results_to: pathlib.Path | None = RESULTS
     # A candidate recipe (e.g. "noise_e48") is built and scored but not shipped: its files go to
     # `ship_to` (give one outside the package), its figures to default_model_<candidate>.* and
@@ -72,7 +73,8 @@ class Recipe:
     def teacher(self, protocol: str) -> RunConfig:
         return RunConfig(corpus=self.corpus, data=self.data, protocol=protocol, model="cnn", seconds=SECONDS,
                          epochs=self.teacher_epochs, threads=1, seed=0, progress=self.progress,
-                         max_folds=self.max_folds if protocol != "all" else None, noise_train=self.noise_train)
+                         max_folds=self.max_folds if protocol != "all" else None, noise_train=self.noise_train,
+                         reverb_train=self.reverb_train)
 
     def __post_init__(self):
         if self.candidate is not None:
@@ -89,7 +91,8 @@ class Recipe:
 
         options = (("--teacher-epochs", self.teacher_epochs, TEACHER_EPOCHS),
                    ("--student-epochs", self.student_epochs, STUDENT_EPOCHS),
-                   ("--widths", self.widths, steps.STUDENT_WIDTHS), ("--noise-train", self.noise_train, None))
+                   ("--widths", self.widths, steps.STUDENT_WIDTHS), ("--noise-train", self.noise_train, None),
+                   ("--reverb-train", self.reverb_train, None))
         parts = ["python -m export default"]
         parts += [f"{flag} {text(value)}" for flag, value, default in options
                   if value is not None and text(value) != text(default)]
@@ -170,8 +173,8 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
                   "parameters": student["parameters"], "teacher_parameters": teacher["parameters"],
                   "distillation": {k: v for k, v in student["distillation"].items() if k != "loss"},
                   "teacher_epochs": recipe.teacher_epochs,
-                  "noise_train": None if recipe.noise_train is None else
-                  {k: config["run"][k] for k in ("noise_train", "noise_snr", "noise_p", "noise_copies")},
+                  "noise_train": None if recipe.noise_train is None and recipe.reverb_train is None else
+                  {k: config["run"].get(k) for k in ("noise_train", "noise_snr", "reverb_train", "noise_p", "noise_copies")},
                   "quantization": model_files.read_card(deployed)["quantization"]},
         "cross_validation": {**cv, "models": {MODELS[k]: {kk: v[kk] for kk in ("pooled", "per_corpus", "fold_ua_mean",
                                                                               "fold_ua_std", "confusion")}

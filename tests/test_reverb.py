@@ -55,3 +55,34 @@ def test_result_set_names_round_trip():
     assert NOISE.value_of("reverb_0.6s") is None and REVERB.value_of("noisy_10db") is None
     assert REVERB.value_of("reverb_nans") is None and NOISE.value_of("noisy_infdb") is None
     assert degraded("noisy_0db") and degraded("reverb_0.9s") and not degraded("single") and not degraded("shifts")
+
+
+def test_training_copies_in_rooms_and_noise_keep_the_noise_only_stream(tmp_path):
+    """Rooms come after the noise draws, so a noise-only run's copies are what they were before
+    rooms existed: here rebuilt by hand from the same random stream."""
+    from benchmarks.clips import write_wav
+    from edge_ser.config import FeatureConfig
+    from edge_ser.features import log_mel
+    from train.copies import training_copies
+    from train.data import read_audio
+    from train.noise import clip_rng, draw_noise, mix_at_snr
+
+    rng = np.random.default_rng(0)
+    clip = write_wav(tmp_path / "clip.wav", (0.1 * rng.standard_normal(RATE)).astype(np.float32))
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    write_wav(noise_dir / "hum.wav", (0.05 * rng.standard_normal(3 * RATE)).astype(np.float32))
+    config = FeatureConfig()
+    noisy = training_copies([clip], config, 1.0, 2, 7, noise_dir, (0.0, 20.0))
+    stream, speech, hum = clip_rng(7, clip), read_audio(clip), read_audio(noise_dir / "hum.wav")
+    by_hand = [log_mel(mix_at_snr(speech, draw_noise([hum], RATE, stream), float(stream.uniform(0.0, 20.0))), config)
+               for _ in range(2)]
+    assert np.allclose(noisy[0].numpy(), np.stack(by_hand), atol=1e-5)
+    rooms = training_copies([clip], config, 1.0, 2, 7, rt60=(0.2, 1.0))
+    both = training_copies([clip], config, 1.0, 2, 7, noise_dir, (0.0, 20.0), rt60=(0.2, 1.0))
+    assert rooms.shape == noisy.shape == both.shape == (1, 2, 64, config.n_frames(RATE))
+    assert not np.array_equal(rooms[0, 0], rooms[0, 1]) and not np.array_equal(both[0, 0], noisy[0, 0])
+    with pytest.raises(ValueError, match="need noise, rooms or both"):
+        training_copies([clip], config, 1.0, 2, 7)
+    with pytest.raises(ValueError, match="room RT60"):
+        training_copies([clip], config, 1.0, 2, 7, rt60=(0.0, 1.0))

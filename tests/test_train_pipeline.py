@@ -440,13 +440,13 @@ def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
 
 
 def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
-    from train.noise import noisy_copies
+    from train.copies import training_copies
     from train.degraded import score_in_noise, score_in_rooms
 
     clips = sorted((data_dir / "emodb").rglob("*.wav"))[:2]
-    copies = noisy_copies(clips, FeatureConfig(), 2.0, data_dir / "noise" / "background", 3, (0.0, 20.0), seed=0)
+    copies = training_copies(clips, FeatureConfig(), 2.0, 3, 0, data_dir / "noise" / "background", (0.0, 20.0))
     assert copies.shape == (2, 3, 64, 201) and not torch.equal(copies[0, 0], copies[0, 1])
-    again = noisy_copies(clips[::-1], FeatureConfig(), 2.0, data_dir / "noise" / "background", 3, (0.0, 20.0), seed=0)
+    again = training_copies(clips[::-1], FeatureConfig(), 2.0, 3, 0, data_dir / "noise" / "background", (0.0, 20.0))
     assert torch.equal(again[1], copies[0])  # a clip's noise depends on its name, not on the order asked
     run = tmp_path / "run"
     common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--no-progress"]
@@ -474,15 +474,19 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     fold = fold_data(run, "spk-03", str(data_dir))
     assert fold.train_noisy.shape == (len(fold.train_x), 4, 64, 201) and fold.noise_p == 0.5
     assert fold.protocol["noise_train"]["noise_train"] == str(data_dir / "noise" / "background")
-    with pytest.raises(SystemExit, match="--noise-snr/--noise-p/--noise-copies: need --noise-train"):
+    with pytest.raises(SystemExit, match="--noise-p/--noise-copies: need --noise-train or --reverb-train"):
         main([*common, "--out", str(tmp_path / "bad_noise"), "--noise-p", "0.9"])
+    with pytest.raises(SystemExit, match="--noise-snr: needs --noise-train"):
+        main([*common, "--out", str(tmp_path / "bad_noise"), "--reverb-train", "0.2,1", "--noise-snr", "5,10"])
+    with pytest.raises(SystemExit, match="--reverb-train LOW,HIGH"):
+        main([*common, "--out", str(tmp_path / "bad_noise"), "--reverb-train", "0.9,0.2"])
     with pytest.raises(SystemExit, match="--noise-copies >= 1"):
         main([*common, "--out", str(tmp_path / "bad_noise"), "--noise-train", str(data_dir / "noise"), "--noise-copies", "0"])
     assert not (tmp_path / "bad_noise" / "config.json").exists()
     with pytest.raises(SystemExit, match="--ema 1.5: needs a decay in"):
         main([*common, "--out", str(tmp_path / "bad_ema"), "--ema", "1.5"])
     assert not (tmp_path / "bad_ema" / "config.json").exists()
-    with pytest.raises(SystemExit, match="--noise-train .*not with --speaker-norm"):
+    with pytest.raises(SystemExit, match="--noise-train/--reverb-train: .*not with --speaker-norm"):
         main([*common, "--out", str(tmp_path / "bad"), "--noise-train", str(data_dir / "noise"), "--speaker-norm"])
     with pytest.raises(SystemExit, match="1 of 1 runs failed"):
         main(["noisy", "--noise", str(tmp_path), str(run)])

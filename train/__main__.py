@@ -70,13 +70,16 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
                         "uniform in [1-W, 1+W]; 0 = off")
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
     p.add_argument("--noise-train", default=None,
-                   help="folder of noise recordings mixed into training clips (train.noise.noisy_copies), e.g. "
+                   help="folder of noise recordings mixed into training clips (train.copies), e.g. "
                         "DATA/noise/background; test noise should come from another folder")
     p.add_argument("--noise-snr", type=snr_list, default=d.noise_snr, help="low,high dB of the training noise")
+    p.add_argument("--reverb-train", type=rt60_list, default=None,
+                   help="low,high RT60 (s) of simulated rooms training clips are put in (train.copies; before "
+                        "any noise), e.g. 0.2,1.0")
     p.add_argument("--noise-p", type=float, default=d.noise_p,
-                   help="chance that a drawn training clip is replaced by one of its noisy copies")
+                   help="chance that a drawn training clip is replaced by one of its degraded copies")
     p.add_argument("--noise-copies", type=int, default=d.noise_copies,
-                   help="noisy copies made of each clip (waveform mixes through the extractor, once per run)")
+                   help="degraded copies made of each clip (on the waveform, through the extractor, once per run)")
     p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
                    help="train on random --seconds windows of clips fixed to this length (test: centre crop)")
     p.add_argument("--extra-train", default=None,

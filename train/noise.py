@@ -1,5 +1,5 @@
 """Speech in recorded noise: waveforms mixed at a set signal-to-noise ratio, to test in noise
-(`train.noisy`) and to train for it (`noisy_copies`).
+(`train.degraded`) and to train for it (`train.copies`).
 
 SNR here is the ratio of mean powers over the whole fixed-length clip, silences and zero padding
 included (what a microphone gets is the clip as it is). Test noise and training noise come from
@@ -13,13 +13,8 @@ import pathlib
 import zlib
 
 import numpy as np
-import torch
-
-from edge_ser.config import FeatureConfig
-from edge_ser.features import log_mel
 
 from .data import audio_files, read_audio
-from .features import fix_length
 
 
 def noise_files(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -67,20 +62,3 @@ def clip_rng(seed: int, clip: pathlib.Path) -> np.random.Generator:
 def file_digests(paths: list[pathlib.Path]) -> set[str]:
     """SHA-256 of each file's bytes: the same recording under two names is one recording."""
     return {hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest() for p in paths}
-
-
-def noisy_copies(clips: list[pathlib.Path], config: FeatureConfig, seconds: float, noise_dir: pathlib.Path,
-                 copies: int, snr_db: tuple[float, float], seed: int) -> torch.Tensor:
-    """Log-mel [n_clips, copies, n_mels, frames]: each clip fixed to `seconds` and mixed `copies`
-    times with a random segment of a random noise file at an SNR uniform in `snr_db` (low, high),
-    through the runtime's extractor: what training mixes in (`loop.fit(noisy=...)`)."""
-    if len(snr_db) != 2 or not snr_db[0] <= snr_db[1] or copies < 1:
-        raise ValueError(f"noise: SNR range {snr_db} must be (low, high) with low <= high, copies {copies} >= 1")
-    noises, n_samples = load_noises(noise_dir), config.n_samples(seconds)
-    out = []
-    for clip in clips:
-        rng = clip_rng(seed, clip)
-        speech = fix_length(read_audio(clip), n_samples)
-        out.append(np.stack([log_mel(mix_at_snr(speech, draw_noise(noises, n_samples, rng), float(rng.uniform(*snr_db))),
-                                     config) for _ in range(copies)]))
-    return torch.from_numpy(np.stack(out))

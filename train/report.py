@@ -67,11 +67,11 @@ SETTING_NOTES = {
 
 
 def augmentation_label(run: dict) -> str:
-    """"+warp+SpecAug+mixup+crop+noise+ema" for the opt-in augmentations a run used, and a moving
-    average of its weights ("" for older runs)."""
+    """"+warp+SpecAug+mixup+crop+noise+rooms+ema" for the opt-in augmentations a run used, and a
+    moving average of its weights ("" for older runs)."""
     parts = [("warp", run.get("freq_warp")), ("SpecAug", run.get("freq_masks") or run.get("time_masks")),
              ("mixup", run.get("mixup")), ("crop", run.get("crop_seconds")), ("noise", run.get("noise_train")),
-             ("ema", run.get("ema"))]
+             ("rooms", run.get("reverb_train")), ("ema", run.get("ema"))]
     return "".join(f"+{name}" for name, used in parts if used)
 
 
@@ -246,7 +246,8 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
                 "stem", "pretrain_epochs", "phase1_from", "seed", "threads")
         augmentation = ("freq_warp", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup",
-                        "crop_seconds") + (("noise_train", "noise_snr", "noise_p", "noise_copies") if cfg.get("noise_train") else ())
+                        "crop_seconds") + (("noise_train", "noise_snr", "reverb_train", "noise_p", "noise_copies")
+                                           if cfg.get("noise_train") or cfg.get("reverb_train") else ())
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):

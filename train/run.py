@@ -69,10 +69,11 @@ class RunConfig:
     mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
     freq_warp: float = 0.0  # VTLP-style warp of each clip's mel bands by a factor in [1 - w, 1 + w]
     crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
-    noise_train: str | None = None  # folder of noise mixed into training clips (train.noise.noisy_copies)
+    noise_train: str | None = None  # folder of noise mixed into training clips (train.copies)
     noise_snr: tuple[float, float] = (0.0, 20.0)  # dB range of that noise
-    noise_p: float = 0.5  # chance that a training clip is replaced by one of its noisy copies, each time it is drawn
-    noise_copies: int = 4  # noisy copies made of each clip (waveform mixes, once per run)
+    reverb_train: tuple[float, float] | None = None  # RT60 range (s) of the simulated rooms clips are put in
+    noise_p: float = 0.5  # chance that a training clip is replaced by one of its degraded copies, each time it is drawn
+    noise_copies: int = 4  # degraded copies made of each clip (waveform, once per run)
     # Labelled clips of another corpus added to every fold's training set (never to a test set),
     # relabelled into this corpus's labels (train.data.relabel_into).
     extra_train: str | None = None
@@ -109,6 +110,10 @@ class RunConfig:
                             time_masks=self.time_masks, time_mask_width=self.time_mask_width,
                             mixup_alpha=self.mixup, freq_warp=self.freq_warp,
                             band_hz=band_centres_hz(self.feature_config()) if self.freq_warp else ())
+
+    def degraded_training(self) -> bool:
+        """Training draws degraded copies of the clips (noise, simulated rooms or both)."""
+        return bool(self.noise_train or self.reverb_train)
 
     def crop_frames(self) -> int | None:
         """Window length in frames for random crops (None: no random crop)."""
@@ -208,14 +213,25 @@ def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tenso
 
 
 def noisy_training_copies(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None:
-    """`--noise-train`: log-mel [n_clips, copies, n_mels, frames], noisy copies of every clip (only
-    a fold's training rows are ever used), or None."""
-    if not cfg.noise_train:
+    """`--noise-train` / `--reverb-train`: log-mel [n_clips, copies, n_mels, frames], degraded
+    copies of every clip (only a fold's training rows are ever used), or None."""
+    if not cfg.degraded_training():
         return None
-    from .noise import noisy_copies
+    return degraded_training_copies(run_fields(cfg), [c.path for c in corpus.clips], cfg.feature_config())
 
-    return noisy_copies([c.path for c in corpus.clips], cfg.feature_config(), cfg.seconds,
-                        pathlib.Path(cfg.noise_train), cfg.noise_copies, tuple(cfg.noise_snr), cfg.seed)
+
+def run_fields(cfg: RunConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def degraded_training_copies(run: dict, clips: list[pathlib.Path], config: FeatureConfig) -> torch.Tensor:
+    """The copies a run's config (its "run" entry) asks for, of `clips`: the one place training
+    and the export chain's students make them, so a student hears what its teacher heard."""
+    from .copies import training_copies
+
+    return training_copies(clips, config, run["seconds"], run["noise_copies"], run["seed"],
+                           pathlib.Path(run["noise_train"]) if run.get("noise_train") else None,
+                           tuple(run["noise_snr"]), tuple(run["reverb_train"]) if run.get("reverb_train") else None)
 
 
 def corpus_parts(name: str | None) -> set[str]:
@@ -423,7 +439,8 @@ PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "
                  "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
                  "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
                  "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema", "noise_train", "noise_snr", "noise_p", "noise_copies")
+                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema", "noise_train", "noise_snr", "noise_p", "noise_copies",
+                 "reverb_train")
 
 
 # What else must match for a run directory to be resumed (or shared by --folds processes).
@@ -492,24 +509,28 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.distil_views and (not cfg.distil_from or cfg.distil_views < 0):
         raise ValueError(f"--distil-views {cfg.distil_views}: needs --distil-from and a count >= 0")
     masks = (cfg.freq_masks or cfg.time_masks) and not cfg.distil_views  # views may carry SpecAugment masks
-    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks or cfg.noise_train
+    if cfg.distil_from and (cfg.variants or cfg.mixup or cfg.freq_warp or masks or cfg.degraded_training()
                             or cfg.crop_seconds is not None or cfg.extra_train or cfg.speaker_norm):
         raise ValueError(f"--distil-from {cfg.distil_from}: a single phase on the corpus's own clips, without "
                          "augmentation beyond the time shift (the targets are the unaugmented clips'; SpecAugment "
                          "masks only with --distil-views), noise, random crops or speaker normalisation")
-    if not 0 <= cfg.ema < 1 or (cfg.ema and cfg.noise_train):
-        raise ValueError(f"--ema {cfg.ema}: needs a decay in [0, 1) (0 = off), and not with --noise-train (the "
-                         "averaged weights' BatchNorm statistics are recomputed on the clean clips)")
-    noise_options = (tuple(cfg.noise_snr), cfg.noise_p, cfg.noise_copies)
+    degraded = cfg.degraded_training()
+    if not 0 <= cfg.ema < 1 or (cfg.ema and degraded):
+        raise ValueError(f"--ema {cfg.ema}: needs a decay in [0, 1) (0 = off), and not with --noise-train or "
+                         "--reverb-train (the averaged weights' BatchNorm statistics are recomputed on the clean clips)")
     defaults = RunConfig()
-    if not cfg.noise_train and noise_options != (tuple(defaults.noise_snr), defaults.noise_p, defaults.noise_copies):
-        raise ValueError("--noise-snr/--noise-p/--noise-copies: need --noise-train")
-    if cfg.noise_train and (cfg.speaker_norm or cfg.crop_seconds is not None or cfg.extra_train or cfg.variants
-                            or not 0 < cfg.noise_p <= 1 or cfg.noise_copies < 1 or len(cfg.noise_snr) != 2
-                            or cfg.noise_snr[0] > cfg.noise_snr[1]):
-        raise ValueError(f"--noise-train {cfg.noise_train}: one phase on the corpus's own clips (not with "
+    if not cfg.noise_train and tuple(cfg.noise_snr) != tuple(defaults.noise_snr):
+        raise ValueError("--noise-snr: needs --noise-train")
+    if not degraded and (cfg.noise_p, cfg.noise_copies) != (defaults.noise_p, defaults.noise_copies):
+        raise ValueError("--noise-p/--noise-copies: need --noise-train or --reverb-train")
+    if degraded and (cfg.speaker_norm or cfg.crop_seconds is not None or cfg.extra_train or cfg.variants
+                     or not 0 < cfg.noise_p <= 1 or cfg.noise_copies < 1 or len(cfg.noise_snr) != 2
+                     or cfg.noise_snr[0] > cfg.noise_snr[1]
+                     or cfg.reverb_train is not None and not (len(cfg.reverb_train) == 2
+                                                              and 0 < cfg.reverb_train[0] <= cfg.reverb_train[1])):
+        raise ValueError(f"--noise-train/--reverb-train: one phase on the corpus's own clips (not with "
                          "--speaker-norm, --crop-seconds, --extra-train or masking variants), --noise-p in (0, 1], "
-                         "--noise-copies >= 1, --noise-snr LOW,HIGH")
+                         "--noise-copies >= 1, --noise-snr LOW,HIGH, --reverb-train LOW,HIGH seconds above 0")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
