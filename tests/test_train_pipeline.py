@@ -474,6 +474,12 @@ def test_noise_in_training_and_in_testing(data_dir, tmp_path, capsys):
     fold = fold_data(run, "spk-03", str(data_dir))
     assert fold.train_noisy.shape == (len(fold.train_x), 4, 64, 201) and fold.noise_p == 0.5
     assert fold.protocol["noise_train"]["noise_train"] == str(data_dir / "noise" / "background")
+    # Rooms alone: the run and its students train on reverberant copies.
+    main([*common, "--out", str(tmp_path / "rooms"), "--reverb-train", "0.2,1.0", "--noise-copies", "2"])
+    assert json.loads((tmp_path / "rooms" / "config.json").read_text())["run"]["reverb_train"] == [0.2, 1.0]
+    fold = fold_data(tmp_path / "rooms", "spk-03", str(data_dir))
+    assert fold.train_noisy.shape == (len(fold.train_x), 2, 64, 201) and fold.protocol["noise_train"]["noise_train"] is None
+    assert not torch.allclose(fold.train_noisy[:, 0], fold.train_x)
     with pytest.raises(SystemExit, match="--noise-p/--noise-copies: need --noise-train or --reverb-train"):
         main([*common, "--out", str(tmp_path / "bad_noise"), "--noise-p", "0.9"])
     with pytest.raises(SystemExit, match="--noise-snr: needs --noise-train"):
