@@ -352,3 +352,28 @@ def test_fit_trains_on_the_noisy_copies_it_is_given():
         model.standardize.fit(x)
         history = loop.fit(model, x, y, 4, epochs=1, lr=1e-3, batch_size=8, progress=False, noisy=poisoned, noise_p=p)
         assert np.isnan(history).all() == reached
+
+
+def test_runs_table_means_per_corpus_and_refuses_a_missing_or_partial_set(tmp_path):
+    from train.runs_table import write_table
+
+    def fake_run(name, corpus, scores: dict, complete=True):
+        run = tmp_path / name
+        (run).mkdir()
+        (run / "config.json").write_text(json.dumps({"run": {"corpus": corpus, "protocol": "loso"}}))
+        for result_set, ua in scores.items():
+            (run / result_set).mkdir()
+            (run / result_set / "summary.json").write_text(json.dumps(
+                {"pooled": {"ua": ua, "wa": ua, "macro_f1": ua}, "complete": complete, "n_folds": 10}))
+        return run
+
+    runs = [fake_run("a", "emodb", {"single": 0.70, "reverb_0.3s": 0.40}),
+            fake_run("b", "emodb", {"single": 0.80, "reverb_0.3s": 0.50})]
+    md = write_table("t", "two runs", runs, ["single", "reverb_0.3s"], tmp_path / "out")
+    assert "| **mean of 2 emodb loso runs** | 75.0 | 45.0 |" in md.read_text()
+    assert json.loads(md.with_suffix(".json").read_text())["runs"][1]["reverb_0.3s"]["ua"] == 0.50
+    with pytest.raises(ValueError, match="no result set 'reverb_0.9s'"):
+        write_table("t", "x", runs, ["reverb_0.9s"], tmp_path / "out")
+    partial = fake_run("c", "emodb", {"single": 0.7}, complete=False)
+    with pytest.raises(ValueError, match="lacks folds"):
+        write_table("t", "x", [partial], ["single"], tmp_path / "out")

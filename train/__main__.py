@@ -1,4 +1,4 @@
-"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | noisy | reverb | enrolment | report. See docs/training.md."""
+"""`python -m train COMMAND ...`: fit | samsg | rollout | pretrain | ensemble | prior | shifts | noisy | reverb | enrolment | table | report. See docs/training.md."""
 from __future__ import annotations
 
 import os
@@ -231,6 +231,15 @@ def cmd_reverb(args: argparse.Namespace) -> None:
     each_run(args.runs, lambda run: sets_line(run, score_in_rooms(run, args.rt60 or RT60S, args.seed, args.data)))
 
 
+def cmd_table(args: argparse.Namespace) -> None:
+    from .runs_table import write_table
+
+    try:
+        print(write_table(args.name, args.what, args.runs, [s for s in args.result_sets.split(",") if s], args.out))
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def value_list(text: str, kind, what: str, positive: bool = False) -> tuple[float, ...]:
     """"20,10,0" -> (20.0, 10.0, 0.0): finite (and > 0 if `positive`), each naming its own
     result set of Degradation `kind`."""
@@ -361,6 +370,14 @@ def parser() -> argparse.ArgumentParser:
     rev.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
     rev.add_argument("runs", nargs="+", type=pathlib.Path)
     rev.set_defaults(func=cmd_reverb)
+    tab = sub.add_parser("table", help="each run's pooled UA in each result set, and means per corpus "
+                         "(benchmarks/results/NAME.{json,md}; train/runs_table.py)")
+    tab.add_argument("--name", required=True)
+    tab.add_argument("--what", required=True, help="one sentence: which runs, scored how")
+    tab.add_argument("--result-sets", required=True, help="comma list, e.g. single,reverb_0.3s,reverb_0.6s")
+    tab.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    tab.add_argument("runs", nargs="+", type=pathlib.Path)
+    tab.set_defaults(func=cmd_table)
     rep = sub.add_parser("report", help="collect run directories into benchmarks/results/NAME.{json,md}")
     rep.add_argument("--name", required=True, help="e.g. emodb_loso")
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
