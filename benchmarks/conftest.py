@@ -26,9 +26,34 @@ import pytest  # noqa: E402
 from benchmarks import bench_models  # noqa: E402
 
 
+def cpu_ticks() -> list[int] | None:
+    """The aggregate line of /proc/stat: user nice system idle iowait irq softirq steal ... (ticks);
+    None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(start: list[int] | None, end: list[int] | None) -> float | None:
+    """Share of all CPU time between two `cpu_ticks` readings that the hypervisor gave to other
+    guests (steal): a virtual machine's round that loses its CPU runs slow for no reason of its own."""
+    if not start or not end or len(start) < 8 or len(end) < 8:
+        return None
+    delta = [b - a for a, b in zip(start[:8], end[:8])]
+    return delta[7] / sum(delta) if sum(delta) > 0 else None
+
+
+# Read when the session starts (this file is imported then); the hook below runs when the JSON is saved.
+_LOAD_AT_START, _TICKS_AT_START = os.getloadavg(), cpu_ticks()
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
-    # Other processes distort timings; the report shows how loaded the machine was.
-    machine_info["loadavg_at_start"] = list(os.getloadavg())
+    # Other processes and the hypervisor distort timings; the report shows how much they did.
+    machine_info["loadavg_at_start"] = list(_LOAD_AT_START)
+    machine_info["loadavg_at_end"] = list(os.getloadavg())
+    machine_info["cpu_steal_share"] = steal_share(_TICKS_AT_START, cpu_ticks())
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["libraries"] = library_versions()
 

@@ -227,3 +227,20 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
     (results / "a_clean.json").write_text(json.dumps({"name": "a_clean", "results": [rows[0]]}))
     (results / "noise.json").write_text(json.dumps({"name": "noise", "results": rows[1:4]}))
     assert "| emodb loso | cnn+noise | 70.0 |  | 62.0 | 41.0 | `noise.json` |" in run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
+
+
+def test_hypervisor_steal_is_measured_and_noted_beside_latency_tails(tmp_path):
+    from benchmarks.conftest import cpu_ticks, steal_share
+
+    start = [100, 0, 50, 800, 0, 0, 0, 50]  # user nice system idle iowait irq softirq steal
+    assert steal_share(start, [200, 0, 100, 1600, 0, 0, 0, 100]) == pytest.approx(50 / 1000)
+    assert steal_share(None, start) is None and steal_share(start, start) is None
+    assert cpu_ticks() is None or len(cpu_ticks()) >= 8
+    info = {"model": "m.onnx", "origin": "x", "format": "onnx", "precision": "fp32", "file_mb": 1.0, "params": 1}
+    data = bench(0.2, 0.5, 1.6, [e2e(info, 3, 2.0, 6.0)])
+    data["machine_info"]["cpu_steal_share"] = 0.031
+    text = run(tmp_path, data)
+    assert "CPU time taken by the hypervisor (steal) during the run: 3.1 %" in text
+    assert "lost 3.1 % of its CPU time to the hypervisor" in text
+    data["machine_info"]["cpu_steal_share"] = 0.001
+    assert "to the hypervisor (steal) while" not in run(tmp_path, data)
