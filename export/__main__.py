@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
     from . import recipe
 
-    from train.__main__ import rt60_list, snr_list
+    from train.__main__ import rt60_list, rt60_range, snr_list
+    from train.degraded import RT60S, SNRS
 
     for command, what in (("noisy", "in recorded noise"), ("reverb", "in simulated reverberant rooms")):
         p = sub.add_parser(command, help=f"score each fold's deployed file {what} (export/degraded.py)")
@@ -116,16 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", required=True, help="row label, e.g. 'cnn student INT8 ONNX (default recipe)'")
         if command == "noisy":
             p.add_argument("--noise", type=pathlib.Path, default=None, help="noise folder (default: DATA/noise/household)")
-            p.add_argument("--snrs", type=snr_list, default=(20.0, 10.0, 5.0, 0.0), help="dB, comma list")
+            p.add_argument("--snrs", type=snr_list, default=SNRS, help="dB, comma list (default %(default)s)")
         else:
-            p.add_argument("--rt60", type=rt60_list, default=(0.3, 0.6, 0.9), help="seconds, comma list")
+            p.add_argument("--rt60", type=rt60_list, default=RT60S, help="seconds, comma list (default %(default)s)")
         p.add_argument("--seed", type=int, default=0, help="which noise segment or room each clip gets")
         p.add_argument("--key", default="deployed_onnx_int8", help="result.json's key (or a file name) of the file to score")
         p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
         p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
-    p.add_argument("--out", type=pathlib.Path, default=recipe.Recipe.out, help="work folder (resumes)")
+    p.add_argument("--out", type=pathlib.Path, default=None,
+                   help="work folder (resumes; default runs/default, runs/default_CANDIDATE with --candidate)")
     p.add_argument("--ship-to", type=pathlib.Path, default=None,
                    help="where default.onnx/.tflite and the card go (default: edge_ser/models; OUT/ship with --candidate)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "benchmarks/results/default_model_CANDIDATE.*, files in --ship-to (e.g. noise_e48)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "
                    "with (e.g. DATA/noise/background; default: clean clips only)")
-    p.add_argument("--reverb-train", type=rt60_list, default=None,
+    p.add_argument("--reverb-train", type=rt60_range, default=None,
                    help="low,high RT60 (s) of simulated rooms the teacher and students train in (e.g. 0.2,1.0)")
     return parser
 
@@ -203,15 +205,16 @@ def dispatch(args) -> object:
 
         if c == "noisy":
             noise = args.noise or pathlib.Path(args.data or default_data_root()) / "noise" / "household"
-            condition = degraded.in_noise(noise, args.snrs, args.seed)
+            condition = degraded.noise_condition(noise, args.snrs, args.seed)
         else:
-            condition = degraded.in_rooms(args.rt60, args.seed)
+            condition = degraded.room_condition(args.rt60, args.seed)
         return str(degraded.write(args.export_dir, condition, args.name, args.model, args.out, args.key, args.data))
     if c == "default":
         from . import recipe
 
-        ship_to = args.ship_to or (args.out / "ship" if args.candidate else recipe.PACKAGE_MODELS)
-        card = recipe.main(recipe.Recipe(data=args.data, out=args.out, ship_to=ship_to,
+        out = args.out or (recipe.Recipe.out.with_name(f"default_{args.candidate}") if args.candidate else recipe.Recipe.out)
+        ship_to = args.ship_to or (out / "ship" if args.candidate else recipe.PACKAGE_MODELS)
+        card = recipe.main(recipe.Recipe(data=args.data, out=out, ship_to=ship_to,
                                          teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
                                          widths=args.widths, noise_train=args.noise_train,
                                          reverb_train=args.reverb_train,

@@ -87,14 +87,14 @@ def score_export(export_dir: pathlib.Path, degraded: Callable, key: str = KEY, d
             "sets": {name: metrics.summarise(results, labels) for name, results in per_set.items()}}
 
 
-def in_noise(noise_dir: pathlib.Path, snrs: tuple[float, ...], seed: int = 0) -> tuple[Callable, dict, str]:
+def noise_condition(noise_dir: pathlib.Path, snrs: tuple[float, ...], seed: int = 0) -> tuple[Callable, dict, str]:
     """(features of every clip in noise, what the results file records, how its heading reads)."""
     return ((lambda corpus, config, seconds: noisy_corpus_features(corpus, config, seconds, noise_dir, snrs, seed)),
             {"noise": str(noise_dir), "noise_seed": seed},
             f"mixed with the recordings of `{noise_dir}` (noise seed {seed}; one segment per clip, the same at every SNR)")
 
 
-def in_rooms(rt60s: tuple[float, ...], seed: int = 0) -> tuple[Callable, dict, str]:
+def room_condition(rt60s: tuple[float, ...], seed: int = 0) -> tuple[Callable, dict, str]:
     return ((lambda corpus, config, seconds: reverberant_corpus_features(corpus, config, seconds, rt60s, seed)),
             {"room": "statistical (train/reverb.py)", "room_seed": seed},
             f"in simulated rooms (train/reverb.py; room seed {seed}; one random room tail per clip, the same at every RT60)")
@@ -103,7 +103,7 @@ def in_rooms(rt60s: tuple[float, ...], seed: int = 0) -> tuple[Callable, dict, s
 def write(export_dir: pathlib.Path, condition: tuple[Callable, dict, str], name: str, model: str,
           out_dir: pathlib.Path, key: str = KEY, data: str | None = None) -> pathlib.Path:
     """`<out_dir>/<name>.{json,md}`: rows shaped like `train report`'s (benchmarks/accuracy.py
-    reads them); `condition` from `in_noise` or `in_rooms`."""
+    reads them); `condition` from `noise_condition` or `room_condition`."""
     degraded, recorded, heading = condition
     scored = score_export(export_dir, degraded, key, data)
     environment = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

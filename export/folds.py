@@ -34,8 +34,8 @@ class FoldData:
     test_y: torch.Tensor
     test_speakers: list[str]
     protocol: dict  # corpus, protocol, fold, speaker_independent, seconds
-    # The teacher run's --noise-train, if it had one: noisy copies [N, copies, n_mels, frames] of
-    # the training clips (train.copies) and the chance a drawn clip is replaced by one.
+    # The teacher run's --noise-train / --reverb-train, if it had them: degraded copies [N, copies,
+    # n_mels, frames] of the training clips (train.copies) and the chance a drawn clip is replaced by one.
     train_noisy: torch.Tensor | None = None
     noise_p: float = 0.0
 
@@ -64,10 +64,10 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
                 "n_train": len(split.train), "n_test": len(split.test)}
     noisy = None
     if run.get("noise_train") or run.get("reverb_train"):
+        from train.copies import COPY_FIELDS
         from train.run import degraded_training_copies
 
-        protocol["noise_train"] = {k: run.get(k) for k in ("noise_train", "noise_snr", "reverb_train", "noise_p",
-                                                           "noise_copies")}
+        protocol["noise_train"] = {k: run.get(k) for k in COPY_FIELDS}
         noisy = degraded_training_copies(run, [corpus.clips[i].path for i in split.train], feature_config)
     return FoldData(fold, list(config["labels"]), x[split.train], y[split.train], x[split.test], y[split.test],
                     speakers, protocol, noisy, run.get("noise_p", 0.0) if noisy is not None else 0.0)

@@ -76,10 +76,25 @@ def step(path: pathlib.Path, make) -> pathlib.Path:
     return made
 
 
+def check_student(path: pathlib.Path, settings: Settings) -> None:
+    """A student on disk was distilled with these settings, else ValueError: resuming reuses files
+    by name, so a folder built with other widths or epochs must not pass for this recipe's."""
+    if not (path.exists() and model_files.card_path(path).exists()):
+        return
+    card = model_files.read_card(path)
+    made = (tuple(card["arch"]["widths"]), card["distillation"]["epochs"], card["distillation"]["temperature"],
+            card["distillation"]["alpha"])
+    wanted = (tuple(settings.widths), settings.epochs, settings.temperature, settings.alpha)
+    if made != wanted:
+        raise ValueError(f"{path}: distilled with widths/epochs/temperature/alpha {made}, these settings ask for "
+                         f"{wanted}: use another output folder")
+
+
 def run_fold(run_dir: pathlib.Path, variant: str, fold: str, out_root: pathlib.Path, settings: Settings) -> dict:
     """Every model of one fold in `out_root/<fold>/`; returns (and writes) the fold's result."""
     out = pathlib.Path(out_root) / fold
     out.mkdir(parents=True, exist_ok=True)
+    check_student(out / "student.pt", settings)
     started = time.time()
     data = folds.fold_data(run_dir, fold)
     teacher = step(out / "teacher.pt", lambda: steps.teacher(run_dir, fold, variant, out / "teacher.pt", data))

@@ -26,6 +26,7 @@ import numpy as np
 from edge_ser.config import FeatureConfig
 
 from train import metrics, protocols
+from train.copies import COPY_FIELDS
 from train.data import COMMON_LABELS, load_corpus
 from train.run import RunConfig, environment, run, write_json
 
@@ -80,7 +81,7 @@ class Recipe:
         if self.candidate is not None:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.candidate):
                 raise ValueError(f"candidate name must be letters, digits, '_', '.' or '-', got {self.candidate!r}")
-            if pathlib.Path(self.ship_to).resolve() == PACKAGE_MODELS.resolve():
+            if pathlib.Path(self.ship_to).resolve().is_relative_to(PACKAGE_MODELS.resolve()):
                 raise ValueError(f"a candidate ({self.candidate}) is not shipped: give --ship-to outside {PACKAGE_MODELS}")
 
     def command(self) -> str:
@@ -174,7 +175,7 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
                   "distillation": {k: v for k, v in student["distillation"].items() if k != "loss"},
                   "teacher_epochs": recipe.teacher_epochs,
                   "noise_train": None if recipe.noise_train is None and recipe.reverb_train is None else
-                  {k: config["run"].get(k) for k in ("noise_train", "noise_snr", "reverb_train", "noise_p", "noise_copies")},
+                  {k: config["run"].get(k) for k in COPY_FIELDS},
                   "quantization": model_files.read_card(deployed)["quantization"]},
         "cross_validation": {**cv, "models": {MODELS[k]: {kk: v[kk] for kk in ("pooled", "per_corpus", "fold_ua_mean",
                                                                               "fold_ua_std", "confusion")}

@@ -109,7 +109,10 @@ def test_a_candidate_is_scored_under_its_own_name_and_not_shipped(shipped, tmp_p
     assert all(r["model"].endswith("[small]") for r in rows)
     assert not (tmp_path / "default_model.json").exists()
     with pytest.raises(ValueError, match="not shipped"):
-        dataclasses.replace(spec, ship_to=recipe.PACKAGE_MODELS)
+        dataclasses.replace(spec, ship_to=recipe.PACKAGE_MODELS / "sub")
+    # Resuming reuses files by name: a student built with other settings is refused, not relabelled.
+    with pytest.raises(ValueError, match="distilled with widths"):
+        recipe.main(dataclasses.replace(spec, widths=(4, 8, 8, 16)))
     with pytest.raises(ValueError, match="candidate name"):
         dataclasses.replace(spec, candidate="a/b")
 
@@ -118,13 +121,13 @@ def test_deployed_students_are_scored_in_noise_and_in_rooms(shipped, tmp_path):
     from export import degraded
 
     work, noise = shipped["tmp"] / "work", shipped["data_dir"] / "noise" / "household"
-    md = degraded.write(work / "spk5_export", degraded.in_noise(noise, (200.0, 0.0)), "n", "student", tmp_path)
+    md = degraded.write(work / "spk5_export", degraded.noise_condition(noise, (200.0, 0.0)), "n", "student", tmp_path)
     rows = json.loads(md.with_suffix(".json").read_text())["results"]
     assert [r["result_set"] for r in rows] == ["single", "noisy_200db", "noisy_0db"]
     # Noise 200 dB down is the clean clips: the deployed file's own card figures, through the session.
     assert rows[1]["summary"]["pooled"] == rows[0]["summary"]["pooled"]
-    md = degraded.write(work / "spk5_export", degraded.in_rooms((0.6,)), "r", "student", tmp_path)
+    md = degraded.write(work / "spk5_export", degraded.room_condition((0.6,)), "r", "student", tmp_path)
     assert [r["result_set"] for r in json.loads(md.with_suffix(".json").read_text())["results"]] == ["single", "reverb_0.6s"]
     assert "simulated rooms" in md.read_text()
     with pytest.raises(FileNotFoundError, match="no fold folders"):
-        degraded.write(tmp_path, degraded.in_noise(noise, (10.0,)), "n", "student", tmp_path)
+        degraded.write(tmp_path, degraded.noise_condition(noise, (10.0,)), "n", "student", tmp_path)

@@ -374,6 +374,9 @@ def test_runs_table_means_per_corpus_and_refuses_a_missing_or_partial_set(tmp_pa
     assert json.loads(md.with_suffix(".json").read_text())["runs"][1]["reverb_0.3s"]["ua"] == 0.50
     with pytest.raises(ValueError, match="no result set 'reverb_0.9s'"):
         write_table("t", "x", runs, ["reverb_0.9s"], tmp_path / "out")
+    for bad_name, sets in (("../x", ["single"]), ("t", []), ("t", ["single", "single"])):
+        with pytest.raises(ValueError, match="table name|result sets must be"):
+            write_table(bad_name, "x", runs, sets, tmp_path / "out")
     partial = fake_run("c", "emodb", {"single": 0.7}, complete=False)
     with pytest.raises(ValueError, match="lacks folds"):
         write_table("t", "x", [partial], ["single"], tmp_path / "out")

@@ -72,8 +72,8 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
     p.add_argument("--noise-train", default=None,
                    help="folder of noise recordings mixed into training clips (train.copies), e.g. "
                         "DATA/noise/background; test noise should come from another folder")
-    p.add_argument("--noise-snr", type=snr_list, default=d.noise_snr, help="low,high dB of the training noise")
-    p.add_argument("--reverb-train", type=rt60_list, default=None,
+    p.add_argument("--noise-snr", type=snr_range, default=d.noise_snr, help="low,high dB of the training noise")
+    p.add_argument("--reverb-train", type=rt60_range, default=None,
                    help="low,high RT60 (s) of simulated rooms training clips are put in (train.copies; before "
                         "any noise), e.g. 0.2,1.0")
     p.add_argument("--noise-p", type=float, default=d.noise_p,
@@ -252,6 +252,26 @@ def value_list(text: str, kind, what: str, positive: bool = False) -> tuple[floa
         raise argparse.ArgumentTypeError(f"{what} must be a comma list of distinct finite "
                                          f"{'positive ' if positive else ''}numbers, got {text!r}")
     return values
+
+
+def value_range(text: str, what: str, positive: bool = False) -> tuple[float, float]:
+    """"0.2,1.0" -> (0.2, 1.0): two finite numbers, low <= high (and low > 0 if `positive`)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        low = high = float("nan")
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high and (low > 0 or not positive)):
+        raise argparse.ArgumentTypeError(f"{what} must be LOW,HIGH: two finite numbers, low <= high"
+                                         f"{', low above 0' if positive else ''}; got {text!r}")
+    return low, high
+
+
+def snr_range(text: str) -> tuple[float, float]:
+    return value_range(text, "the SNR range (dB)")
+
+
+def rt60_range(text: str) -> tuple[float, float]:
+    return value_range(text, "the RT60 range (s)", positive=True)
 
 
 def snr_list(text: str) -> tuple[float, ...]:

@@ -2,13 +2,16 @@
 random simulated room and/or mixed with a random noise segment, made once per run on the
 waveform and passed through the runtime's extractor. `loop.fit(noisy=...)` and the export
 chain's students draw them in place of the clean clip with chance `--noise-p`.
+
+With rooms and noise, each copy draws its noise first and its room after, so a run's copies with
+noise alone are what they were before rooms existed; adding rooms moves the random stream on,
+so from the second copy on the noise segments differ from a noise-only run's.
 """
 from __future__ import annotations
 
 import pathlib
 
 import numpy as np
-import torch
 
 from edge_ser.config import FeatureConfig
 from edge_ser.features import log_mel
@@ -20,6 +23,8 @@ from .reverb import reverberate, room_impulse
 
 # Rooms to train in: a spread of talker distances around the test rooms' 0 dB (train/reverb.py).
 TRAIN_DRR_DB = (-3.0, 6.0)
+# The run settings the copies are made from (what cards and reports record about them).
+COPY_FIELDS = ("noise_train", "noise_snr", "reverb_train", "noise_p", "noise_copies")
 
 
 def check_range(name: str, low_high: tuple[float, float], positive: bool = False) -> None:
@@ -29,11 +34,12 @@ def check_range(name: str, low_high: tuple[float, float], positive: bool = False
 
 def training_copies(clips: list[pathlib.Path], config: FeatureConfig, seconds: float, copies: int, seed: int,
                     noise_dir: pathlib.Path | None = None, snr_db: tuple[float, float] = (0.0, 20.0),
-                    rt60: tuple[float, float] | None = None) -> torch.Tensor:
+                    rt60: tuple[float, float] | None = None) -> "torch.Tensor":
     """Log-mel [n_clips, copies, n_mels, frames]: each clip fixed to `seconds`, then `copies`
     times: in a room of RT60 uniform in `rt60` (s) and DRR uniform in TRAIN_DRR_DB when `rt60`
     is given, then mixed with a random segment of a random file of `noise_dir` at an SNR uniform
     in `snr_db` when `noise_dir` is given."""
+    import torch  # here, so reports can read COPY_FIELDS without torch
     if noise_dir is None and rt60 is None or copies < 1:
         raise ValueError(f"training copies: need noise, rooms or both, and copies {copies} >= 1")
     check_range("noise SNR (dB)", snr_db)

@@ -55,9 +55,10 @@ def degraded_features(corpus: Corpus, config: FeatureConfig, seconds: float, deg
 
 def in_noise(noise_dir: pathlib.Path, snrs: tuple[float, ...]) -> tuple[Degrade, tuple]:
     """One noise segment per clip (the same at every SNR), mixed at each SNR."""
-    noises = load_noises(noise_dir)
+    noises = []  # read on first use: a cached corpus needs none
 
     def degrade(speech: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        noises[:] = noises or load_noises(noise_dir)
         noise = draw_noise(noises, len(speech), rng)
         return {NOISE.name(snr): mix_at_snr(speech, noise, snr) for snr in snrs}
 

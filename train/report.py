@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 
+from .copies import COPY_FIELDS
 from .metrics import plot_confusion, summarise
 from .result_sets import DEGRADATIONS, NOISE, REVERB
 
@@ -246,8 +247,7 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
                 "continue_lr", "mask_ratio", "mask_fill", "head_fusion", "patch", "depth", "dim", "heads", "drop_path",
                 "stem", "pretrain_epochs", "phase1_from", "seed", "threads")
         augmentation = ("freq_warp", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "mixup",
-                        "crop_seconds") + (("noise_train", "noise_snr", "reverb_train", "noise_p", "noise_copies")
-                                           if cfg.get("noise_train") or cfg.get("reverb_train") else ())
+                        "crop_seconds") + (COPY_FIELDS if cfg.get("noise_train") or cfg.get("reverb_train") else ())
         if cfg["model"] == "cnn":
             keys = keys[:6] + ("seed", "threads")
         if augmentation_label(cfg):

@@ -212,7 +212,7 @@ def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tenso
     return torch.from_numpy(speaker_normalise(x, corpus.speakers(), reference))
 
 
-def noisy_training_copies(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None:
+def training_copies_of(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None:
     """`--noise-train` / `--reverb-train`: log-mel [n_clips, copies, n_mels, frames], degraded
     copies of every clip (only a fold's training rows are ever used), or None."""
     if not cfg.degraded_training():
@@ -221,6 +221,7 @@ def noisy_training_copies(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None
 
 
 def run_fields(cfg: RunConfig) -> dict:
+    """The config as config.json stores it (tuples as lists)."""
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
@@ -450,9 +451,8 @@ RESUME_FIELDS = PHASE1_FIELDS + ("variants", "continue_epochs", "continue_lr", "
 
 def _differing(path: pathlib.Path, cfg: RunConfig, fields: tuple[str, ...]) -> list[str]:
     """The `fields` in which the run stored at `path` (config.json) differs from `cfg`."""
-    as_stored = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))  # noqa: E731 (tuples -> lists)
-    source = {**as_stored(RunConfig()), **json.loads(path.read_text())["run"]}  # older runs lack newer fields
-    mine = as_stored(cfg)
+    source = {**run_fields(RunConfig()), **json.loads(path.read_text())["run"]}  # older runs lack newer fields
+    mine = run_fields(cfg)
     return [k for k in fields if source.get(k) != mine.get(k)]
 
 
@@ -528,9 +528,11 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                      or cfg.noise_snr[0] > cfg.noise_snr[1]
                      or cfg.reverb_train is not None and not (len(cfg.reverb_train) == 2
                                                               and 0 < cfg.reverb_train[0] <= cfg.reverb_train[1])):
-        raise ValueError(f"--noise-train/--reverb-train: one phase on the corpus's own clips (not with "
-                         "--speaker-norm, --crop-seconds, --extra-train or masking variants), --noise-p in (0, 1], "
-                         "--noise-copies >= 1, --noise-snr LOW,HIGH, --reverb-train LOW,HIGH seconds above 0")
+        raise ValueError(f"--noise-train {cfg.noise_train} / --reverb-train {cfg.reverb_train}: one phase on the "
+                         "corpus's own clips (not with --speaker-norm, --crop-seconds, --extra-train or masking "
+                         f"variants), --noise-p in (0, 1] (got {cfg.noise_p}), --noise-copies >= 1 (got "
+                         f"{cfg.noise_copies}), --noise-snr LOW,HIGH (got {cfg.noise_snr}), --reverb-train LOW,HIGH "
+                         "seconds above 0")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -554,7 +556,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     extra_x = unlabelled_features(cfg)
     long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
     added = added_clips(cfg, corpus)
-    noisy_x = noisy_training_copies(cfg, corpus)
+    noisy_x = training_copies_of(cfg, corpus)
     y = torch.from_numpy(corpus.targets())
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
     payload = {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(), "labels": corpus.labels,

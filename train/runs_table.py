@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import re
 
 import numpy as np
 
@@ -26,6 +27,11 @@ def pooled(run: pathlib.Path, result_set: str) -> dict:
 
 def write_table(name: str, what: str, runs: list[pathlib.Path], result_sets: list[str], out_dir: pathlib.Path) -> pathlib.Path:
     """`<out_dir>/<name>.{json,md}`; every run must have every result set, complete."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"table name must be letters, digits, '_', '.' or '-', got {name!r}")
+    if not result_sets or len(set(result_sets)) != len(result_sets):
+        raise ValueError(f"result sets must be distinct and at least one, got {','.join(result_sets)!r}")
+    what = what.rstrip(". ")
     rows = []
     for run in runs:
         config = read_run_config(run)["run"]
