@@ -67,7 +67,7 @@ class Recipe:
     results_to: pathlib.Path | None = RESULTS
     # A candidate recipe (e.g. "noise_e48") is built and scored but not shipped: its files go to
     # `ship_to` (give one outside the package), its figures to default_model_<candidate>.* and
-    # its rows read "would ship"; building the same recipe again without it ships (it resumes).
+    # its rows carry its name; building the same recipe again without it ships (it resumes).
     candidate: str | None = None
     progress: bool = True
 

@@ -1,7 +1,7 @@
 """The default model's cross-validated figures as benchmarks/results/default_model.{json,md,png}:
 rows in the accuracy-table shape `benchmarks/accuracy.py` reads, a short markdown table and the
 pooled confusion matrix of the shipped INT8 model. A candidate recipe (card["candidate"], not
-shipped) writes default_model_<candidate>.* and its rows say "would ship"."""
+shipped, or no longer) writes default_model_<candidate>.* and its rows carry its name."""
 from __future__ import annotations
 
 import pathlib
@@ -23,7 +23,7 @@ def model_label(card: dict, model: str) -> str:
     """A candidate's rows must not read as the packaged model's in the accuracy table."""
     if card.get("candidate") is None:
         return model
-    return f"{model.replace('(shipped)', '(would ship)')} [{card['candidate']}]"
+    return f"{model.replace(' (shipped)', '')} [{card['candidate']}]"
 
 
 def rows(card: dict) -> list[dict]:
@@ -51,7 +51,7 @@ def markdown(card: dict) -> str:
     cv, files, name = card["cross_validation"], card.get("files", {}), name_of(card)
     corpora = sorted({c for s in cv["models"].values() for c in s["per_corpus"]})
     title = ("The default model (`edge_ser/models/default.onnx`)" if card.get("candidate") is None else
-             f"A candidate default recipe, `{card['candidate']}` (not shipped)")
+             f"A default recipe that is not the packaged model: `{card['candidate']}`")
     lines = [f"# {title}, {card['date']}", "",
              f"Recipe: `{card['recipe']}`. {card['task']}; labels: {', '.join(cv['labels'])}.", "",
              f"Cross-validation: {cv['protocol']}. Scores pool the test speakers of the folds "
@@ -65,7 +65,7 @@ def markdown(card: dict) -> str:
         per = " | ".join(f"{100 * s['per_corpus'][c]['ua']:.1f} / {100 * s['per_corpus'][c]['wa']:.1f}" for c in corpora)
         lines.append(f"| {model_label(card, model)} | {params / 1e3:.1f} k | {100 * p['ua']:.1f} | {100 * p['wa']:.1f} | "
                      f"{100 * p['macro_f1']:.1f} | {100 * s['fold_ua_mean']:.1f} ± {100 * s['fold_ua_std']:.1f} | {per} |")
-    lines += ["", ("Shipped files: " if card.get("candidate") is None else "Files it would ship: ") + ", ".join(
+    lines += ["", ("Shipped files: " if card.get("candidate") is None else "Its files: ") + ", ".join(
         f"`{f['name']}` {f['size_bytes'] / 1024:.0f} KB, {f['latency_ms']['median_ms']:.2f} ms median"
         for f in files.values()) + f" ({card.get('latency_note', '')}).", "",
         f"Cost: cross-validation {card['cost']['cv_thread_seconds'] / 60:.0f} min and the shipped model "
