@@ -56,7 +56,8 @@ def markdown(card: dict) -> str:
              f"Recipe: `{card['recipe']}`. {card['task']}; labels: {', '.join(cv['labels'])}.", "",
              f"Cross-validation: {cv['protocol']}. Scores pool the test speakers of the folds "
              f"({', '.join(cv['folds'])}); every fold ran the whole recipe (teacher, distillation, INT8) "
-             "on its training speakers only. The shipped model is the same recipe trained on every clip.", "",
+             "on its training speakers only. " + ("The shipped model is" if card.get("candidate") is None else
+                                                   "The model it would ship is") + " the same recipe trained on every clip.", "",
              "| model | params | UA % | WA % | macro-F1 % | fold UA % | " + " | ".join(f"{c} UA % / WA %" for c in corpora) + " |",
              "|---|---:|---:|---:|---:|---|" + "---|" * len(corpora)]
     for model, s in cv["models"].items():
