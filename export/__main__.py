@@ -132,11 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where default.onnx/.tflite and the card go (default: edge_ser/models; OUT/ship with --candidate)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
     p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
-    p.add_argument("--widths", type=widths, default=steps.STUDENT_WIDTHS, help="student widths (default %(default)s)")
+    p.add_argument("--widths", type=widths, default=recipe.STUDENT_WIDTHS, help="student widths (default %(default)s)")
     p.add_argument("--candidate", default=None, help="build and score the recipe without shipping it: figures as "
                    "benchmarks/results/default_model_CANDIDATE.*, files in --ship-to (e.g. noise_e48)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "
-                   "with (e.g. DATA/noise/background; default: clean clips only)")
+                   f"with (default: DATA/{recipe.NOISE_FOLDER}, as the shipped model)")
+    p.add_argument("--clean", action="store_true", help="train on clean clips only (no --noise-train)")
     p.add_argument("--reverb-train", type=rt60_range, default=None,
                    help="low,high RT60 (s) of simulated rooms the teacher and students train in (e.g. 0.2,1.0)")
     return parser
@@ -214,9 +215,15 @@ def dispatch(args) -> object:
 
         out = args.out or (recipe.Recipe.out.with_name(f"default_{args.candidate}") if args.candidate else recipe.Recipe.out)
         ship_to = args.ship_to or (out / "ship" if args.candidate else recipe.PACKAGE_MODELS)
+        if args.clean and args.noise_train:
+            raise ValueError(f"--clean and --noise-train {args.noise_train}: choose one")
+        from train.data import default_data_root
+
+        noise = None if args.clean else (args.noise_train or
+                                         str(pathlib.Path(args.data or default_data_root()).resolve() / recipe.NOISE_FOLDER))
         card = recipe.main(recipe.Recipe(data=args.data, out=out, ship_to=ship_to,
                                          teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                                         widths=args.widths, noise_train=args.noise_train,
+                                         widths=args.widths, noise_train=noise,
                                          reverb_train=args.reverb_train,
                                          candidate=args.candidate))
         shipped = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]
