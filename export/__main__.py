@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where default.onnx/.tflite and the card go (default: edge_ser/models; OUT/ship with --candidate)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
     p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
-    p.add_argument("--widths", type=widths, default=recipe.STUDENT_WIDTHS, help="student widths (default %(default)s)")
+    p.add_argument("--widths", type=widths, default=recipe.WIDTHS, help="student widths (default %(default)s)")
     p.add_argument("--candidate", default=None, help="build and score the recipe without shipping it: figures as "
                    "benchmarks/results/default_model_CANDIDATE.*, files in --ship-to (e.g. noise_e48)")
     p.add_argument("--noise-train", default=None, help="folder of noise recordings the teacher and students train "

@@ -41,7 +41,7 @@ TEACHER_EPOCHS = 24  # ~1360 clips per fold: ~1000 optimiser steps, as many as t
 # The shipped student (2026-12-02): 48 epochs and these widths keep it within 1 point of its
 # noise-trained teacher (24 epochs at 16/32/64/128 lost 5; docs/default-model.md).
 STUDENT_EPOCHS = 48
-STUDENT_WIDTHS = (18, 36, 72, 144)  # 124 k parameters: 3.1x fewer than the teacher
+WIDTHS = (18, 36, 72, 144)  # the student's; 124 k parameters: 3.1x fewer than the teacher
 NOISE_FOLDER = "noise/background"  # under the data root: what the shipped model trained with
 # What each file of a fold folder is, in the order the tables list them.
 MODELS = {"teacher.pt": "CNN teacher (PyTorch)", "student.pt": "CNN student (PyTorch)",
@@ -60,7 +60,7 @@ class Recipe:
     out: pathlib.Path = REPO / "runs" / "default"
     teacher_epochs: int = TEACHER_EPOCHS
     student_epochs: int = STUDENT_EPOCHS
-    widths: tuple[int, ...] = STUDENT_WIDTHS
+    widths: tuple[int, ...] = WIDTHS
     max_folds: int | None = None  # cross-validate on the first folds only (tests)
     tflite_variants: tuple = pipeline.TFLITE_VARIANTS  # TFLite INT8 candidates (fewer: faster tests)
     ship_to: pathlib.Path = PACKAGE_MODELS
@@ -96,9 +96,9 @@ class Recipe:
 
         options = (("--teacher-epochs", self.teacher_epochs, TEACHER_EPOCHS),
                    ("--student-epochs", self.student_epochs, STUDENT_EPOCHS),
-                   ("--widths", self.widths, STUDENT_WIDTHS), ("--noise-train", self.noise_train, None),
+                   ("--widths", self.widths, WIDTHS), ("--noise-train", self.noise_train, None),
                    ("--reverb-train", self.reverb_train, None))
-        parts = ["python -m export default"]
+        parts = ["python -m export default"] + ([] if self.noise_train else ["--clean"])
         parts += [f"{flag} {text(value)}" for flag, value, default in options
                   if value is not None and text(value) != text(default)]
         return " ".join(parts)
