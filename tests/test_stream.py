@@ -246,9 +246,11 @@ def test_stream_usage_errors(model, args, fragment, capsys):
 
 def test_sigint_exits_cleanly(model):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE"}
+    # A shell's background job ignores SIGINT and its children inherit that (Python then installs
+    # no KeyboardInterrupt handler): give the child the default, however the tests were started.
     proc = subprocess.Popen([sys.executable, "-m", "edge_ser", "stream", "--model", str(model), "-"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=REPO)
+                            env=env, cwd=REPO, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         proc.stdin.write(pcm16(mixed_sound()).tobytes()[: 4 * SAMPLE_RATE * 2])  # 4 s, pipe left open
         proc.stdin.flush()
