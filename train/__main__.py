@@ -240,6 +240,14 @@ def cmd_table(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {error}") from None
 
 
+def rescoring_args(p: argparse.ArgumentParser, func, seed_help: str) -> None:
+    """What the commands that re-score finished runs on degraded clips share."""
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    p.add_argument("runs", nargs="+", type=pathlib.Path)
+    p.set_defaults(func=func)
+
+
 def value_list(text: str, kind, what: str, positive: bool = False) -> tuple[float, ...]:
     """"20,10,0" -> (20.0, 10.0, 0.0): finite (and > 0 if `positive`), each naming its own
     result set of Degradation `kind`."""
@@ -379,17 +387,11 @@ def parser() -> argparse.ArgumentParser:
     noi.add_argument("--noise", type=pathlib.Path, default=None,
                      help="folder of noise recordings (default: DATA/noise/household)")
     noi.add_argument("--snrs", type=snr_list, default=None, help="dB, comma list (default 20,10,5,0)")
-    noi.add_argument("--seed", type=int, default=0, help="which noise file and offset each clip gets")
-    noi.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
-    noi.add_argument("runs", nargs="+", type=pathlib.Path)
-    noi.set_defaults(func=cmd_noisy)
+    rescoring_args(noi, cmd_noisy, "which noise file and offset each clip gets")
     rev = sub.add_parser("reverb", help="re-score finished runs' fold models on their test clips in simulated "
                          "reverberant rooms (result sets reverb_<rt60>s; train/degraded.py, train/reverb.py)")
     rev.add_argument("--rt60", type=rt60_list, default=None, help="seconds, comma list (default 0.3,0.6,0.9)")
-    rev.add_argument("--seed", type=int, default=0, help="which random room tail each clip gets")
-    rev.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
-    rev.add_argument("runs", nargs="+", type=pathlib.Path)
-    rev.set_defaults(func=cmd_reverb)
+    rescoring_args(rev, cmd_reverb, "which random room tail each clip gets")
     tab = sub.add_parser("table", help="each run's pooled UA in each result set, and means per corpus "
                          "(benchmarks/results/NAME.{json,md}; train/runs_table.py)")
     tab.add_argument("--name", required=True)

@@ -10,6 +10,7 @@ the test folds.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 from typing import Callable
 
@@ -110,13 +111,19 @@ def score_degraded(run_dir: pathlib.Path, features: Callable, describe: Callable
             for name in degraded}
 
 
+@functools.lru_cache(maxsize=8)
+def folder_digests(folder: pathlib.Path) -> frozenset[str]:
+    """The recordings of a noise folder by content, hashed once per batch of runs."""
+    return frozenset(file_digests(noise_files(folder)))
+
+
 def score_in_noise(run_dir: pathlib.Path, noise_dir: pathlib.Path, snrs: tuple[float, ...] = SNRS,
                    seed: int = 0, data: str | None = None) -> dict[str, dict]:
     """Write `<run_dir>/noisy_<snr>db/` for each SNR; returns {result set: summary}. Refuses noise
     the run trained with (by file hash)."""
     def refuse(cfg):
-        heard = file_digests(noise_files(pathlib.Path(cfg.noise_train))) if cfg.noise_train else set()
-        if heard & file_digests(noise_files(noise_dir)):
+        heard = folder_digests(pathlib.Path(cfg.noise_train).resolve()) if cfg.noise_train else frozenset()
+        if heard & folder_digests(pathlib.Path(noise_dir).resolve()):
             raise ValueError(f"{run_dir}: trained with noise from {cfg.noise_train}, which holds recordings of "
                              f"--noise {noise_dir}: test on noise it never heard")
 
