@@ -266,6 +266,32 @@ def test_report_pairs_two_runs_fold_by_fold():
         pair_differences(rows, ["runs/x"])
 
 
+def test_report_pools_the_masking_variants_of_seeds_of_one_recipe_only():
+    from train.report import pooled_variant_differences
+
+    def rows(run, seed, ua, recipe=None):
+        config = {"run": {"model": "deit", "epochs": 10, "mask_ratio": 0.25, "seed": seed, "threads": 1,
+                          **(recipe or {})}}
+        return [{"run": run, "result_set": name, "config": config, "summary": {"pooled": {"ua": sum(u) / 2}},
+                 "folds": [{"fold": f, "scores": {"ua": u}, **({"rollout_share_masked": share} if share else {})}
+                           for f, u in zip("ab", u)]}
+                for name, u, share in (("phase1", ua[0], None), ("none", ua[1], None), ("random", ua[2], 0.25),
+                                       ("samsg", ua[3], 0.35 + seed / 10))]
+
+    seed0 = rows("runs/s0", 0, [(0.5, 0.5), (0.6, 0.4), (0.6, 0.6), (0.7, 0.5)])
+    seed1 = rows("runs/s1", 1, [(0.5, 0.5), (0.5, 0.5), (0.4, 0.4), (0.6, 0.6)])
+    other = rows("runs/longer", 0, [(0.9, 0.9)] * 4, {"epochs": 20})  # another recipe: never pooled with these
+    lines = pooled_variant_differences(seed0 + seed1 + other)
+    assert lines[0] == "- runs `runs/s0`, `runs/s1`:"
+    # samsg − none over the 4 (run, fold) pairs: +0.1 each; random − none: 0, +0.2, -0.1, -0.1
+    assert lines[1] == "  - samsg − none: +10.0 ± 0.0 points of fold UA (better on 4 of 4 folds)"
+    assert lines[2] == "  - random − none: +0.0 ± 12.2 points of fold UA (better on 1 of 4 folds)"
+    assert lines[5] == "  - pooled UA, mean over the 2 runs: phase1 50.0 %, none 50.0 %, random 50.0 %, samsg 60.0 %"
+    assert lines[6].startswith("  - samsg masks covered 40.0 % of each clip's phase-1 rollout mass (35.0-45.0 % per fold, 4 folds")
+    assert len(lines) == 8 and not any("longer" in line for line in lines)
+    assert pooled_variant_differences(seed0 + other) == []  # one seed per recipe: nothing to pool
+
+
 def test_weight_average_is_an_exponential_moving_average_of_the_steps():
     from train.loop import weight_average
 

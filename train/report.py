@@ -124,7 +124,8 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         summary = summarise(folds, config["labels"])
         summary["train_seconds"] = float(sum(f["train_seconds"] for f in folds))
         summary["complete"] = len(folds) == len(config["folds"])
-        per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds")} for f in folds]
+        per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds", "rollout_share_masked") if k in f}
+                    for f in folds]
         model = config["run"]["model"]
         if config["run"].get("pretrain_epochs"):
             model += f"+MAE({config['run']['pretrain_epochs']} ep)"
@@ -161,6 +162,47 @@ def variant_differences(rows: list[dict]) -> list[str]:
             d = np.array([sets[name][f] - sets["none"][f] for f in common])
             lines.append(f"- `{run}`: {name} − none = {100 * d.mean():+.1f} ± {100 * d.std():.1f} points of fold UA "
                          f"(better on {(d > 0).sum()} of {len(d)} folds)")
+    return lines
+
+
+# Settings that do not change what a run trains: runs that differ only in these are seeds of one recipe.
+NOT_RECIPE = ("seed", "threads", "max_folds", "only_folds", "cache", "progress", "data", "phase1_from")
+
+
+def pooled_variant_differences(rows: list[dict]) -> list[str]:
+    """Per recipe run with several seeds (runs whose settings differ only in NOT_RECIPE): each
+    pair of masking variants paired by (run, fold), the mean pooled UA per result set over the
+    runs, and the share of each clip's phase-1 rollout mass the masks covered. One seed's folds
+    are too noisy to read alone."""
+    recipes: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["result_set"] in ("phase1", "none", "random", "samsg"):
+            key = json.dumps({k: v for k, v in r["config"]["run"].items() if k not in NOT_RECIPE}, sort_keys=True)
+            recipes.setdefault(key, []).append(r)
+    lines = []
+    for mine in recipes.values():
+        runs = list(dict.fromkeys(r["run"] for r in mine))
+        sets = {}
+        for r in mine:
+            sets.setdefault(r["result_set"], {}).update({(r["run"], f["fold"]): f for f in r["folds"]})
+        if len(runs) < 2 or "none" not in sets:
+            continue
+        lines.append(f"- runs {', '.join(f'`{run}`' for run in runs)}:")
+        for a, b in (("samsg", "none"), ("random", "none"), ("samsg", "random"), ("none", "phase1")):
+            common = sorted(set(sets.get(a, {})) & set(sets.get(b, {})))
+            if common:
+                d = np.array([sets[a][k]["scores"]["ua"] - sets[b][k]["scores"]["ua"] for k in common])
+                lines.append(f"  - {a} − {b}: {100 * d.mean():+.1f} ± {100 * d.std():.1f} points of fold UA "
+                             f"(better on {(d > 0).sum()} of {len(d)} folds)")
+        lines.append(f"  - pooled UA, mean over the {len(runs)} runs: " + ", ".join(
+            f"{name} {100 * np.mean([r['summary']['pooled']['ua'] for r in mine if r['result_set'] == name]):.1f} %"
+            for name in sets))
+        for name in ("samsg", "random"):
+            shares = [f["rollout_share_masked"] for f in sets.get(name, {}).values() if "rollout_share_masked" in f]
+            if shares:
+                lines.append(f"  - {name} masks covered {100 * np.mean(shares):.1f} % of each clip's phase-1 rollout "
+                             f"mass ({100 * min(shares):.1f}-{100 * max(shares):.1f} % per fold, {len(shares)} folds; "
+                             f"mask area {100 * mine[0]['config']['run']['mask_ratio']:.0f} %)")
     return lines
 
 
@@ -231,6 +273,9 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
     differences = variant_differences(rows)
     if differences:
         lines += ["", "Masking variants against no masking, paired by fold (mean ± std over folds):", *differences]
+    pooled = pooled_variant_differences(rows)
+    if pooled:
+        lines += ["", "Seeds of one recipe together, masking variants paired by run and fold (mean ± std over folds):", *pooled]
     if pairs:
         lines += ["", "Paired by fold (mean ± std over folds):", *pair_differences(rows, pairs)]
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]
