@@ -2,6 +2,7 @@
 end-to-end training, rollout rendering, checkpoint loading, MAE pretraining."""
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -118,6 +119,28 @@ def test_quick_samsg_run_writes_results_and_resumes(quick_run, data_dir):
     main(argv)  # a rerun resumes: finished folds are not trained again
     assert {p: p.stat().st_mtime_ns for p in out.rglob("fold_*.json")} == before
     assert len(json.loads((out / "cost.json").read_text())["sessions"]) == 2
+
+
+def test_pause_shares_are_measured_on_the_masks_the_run_trained_on(quick_run, tmp_path):
+    from train.pauses import run_pause_shares, write_pauses
+
+    out, _ = quick_run
+    recorded = {p.stem[len("fold_"):]: json.loads(p.read_text())["rollout_share_masked"]
+                for p in sorted((out / "samsg").glob("fold_*.json"))}
+    shares = run_pause_shares(out)
+    assert [s["fold"] for s in shares] == list(recorded) and len(shares) == 2
+    for s in shares:
+        assert s["rollout_share_masked"] == pytest.approx(recorded[s["fold"]], abs=1e-4)
+        assert all(0.0 <= s[k] <= 1.0 for k in ("area", "top_k", "mass")) and s["n_clips"] == 20
+    md = write_pauses("pauses", [out], tmp_path / "report").read_text()
+    assert "| mean of 2 folds |" in md
+    assert json.loads((tmp_path / "report" / "pauses.json").read_text())["diagnostic"] is True
+    copy = tmp_path / "copy"  # masks other than the trained ones are refused
+    shutil.copytree(out, copy)
+    fold = copy / "samsg" / f"fold_{shares[0]['fold']}.json"
+    fold.write_text(json.dumps({**json.loads(fold.read_text()), "rollout_share_masked": 0.99}))
+    with pytest.raises(ValueError, match="recorded 0.9900"):
+        run_pause_shares(copy)
 
 
 def test_rollout_png_from_a_run(quick_run, data_dir, tmp_path):

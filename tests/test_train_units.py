@@ -292,6 +292,25 @@ def test_report_pools_the_masking_variants_of_seeds_of_one_recipe_only():
     assert pooled_variant_differences(seed0 + other) == []  # one seed per recipe: nothing to pool
 
 
+def test_pause_columns_follow_the_vad_and_shares_count_tokens_and_mass():
+    from edge_ser import features
+    from edge_ser.config import SAMPLE_RATE
+    from train.pauses import pause_columns, pause_shares
+
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE  # 2 s: quiet noise, a voiced tone from 0.5 to 1.4 s
+    audio = 1e-3 * np.random.default_rng(0).standard_normal(len(t))
+    voiced = (t >= 0.5) & (t < 1.4)
+    audio[voiced] += 0.3 * sum(np.sin(2 * np.pi * 140 * k * t[voiced]) / k for k in range(1, 28))
+    pauses = pause_columns(features.log_mel(audio.astype(np.float32))[None], grid_w=12, patch_w=16)[0]
+    assert pauses[[0, 1, 10, 11]].all() and not pauses[4:8].any()  # 16-frame columns: 0.16 s each
+
+    importance = torch.tensor([[[5.0, 1, 1, 1], [4, 1, 1, 1]]])  # the two top tokens sit in column 0
+    shares = pause_shares(importance, np.array([[True, False, False, False]]), ratio=0.25)
+    assert shares == pytest.approx({"area": 0.25, "top_k": 1.0, "mass": 9 / 15, "rollout_share_masked": 9 / 15})
+    shares = pause_shares(importance, np.array([[False, True, True, True]]), ratio=0.25)
+    assert shares == pytest.approx({"area": 0.75, "top_k": 0.0, "mass": 6 / 15, "rollout_share_masked": 9 / 15})
+
+
 def test_weight_average_is_an_exponential_moving_average_of_the_steps():
     from train.loop import weight_average
 

@@ -155,6 +155,12 @@ def cmd_rollout(args: argparse.Namespace) -> None:
     print(args.png)
 
 
+def cmd_pauses(args: argparse.Namespace) -> None:
+    from .pauses import write_pauses
+
+    print(write_pauses(args.name, args.runs, args.out, args.data))
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain_main
 
@@ -347,6 +353,13 @@ def parser() -> argparse.ArgumentParser:
     ro.add_argument("--png", type=pathlib.Path, required=True)
     ro.add_argument("--head-fusion", default="mean", choices=["mean", "max", "min"])
     ro.set_defaults(func=cmd_rollout)
+    pau = sub.add_parser("pauses", help="where SAMSG runs' masks fall: speech or pauses (VAD), per fold "
+                         "(benchmarks/results/NAME.{json,md}; train/pauses.py)")
+    pau.add_argument("--name", required=True)
+    pau.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
+    pau.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    pau.add_argument("runs", nargs="+", type=pathlib.Path)
+    pau.set_defaults(func=cmd_pauses)
     pre = sub.add_parser("pretrain", help="MAE-style masked-spectrogram pretraining of the DeiT encoder")
     from .pretrain import add_pretrain_options
 
