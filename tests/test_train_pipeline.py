@@ -143,6 +143,22 @@ def test_pause_shares_are_measured_on_the_masks_the_run_trained_on(quick_run, tm
         run_pause_shares(copy)
 
 
+def test_speech_masking_continues_another_runs_phase1(quick_run, data_dir, tmp_path):
+    out, argv = quick_run
+    base = [a for a in argv if a != str(out)]
+    base.remove("--out")
+    speech = tmp_path / "speech"
+    main([*base, "--out", str(speech), "--variants", "samsg_speech", "--phase1-from", str(out)])
+    for fold_file in sorted((out / "samsg").glob("fold_*.json")):
+        samsg = json.loads(fold_file.read_text())
+        mine = json.loads((speech / "samsg_speech" / fold_file.name).read_text())
+        assert mine["test_clips"] == samsg["test_clips"] and 0.0 <= mine["pause_share_masked"] <= 1.0
+        # Among speech tokens only, the masks cannot cover more rollout mass than the unrestricted top-k.
+        assert 0.0 < mine["rollout_share_masked"] <= samsg["rollout_share_masked"] + 1e-6
+    with pytest.raises(SystemExit, match="samsg_speech: needs the VAD's own features"):
+        main([*base, "--out", str(tmp_path / "fewer"), "--variants", "samsg_speech", "--n-mels", "40"])
+
+
 def test_rollout_png_from_a_run(quick_run, data_dir, tmp_path):
     out, _ = quick_run
     png = tmp_path / "rollout.png"

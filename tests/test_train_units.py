@@ -269,46 +269,71 @@ def test_report_pairs_two_runs_fold_by_fold():
 def test_report_pools_the_masking_variants_of_seeds_of_one_recipe_only():
     from train.report import pooled_variant_differences
 
-    def rows(run, seed, ua, recipe=None):
+    def rows(run, seed, sets, recipe=None):
         config = {"run": {"model": "deit", "epochs": 10, "mask_ratio": 0.25, "seed": seed, "threads": 1,
-                          **(recipe or {})}}
-        return [{"run": run, "result_set": name, "config": config, "summary": {"pooled": {"ua": sum(u) / 2}},
+                          "variants": list(sets), **(recipe or {})}}
+        return [{"run": run, "result_set": name, "config": config, "summary": {"pooled": {"ua": sum(ua) / 2}},
                  "folds": [{"fold": f, "scores": {"ua": u}, **({"rollout_share_masked": share} if share else {})}
-                           for f, u in zip("ab", u)]}
-                for name, u, share in (("phase1", ua[0], None), ("none", ua[1], None), ("random", ua[2], 0.25),
-                                       ("samsg", ua[3], 0.35 + seed / 10))]
+                           for f, u in zip("ab", ua)]}
+                for name, (ua, share) in sets.items()]
 
-    seed0 = rows("runs/s0", 0, [(0.5, 0.5), (0.6, 0.4), (0.6, 0.6), (0.7, 0.5)])
-    seed1 = rows("runs/s1", 1, [(0.5, 0.5), (0.5, 0.5), (0.4, 0.4), (0.6, 0.6)])
-    other = rows("runs/longer", 0, [(0.9, 0.9)] * 4, {"epochs": 20})  # another recipe: never pooled with these
-    lines = pooled_variant_differences(seed0 + seed1 + other)
-    assert lines[0] == "- runs `runs/s0`, `runs/s1`:"
-    # samsg − none over the 4 (run, fold) pairs: +0.1 each; random − none: 0, +0.2, -0.1, -0.1
+    seed0 = rows("runs/s0", 0, {"phase1": ((0.5, 0.5), None), "none": ((0.6, 0.4), None),
+                                "random": ((0.6, 0.6), 0.25), "samsg": ((0.7, 0.5), 0.35)})
+    seed1 = rows("runs/s1", 1, {"phase1": ((0.5, 0.5), None), "none": ((0.5, 0.5), None),
+                                "random": ((0.4, 0.4), 0.25), "samsg": ((0.6, 0.6), 0.45)})
+    # Another variant later, from seed 0's phase 1: paired with seed 0's folds, not seed 1's.
+    speech0 = rows("runs/speech_s0", 0, {"samsg_speech": ((0.8, 0.5), 0.3)}, {"phase1_from": "runs/s0"})
+    other = rows("runs/longer", 0, {"none": ((0.9, 0.9), None), "samsg": ((0.9, 0.9), 0.3)}, {"epochs": 20})
+    lines = pooled_variant_differences(seed0 + seed1 + speech0 + other)
+    assert lines[0] == "- runs `runs/s0`, `runs/s1`, `runs/speech_s0` (2 phase-1 starts):"
+    # samsg − none over the 4 (phase 1, fold) pairs: +0.1 each; random − none: 0, +0.2, -0.1, -0.1
     assert lines[1] == "  - samsg − none: +10.0 ± 0.0 points of fold UA (better on 4 of 4 folds)"
     assert lines[2] == "  - random − none: +0.0 ± 12.2 points of fold UA (better on 1 of 4 folds)"
-    assert lines[5] == "  - pooled UA, mean over the 2 runs: phase1 50.0 %, none 50.0 %, random 50.0 %, samsg 60.0 %"
-    assert lines[6].startswith("  - samsg masks covered 40.0 % of each clip's phase-1 rollout mass (35.0-45.0 % per fold, 4 folds")
-    assert len(lines) == 8 and not any("longer" in line for line in lines)
-    assert pooled_variant_differences(seed0 + other) == []  # one seed per recipe: nothing to pool
+    assert "  - samsg_speech − samsg: +5.0 ± 5.0 points of fold UA (better on 1 of 2 folds)" in lines  # +0.1, 0
+    assert "  - samsg_speech − none: +15.0 ± 5.0 points of fold UA (better on 2 of 2 folds)" in lines
+    assert ("  - pooled UA, mean over the runs: phase1 50.0 %, none 50.0 %, random 50.0 %, samsg 60.0 %, "
+            "samsg_speech 65.0 %") in lines
+    assert "  - samsg masks covered 40.0 % of each clip's phase-1 rollout mass (35.0-45.0 % per fold, 4 folds; " \
+           "mask area 25 %)" in lines
+    assert not any("longer" in line for line in lines)  # another recipe: never pooled with these
+    assert pooled_variant_differences(seed0 + speech0 + other) == []  # one phase-1 start per recipe: no pooling
 
 
-def test_pause_columns_follow_the_vad_and_shares_count_tokens_and_mass():
+def test_pause_tokens_follow_the_vad_and_shares_count_tokens_and_mass():
     from edge_ser import features
     from edge_ser.config import SAMPLE_RATE
-    from train.pauses import pause_columns, pause_shares
+    from train.features import clip_speech
+    from train.pauses import pause_shares
 
     t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE  # 2 s: quiet noise, a voiced tone from 0.5 to 1.4 s
     audio = 1e-3 * np.random.default_rng(0).standard_normal(len(t))
     voiced = (t >= 0.5) & (t < 1.4)
     audio[voiced] += 0.3 * sum(np.sin(2 * np.pi * 140 * k * t[voiced]) / k for k in range(1, 28))
-    pauses = pause_columns(features.log_mel(audio.astype(np.float32))[None], grid_w=12, patch_w=16)[0]
-    assert pauses[[0, 1, 10, 11]].all() and not pauses[4:8].any()  # 16-frame columns: 0.16 s each
+    speech = clip_speech(features.log_mel(audio.astype(np.float32))[None])
+    pauses = masking.pause_tokens(speech, (4, 12), patch_w=16)[0]  # 16-frame columns: 0.16 s each
+    assert pauses.shape == (4, 12) and (pauses == pauses[0]).all()  # a column is a pause in every mel row
+    assert pauses[0, [0, 1, 10, 11]].all() and not pauses[0, 4:8].any()
 
     importance = torch.tensor([[[5.0, 1, 1, 1], [4, 1, 1, 1]]])  # the two top tokens sit in column 0
-    shares = pause_shares(importance, np.array([[True, False, False, False]]), ratio=0.25)
+    column0 = torch.tensor([[[True, False, False, False]] * 2])
+    shares = pause_shares(importance, column0, ratio=0.25)
     assert shares == pytest.approx({"area": 0.25, "top_k": 1.0, "mass": 9 / 15, "rollout_share_masked": 9 / 15})
-    shares = pause_shares(importance, np.array([[False, True, True, True]]), ratio=0.25)
+    shares = pause_shares(importance, ~column0, ratio=0.25)
     assert shares == pytest.approx({"area": 0.75, "top_k": 0.0, "mass": 6 / 15, "rollout_share_masked": 9 / 15})
+
+
+def test_speech_masks_take_the_top_k_among_speech_tokens_and_fill_up_with_pauses():
+    importance = torch.tensor([[[0.9, 0.5, 0.1, 0.3], [0.8, 0.2, 0.0, 0.4]]])
+    pauses = torch.tensor([[[True, False, False, False]] * 2])
+    assert masking.top_k_mask(importance, 0.25)[0, :, 0].all()  # plain SAMSG: the two pause tokens
+    mask = masking.top_k_speech_mask(importance, pauses, 0.25)[0]
+    assert mask.tolist() == [[False, True, False, False], [False, False, False, True]]  # 0.5 and 0.4
+    all_pauses = torch.ones_like(pauses)  # fewer speech tokens than k: the most attended pauses
+    assert masking.top_k_speech_mask(importance, all_pauses, 0.25).equal(masking.top_k_mask(importance, 0.25))
+    few = pauses.clone()
+    few[0, :, 1:] = True
+    few[0, 1, 3] = False  # one speech token (0.4), then the most attended pause (0.9)
+    assert masking.top_k_speech_mask(importance, few, 0.25)[0].nonzero().tolist() == [[0, 0], [1, 3]]
 
 
 def test_weight_average_is_an_exponential_moving_average_of_the_steps():

@@ -84,3 +84,11 @@ def speaker_normalise(features: np.ndarray, speakers: np.ndarray, reference: np.
         mean, std = band_stats(features[source])
         out[own] = (features[own] - mean) / std
     return out
+
+
+def clip_speech(vad_log_mel: np.ndarray) -> np.ndarray:
+    """Log-mel of the VAD's own features (edge_ser.vad.VAD_CONFIG) [B, n_mels, frames] -> bool
+    [B, frames], True where the runtime's VAD hears speech."""
+    from edge_ser.vad import speech_frames
+
+    return np.stack([speech_frames(np.asarray(x)) for x in vad_log_mel])

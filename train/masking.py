@@ -2,7 +2,10 @@
 same area (the ablation). Masks are boolean [B, grid_h, grid_w], True = masked."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+PAUSE_BELOW = 0.5  # a token column with less than this share of speech frames is a pause
 
 
 def n_masked(n_patches: int, ratio: float) -> int:
@@ -40,3 +43,18 @@ def apply_mask(features: torch.Tensor, mask: torch.Tensor, patch: tuple[int, int
     else:
         value = torch.full_like(features, float(fill))
     return torch.where(full, value, features)
+
+
+def pause_tokens(speech: np.ndarray, grid: tuple[int, int], patch_w: int) -> torch.Tensor:
+    """Speech frames bool [B, frames] -> bool [B, gh, gw], True for every token of a column (patch_w
+    frames; frames past the grid are ignored) with less than PAUSE_BELOW speech."""
+    gh, gw = grid
+    share = np.asarray(speech, dtype=np.float64)[:, : gw * patch_w].reshape(len(speech), gw, patch_w).mean(axis=2)
+    return torch.from_numpy(share < PAUSE_BELOW)[:, None, :].expand(-1, gh, -1).clone()
+
+
+def top_k_speech_mask(importance: torch.Tensor, pauses: torch.Tensor, ratio: float) -> torch.Tensor:
+    """SAMSG's mask among speech tokens only: the top-k of `importance` [B, gh, gw] (>= 0, as
+    rollout's) with every pause token ranked below every speech token, so a clip with fewer speech
+    tokens than k fills up with its most attended pauses."""
+    return top_k_mask(importance - pauses * (importance.amax() + 1.0), ratio)  # pauses: below 0, order kept

@@ -16,28 +16,18 @@ import pathlib
 import numpy as np
 import torch
 
-from edge_ser.vad import VAD_CONFIG, speech_frames
+from edge_ser.vad import VAD_CONFIG
 
 from . import masking, rollout
 from .data import load_corpus
-from .features import corpus_features
+from .features import clip_speech, corpus_features
 from .run import clip_features, feature_cache, load_fold_model, quick_corpus, read_run_config, stored_config
 
-PAUSE_BELOW = 0.5  # a token column with less than this share of VAD speech frames is a pause
-
-
-def pause_columns(vad_log_mel: np.ndarray, grid_w: int, patch_w: int) -> np.ndarray:
-    """Log-mel of the VAD's features [B, n_mels, frames] -> bool [B, grid_w], True for a token
-    column (patch_w frames; frames past the grid are ignored) that is mostly pause."""
-    speech = np.stack([speech_frames(x) for x in vad_log_mel]).astype(np.float64)
-    return speech[:, : grid_w * patch_w].reshape(len(speech), grid_w, patch_w).mean(axis=2) < PAUSE_BELOW
-
-
-def pause_shares(importance: torch.Tensor, pauses: np.ndarray, ratio: float) -> dict:
-    """Rollout importance [B, gh, gw] and pause columns [B, gw] -> the share of all tokens that
-    are pauses (`area`), of the top-`ratio` tokens SAMSG masks (`top_k`), and of the rollout
-    mass (`mass`)."""
-    tokens = np.repeat(pauses[:, None, :], importance.shape[1], axis=1)
+def pause_shares(importance: torch.Tensor, pauses: torch.Tensor, ratio: float) -> dict:
+    """Rollout importance [B, gh, gw] and pause tokens [B, gh, gw] -> the share of all tokens that
+    are pauses (`area`), of the top-`ratio` tokens SAMSG masks (`top_k`), and of the rollout mass
+    (`mass`); and the mean share of each clip's rollout mass under its mask, as training records it."""
+    tokens = pauses.numpy()
     top = masking.top_k_mask(importance, ratio).numpy()
     weights = importance.numpy()
     masked_mass = (weights * top).reshape(len(weights), -1).sum(1) / weights.reshape(len(weights), -1).sum(1)
@@ -70,8 +60,8 @@ def run_pause_shares(run_dir: pathlib.Path, data: str | None = None) -> list[dic
         rows = [i for i in range(len(corpus.clips)) if i not in tested]
         model, _ = load_fold_model(run_dir, fold, "phase1")
         importance = rollout.patch_importance(model, x[rows], cfg.head_fusion)
-        grid_w, patch_w = importance.shape[2], cfg.patch[1]
-        share = pause_shares(importance, pause_columns(vad_x[rows], grid_w, patch_w), cfg.mask_ratio)
+        pauses = masking.pause_tokens(clip_speech(vad_x[rows]), tuple(importance.shape[1:]), cfg.patch[1])
+        share = pause_shares(importance, pauses, cfg.mask_ratio)
         # The masks must be the ones the fold trained on: the same rollout mass under them.
         if abs(share["rollout_share_masked"] - source.get("rollout_share_masked", share["rollout_share_masked"])) > 1e-4:
             raise ValueError(f"{path}: these masks cover {share['rollout_share_masked']:.4f} of the rollout mass, the "
@@ -89,7 +79,7 @@ def write_pauses(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path,
     mean = {k: float(np.mean([f[k] for f in folds])) for k in ("area", "top_k", "mass")}
     lines = [f"# {name}: where SAMSG's masks fall (speech or pauses)", "",
              "Each fold's phase-1 model over that fold's training clips, the clips SAMSG masked (`train/pauses.py`). "
-             f"A token column is a pause when fewer than {PAUSE_BELOW:.0%} of its frames are speech to the runtime's VAD. "
+             f"A token column is a pause when fewer than {masking.PAUSE_BELOW:.0%} of its frames are speech to the runtime's VAD. "
              "Diagnostic: no accuracy here.", "",
              "| run | fold | training clips | pause share of tokens | of the top-k masked tokens | of the rollout mass |",
              "|---|---|---|---|---|---|"]

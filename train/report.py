@@ -3,6 +3,7 @@ pooled and per-fold scores, the exact protocol and hyper-parameters, and the tra
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -35,6 +36,8 @@ RESULT_SETS = {
     "none": "phase 1 + continuation on the originals (no masking)",
     "random": "phase 1 + continuation on originals + random-patch-masked copies",
     "samsg": "phase 1 + continuation on originals + SAMSG (top-k rollout) masked copies",
+    "samsg_speech": "phase 1 + continuation on originals + SAMSG masked copies, the top-k taken among speech tokens "
+                    "(the runtime's VAD; train/masking.py)",
     "ensemble": "mean class probabilities of the runs in `ensemble_of` (python -m train ensemble)",
     "prior": "the same fold models' probabilities times each fold's training class frequencies, then argmax: "
              "the decision for accuracy (WA) rather than UA (python -m train prior; train/decision.py)",
@@ -124,7 +127,7 @@ def collect(run_dir: pathlib.Path) -> list[dict]:
         summary = summarise(folds, config["labels"])
         summary["train_seconds"] = float(sum(f["train_seconds"] for f in folds))
         summary["complete"] = len(folds) == len(config["folds"])
-        per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds", "rollout_share_masked") if k in f}
+        per_fold = [{k: f[k] for k in ("fold", "scores", "train_seconds", "rollout_share_masked", "pause_share_masked") if k in f}
                     for f in folds]
         model = config["run"]["model"]
         if config["run"].get("pretrain_epochs"):
@@ -155,7 +158,7 @@ def variant_differences(rows: list[dict]) -> list[str]:
         sets = {r["result_set"]: {f["fold"]: f["scores"]["ua"] for f in r["folds"]} for r in rows if r["run"] == run}
         if "none" not in sets:
             continue
-        for name in ("random", "samsg"):
+        for name in MASKED:
             common = sorted(set(sets.get(name, {})) & set(sets["none"]))
             if not common:
                 continue
@@ -165,44 +168,54 @@ def variant_differences(rows: list[dict]) -> list[str]:
     return lines
 
 
-# Settings that do not change what a run trains: runs that differ only in these are seeds of one recipe.
-NOT_RECIPE = ("seed", "threads", "max_folds", "only_folds", "cache", "progress", "data", "phase1_from")
+# Settings that do not change what a run trains: runs that differ only in these are seeds of one
+# recipe (the variants too: a run may continue another's phase 1 with variants of its own).
+NOT_RECIPE = ("seed", "threads", "max_folds", "only_folds", "cache", "progress", "data", "phase1_from", "variants")
+MASKED = ("random", "samsg", "samsg_speech")  # variants whose continuation adds masked copies
+VARIANT_PAIRS = (("samsg", "none"), ("random", "none"), ("samsg", "random"), ("none", "phase1"),
+                 ("samsg_speech", "none"), ("samsg_speech", "random"), ("samsg_speech", "samsg"))
 
 
 def pooled_variant_differences(rows: list[dict]) -> list[str]:
     """Per recipe run with several seeds (runs whose settings differ only in NOT_RECIPE): each
-    pair of masking variants paired by (run, fold), the mean pooled UA per result set over the
-    runs, and the share of each clip's phase-1 rollout mass the masks covered. One seed's folds
-    are too noisy to read alone."""
+    pair of masking variants paired by fold and phase 1 (a run's own, or the one it continued with
+    --phase1-from), the mean pooled UA per result set over the runs that have it, and the share of
+    each clip's phase-1 rollout mass the masks covered. One seed's folds are too noisy to read alone."""
     recipes: dict[str, list[dict]] = {}
     for r in rows:
-        if r["result_set"] in ("phase1", "none", "random", "samsg"):
+        if r["result_set"] in ("phase1", "none", *MASKED):
             key = json.dumps({k: v for k, v in r["config"]["run"].items() if k not in NOT_RECIPE}, sort_keys=True)
             recipes.setdefault(key, []).append(r)
     lines = []
     for mine in recipes.values():
-        runs = list(dict.fromkeys(r["run"] for r in mine))
-        sets = {}
+        sets: dict[str, dict] = {}
         for r in mine:
-            sets.setdefault(r["result_set"], {}).update({(r["run"], f["fold"]): f for f in r["folds"]})
-        if len(runs) < 2 or "none" not in sets:
+            phase1 = os.path.normpath(r["config"]["run"].get("phase1_from") or r["run"])
+            sets.setdefault(r["result_set"], {}).update({(phase1, f["fold"]): f for f in r["folds"]})
+        starts = {phase1 for folds in sets.values() for phase1, _ in folds}
+        if len(starts) < 2 or "none" not in sets:
             continue
-        lines.append(f"- runs {', '.join(f'`{run}`' for run in runs)}:")
-        for a, b in (("samsg", "none"), ("random", "none"), ("samsg", "random"), ("none", "phase1")):
+        lines.append(f"- runs {', '.join(f'`{run}`' for run in dict.fromkeys(r['run'] for r in mine))} "
+                     f"({len(starts)} phase-1 starts):")
+        for a, b in VARIANT_PAIRS:
             common = sorted(set(sets.get(a, {})) & set(sets.get(b, {})))
             if common:
                 d = np.array([sets[a][k]["scores"]["ua"] - sets[b][k]["scores"]["ua"] for k in common])
                 lines.append(f"  - {a} − {b}: {100 * d.mean():+.1f} ± {100 * d.std():.1f} points of fold UA "
                              f"(better on {(d > 0).sum()} of {len(d)} folds)")
-        lines.append(f"  - pooled UA, mean over the {len(runs)} runs: " + ", ".join(
+        lines.append("  - pooled UA, mean over the runs: " + ", ".join(
             f"{name} {100 * np.mean([r['summary']['pooled']['ua'] for r in mine if r['result_set'] == name]):.1f} %"
             for name in sets))
-        for name in ("samsg", "random"):
+        for name in MASKED:
             shares = [f["rollout_share_masked"] for f in sets.get(name, {}).values() if "rollout_share_masked" in f]
             if shares:
                 lines.append(f"  - {name} masks covered {100 * np.mean(shares):.1f} % of each clip's phase-1 rollout "
                              f"mass ({100 * min(shares):.1f}-{100 * max(shares):.1f} % per fold, {len(shares)} folds; "
                              f"mask area {100 * mine[0]['config']['run']['mask_ratio']:.0f} %)")
+        pauses = [f["pause_share_masked"] for f in sets.get("samsg_speech", {}).values() if "pause_share_masked" in f]
+        if pauses:
+            lines.append(f"  - samsg_speech masks still on pauses (clips with fewer speech tokens than the mask): "
+                         f"{100 * np.mean(pauses):.1f} % of the masked tokens")
     return lines
 
 
@@ -237,7 +250,7 @@ def pair_differences(rows: list[dict], pairs: list[str]) -> list[str]:
 def cumulative_seconds(rows: list[dict], row: dict) -> float:
     """Training seconds of this result set's folds, plus those folds' phase 1 it started from."""
     seconds = row["summary"]["train_seconds"]
-    if row["result_set"] in ("none", "random", "samsg"):
+    if row["result_set"] in ("none", *MASKED):
         source = row["config"]["run"].get("phase1_from") or row["run"]
         phase1 = [r for r in rows if r["run"] == source and r["result_set"] == "phase1"]
         mine = {f["fold"] for f in row["folds"]}

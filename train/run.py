@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from edge_ser.config import FeatureConfig
+from edge_ser.vad import VAD_CONFIG
 
 from . import adversary, distil, loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation, band_centres_hz
 from .data import Corpus, label_indices, load_corpus, relabel_into
-from .features import corpus_features, speaker_normalise
+from .features import clip_speech, corpus_features, speaker_normalise
 
-VARIANTS = ("none", "random", "samsg")
+VARIANTS = ("none", "random", "samsg", "samsg_speech")
 
 
 @dataclasses.dataclass
@@ -263,20 +264,25 @@ def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
 def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> tuple[torch.Tensor, dict]:
     """The training features as seen in phase 2 by `variant` (originals first), and how much of
     the phase-1 model's rollout the masks cover: mean share of each clip's rollout mass under its
-    mask (= the mask ratio for maps that are uniform; SAMSG's top-k is only meaningful above it)."""
+    mask (= the mask ratio for maps that are uniform; SAMSG's top-k is only meaningful above it),
+    and for `samsg_speech` the share of its masked tokens that are pauses all the same."""
     if variant == "none":
         return torch.cat([train_x, train_x]), {}
-    grid = model.backbone.patch_embed.grid_size
+    grid, info = model.backbone.patch_embed.grid_size, {}
     importance = rollout.patch_importance(model, train_x, cfg.head_fusion)
     if variant == "samsg":
         mask = masking.top_k_mask(importance, cfg.mask_ratio)
+    elif variant == "samsg_speech":  # the features are the VAD's own (checked in `run`)
+        pauses = masking.pause_tokens(clip_speech(train_x.numpy()), tuple(grid), cfg.patch[1])
+        mask = masking.top_k_speech_mask(importance, pauses, cfg.mask_ratio)
+        info["pause_share_masked"] = float((mask & pauses).sum() / mask.sum())  # clips short of speech tokens
     elif variant == "random":
         mask = masking.random_mask(len(train_x), grid, cfg.mask_ratio, torch.Generator().manual_seed(seed))
     else:
         raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
     share = ((importance * mask).flatten(1).sum(1) / importance.flatten(1).sum(1)).mean().item()
     masked = masking.apply_mask(train_x, mask, tuple(cfg.patch), cfg.mask_fill)
-    return torch.cat([train_x, masked]), {"rollout_share_masked": share, "mask_ratio": cfg.mask_ratio}
+    return torch.cat([train_x, masked]), {"rollout_share_masked": share, "mask_ratio": cfg.mask_ratio, **info}
 
 
 def evaluate(model, test_x, test_y, n_classes: int) -> dict:
@@ -533,6 +539,9 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                          f"variants), --noise-p in (0, 1] (got {cfg.noise_p}), --noise-copies >= 1 (got "
                          f"{cfg.noise_copies}), --noise-snr LOW,HIGH (got {cfg.noise_snr}), --reverb-train LOW,HIGH "
                          "seconds above 0")
+    if "samsg_speech" in cfg.variants and (cfg.feature_config() != VAD_CONFIG or cfg.speaker_norm):
+        raise ValueError("--variants samsg_speech: needs the VAD's own features (64 mel bands, no --normalize, "
+                         "no --speaker-norm), to find the pauses in the training clips themselves")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
