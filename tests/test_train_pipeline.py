@@ -138,8 +138,15 @@ def test_pause_shares_are_measured_on_the_masks_the_run_trained_on(quick_run, tm
     copy = tmp_path / "copy"  # masks other than the trained ones are refused
     shutil.copytree(out, copy)
     fold = copy / "samsg" / f"fold_{shares[0]['fold']}.json"
-    fold.write_text(json.dumps({**json.loads(fold.read_text()), "rollout_share_masked": 0.99}))
+    recorded_fold = json.loads(fold.read_text())
+    fold.write_text(json.dumps({**recorded_fold, "rollout_share_masked": 0.99}))
     with pytest.raises(ValueError, match="recorded 0.9900"):
+        run_pause_shares(copy)
+    fold.write_text(json.dumps({k: v for k, v in recorded_fold.items() if k != "rollout_share_masked"}))
+    with pytest.raises(ValueError, match="records no rollout_share_masked"):
+        run_pause_shares(copy)  # nothing to check the masks against: refused, not passed
+    fold.write_text(json.dumps({**recorded_fold, "n_train": recorded_fold["n_train"] + 1}))
+    with pytest.raises(ValueError, match="not the ones it was trained and tested on"):
         run_pause_shares(copy)
 
 
@@ -155,8 +162,8 @@ def test_speech_masking_continues_another_runs_phase1(quick_run, data_dir, tmp_p
         assert mine["test_clips"] == samsg["test_clips"] and 0.0 <= mine["pause_share_masked"] <= 1.0
         # Among speech tokens only, the masks cannot cover more rollout mass than the unrestricted top-k.
         assert 0.0 < mine["rollout_share_masked"] <= samsg["rollout_share_masked"] + 1e-6
-    with pytest.raises(SystemExit, match="samsg_speech: needs the VAD's own features"):
-        main([*base, "--out", str(tmp_path / "fewer"), "--variants", "samsg_speech", "--n-mels", "40"])
+    with pytest.raises(SystemExit, match="samsg_speech: not with --extra-train"):
+        main([*base, "--out", str(tmp_path / "added"), "--variants", "samsg_speech", "--extra-train", "ravdess"])
 
 
 def test_rollout_png_from_a_run(quick_run, data_dir, tmp_path):

@@ -281,38 +281,49 @@ def test_report_pools_the_masking_variants_of_seeds_of_one_recipe_only():
                                 "random": ((0.6, 0.6), 0.25), "samsg": ((0.7, 0.5), 0.35)})
     seed1 = rows("runs/s1", 1, {"phase1": ((0.5, 0.5), None), "none": ((0.5, 0.5), None),
                                 "random": ((0.4, 0.4), 0.25), "samsg": ((0.6, 0.6), 0.45)})
-    # Another variant later, from seed 0's phase 1: paired with seed 0's folds, not seed 1's.
-    speech0 = rows("runs/speech_s0", 0, {"samsg_speech": ((0.8, 0.5), 0.3)}, {"phase1_from": "runs/s0"})
+    # Another variant later, from seed 0's phase 1 (the path typed another way): paired with seed 0's folds.
+    speech0 = rows("runs/speech_s0", 0, {"samsg_speech": ((0.8, 0.5), 0.3)}, {"phase1_from": "/work/x/runs/s0/"})
+    speech0[0]["folds"][0]["pause_share_masked"] = 0.1
     other = rows("runs/longer", 0, {"none": ((0.9, 0.9), None), "samsg": ((0.9, 0.9), 0.3)}, {"epochs": 20})
     lines = pooled_variant_differences(seed0 + seed1 + speech0 + other)
-    assert lines[0] == "- runs `runs/s0`, `runs/s1`, `runs/speech_s0` (2 phase-1 starts):"
+    assert lines[0] == "- runs `runs/s0`, `runs/s1`, `runs/speech_s0` (seeds 0, 1):"
     # samsg − none over the 4 (phase 1, fold) pairs: +0.1 each; random − none: 0, +0.2, -0.1, -0.1
     assert lines[1] == "  - samsg − none: +10.0 ± 0.0 points of fold UA (better on 4 of 4 folds)"
     assert lines[2] == "  - random − none: +0.0 ± 12.2 points of fold UA (better on 1 of 4 folds)"
     assert "  - samsg_speech − samsg: +5.0 ± 5.0 points of fold UA (better on 1 of 2 folds)" in lines  # +0.1, 0
     assert "  - samsg_speech − none: +15.0 ± 5.0 points of fold UA (better on 2 of 2 folds)" in lines
-    assert ("  - pooled UA, mean over the runs: phase1 50.0 %, none 50.0 %, random 50.0 %, samsg 60.0 %, "
-            "samsg_speech 65.0 %") in lines
-    assert "  - samsg masks covered 40.0 % of each clip's phase-1 rollout mass (35.0-45.0 % per fold, 4 folds; " \
-           "mask area 25 %)" in lines
-    assert not any("longer" in line for line in lines)  # another recipe: never pooled with these
-    assert pooled_variant_differences(seed0 + speech0 + other) == []  # one phase-1 start per recipe: no pooling
+    assert lines[8] == ("  - pooled UA, mean over runs: phase1 50.0 % (2 runs), none 50.0 % (2 runs), random 50.0 % "
+                        "(2 runs), samsg 60.0 % (2 runs), samsg_speech 65.0 % (1 runs)")
+    assert lines[10] == ("  - samsg masks covered 40.0 % of each clip's phase-1 rollout mass (35.0-45.0 % per fold, "
+                         "4 folds; mask area 25 %)")
+    assert lines[12] == "  - samsg_speech masks still on pauses (clips with fewer speech tokens than the mask): 10.0 % " \
+                        "of the masked tokens"
+    assert len(lines) == 13  # another recipe (runs/longer) is never pooled with these
+    assert pooled_variant_differences(seed0 + speech0 + other) == []  # one seed per recipe: nothing to pool
 
 
-def test_pause_tokens_follow_the_vad_and_shares_count_tokens_and_mass():
-    from edge_ser import features
+def test_pause_tokens_follow_the_vad_and_shares_count_tokens_and_mass(tmp_path):
+    import wave
+
     from edge_ser.config import SAMPLE_RATE
     from train.features import clip_speech
     from train.pauses import pause_shares
 
-    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE  # 2 s: quiet noise, a voiced tone from 0.5 to 1.4 s
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE  # a 3-s file: quiet noise, a voiced tone from 0.9 to 1.8 s
     audio = 1e-3 * np.random.default_rng(0).standard_normal(len(t))
-    voiced = (t >= 0.5) & (t < 1.4)
+    voiced = (t >= 0.9) & (t < 1.8)
     audio[voiced] += 0.3 * sum(np.sin(2 * np.pi * 140 * k * t[voiced]) / k for k in range(1, 28))
-    speech = clip_speech(features.log_mel(audio.astype(np.float32))[None])
-    pauses = masking.pause_tokens(speech, (4, 12), patch_w=16)[0]  # 16-frame columns: 0.16 s each
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(SAMPLE_RATE)
+        out.writeframes((audio * 32767).astype("<i2").tobytes())
+    speech = clip_speech(path, 2.0)  # the centre 2 s (0.5-2.5 s of the file): the tone at 0.4-1.3 s
+    assert speech.shape == (201,) and speech[50:120].all() and not speech[:30].any() and not speech[150:].any()
+    pauses = masking.pause_tokens(speech[None], (4, 12), patch_w=16)[0]  # 16-frame columns: 0.16 s each
     assert pauses.shape == (4, 12) and (pauses == pauses[0]).all()  # a column is a pause in every mel row
-    assert pauses[0, [0, 1, 10, 11]].all() and not pauses[0, 4:8].any()
+    assert pauses[0, [0, 1, 9, 10, 11]].all() and not pauses[0, 3:7].any()
+    padded = clip_speech(path, 4.0)  # longer than the file: its end is padding, a pause
+    assert padded.shape == (401,) and not padded[310:].any() and padded[100:170].all()
 
     importance = torch.tensor([[[5.0, 1, 1, 1], [4, 1, 1, 1]]])  # the two top tokens sit in column 0
     column0 = torch.tensor([[[True, False, False, False]] * 2])

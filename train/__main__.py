@@ -156,8 +156,11 @@ def cmd_rollout(args: argparse.Namespace) -> None:
 
 
 def cmd_pauses(args: argparse.Namespace) -> None:
+    import torch
+
     from .pauses import write_pauses
 
+    torch.set_num_threads(args.threads)
     print(write_pauses(args.name, args.runs, args.out, args.data))
 
 
@@ -358,6 +361,7 @@ def parser() -> argparse.ArgumentParser:
     pau.add_argument("--name", required=True)
     pau.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
     pau.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    pau.add_argument("--threads", type=int, default=1)
     pau.add_argument("runs", nargs="+", type=pathlib.Path)
     pau.set_defaults(func=cmd_pauses)
     pre = sub.add_parser("pretrain", help="MAE-style masked-spectrogram pretraining of the DeiT encoder")

@@ -86,9 +86,23 @@ def speaker_normalise(features: np.ndarray, speakers: np.ndarray, reference: np.
     return out
 
 
-def clip_speech(vad_log_mel: np.ndarray) -> np.ndarray:
-    """Log-mel of the VAD's own features (edge_ser.vad.VAD_CONFIG) [B, n_mels, frames] -> bool
-    [B, frames], True where the runtime's VAD hears speech."""
-    from edge_ser.vad import speech_frames
+def clip_speech(path: pathlib.Path, seconds: float) -> np.ndarray:
+    """bool [frames of a `seconds` clip]: the runtime's VAD over the whole file, cut to the window
+    `clip_log_mel` keeps (centre crop; frames of end padding are pauses). Over the whole file, as
+    the runtime runs it: the VAD's noise floor starts at the first frame it sees, so a window that
+    opens mid-sentence would begin as "pause"."""
+    from edge_ser.vad import VAD_CONFIG, speech_frames
 
-    return np.stack([speech_frames(np.asarray(x)) for x in vad_log_mel])
+    audio = read_audio(path)
+    speech = speech_frames(log_mel(audio, VAD_CONFIG))
+    n_samples = VAD_CONFIG.n_samples(seconds)
+    start = round(max(0, len(audio) - n_samples) // 2 / VAD_CONFIG.hop_length)
+    window = np.zeros(VAD_CONFIG.n_frames(n_samples), dtype=bool)
+    piece = speech[start : start + len(window)]
+    window[: len(piece)] = piece
+    return window
+
+
+def corpus_speech(corpus: Corpus, seconds: float) -> np.ndarray:
+    """`clip_speech` of every clip: bool [n_clips, frames]."""
+    return np.stack([clip_speech(c.path, seconds) for c in corpus.clips])

@@ -58,3 +58,8 @@ def top_k_speech_mask(importance: torch.Tensor, pauses: torch.Tensor, ratio: flo
     rollout's) with every pause token ranked below every speech token, so a clip with fewer speech
     tokens than k fills up with its most attended pauses."""
     return top_k_mask(importance - pauses * (importance.amax() + 1.0), ratio)  # pauses: below 0, order kept
+
+
+def rollout_share(importance: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean over clips of the share of each clip's rollout mass [B, gh, gw] under its mask."""
+    return ((importance * mask).flatten(1).sum(1) / importance.flatten(1).sum(1)).mean().item()

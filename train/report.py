@@ -3,7 +3,6 @@ pooled and per-fold scores, the exact protocol and hyper-parameters, and the tra
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 
 import numpy as np
@@ -168,8 +167,8 @@ def variant_differences(rows: list[dict]) -> list[str]:
     return lines
 
 
-# Settings that do not change what a run trains: runs that differ only in these are seeds of one
-# recipe (the variants too: a run may continue another's phase 1 with variants of its own).
+# Settings that make no difference to a recipe: runs that differ only in these (and the seed) are
+# seeds of one recipe. The variants too: a run may continue another's phase 1 with variants of its own.
 NOT_RECIPE = ("seed", "threads", "max_folds", "only_folds", "cache", "progress", "data", "phase1_from", "variants")
 MASKED = ("random", "samsg", "samsg_speech")  # variants whose continuation adds masked copies
 VARIANT_PAIRS = (("samsg", "none"), ("random", "none"), ("samsg", "random"), ("none", "phase1"),
@@ -178,9 +177,10 @@ VARIANT_PAIRS = (("samsg", "none"), ("random", "none"), ("samsg", "random"), ("n
 
 def pooled_variant_differences(rows: list[dict]) -> list[str]:
     """Per recipe run with several seeds (runs whose settings differ only in NOT_RECIPE): each
-    pair of masking variants paired by fold and phase 1 (a run's own, or the one it continued with
-    --phase1-from), the mean pooled UA per result set over the runs that have it, and the share of
-    each clip's phase-1 rollout mass the masks covered. One seed's folds are too noisy to read alone."""
+    pair of masking variants paired by seed and fold (within a recipe the seed fixes phase 1, so
+    a run continuing another's phase 1 pairs with it), the mean pooled UA per result set over the
+    runs that have it, and the share of each clip's phase-1 rollout mass the masks covered. One
+    seed's folds are too noisy to read alone."""
     recipes: dict[str, list[dict]] = {}
     for r in rows:
         if r["result_set"] in ("phase1", "none", *MASKED):
@@ -190,22 +190,23 @@ def pooled_variant_differences(rows: list[dict]) -> list[str]:
     for mine in recipes.values():
         sets: dict[str, dict] = {}
         for r in mine:
-            phase1 = os.path.normpath(r["config"]["run"].get("phase1_from") or r["run"])
-            sets.setdefault(r["result_set"], {}).update({(phase1, f["fold"]): f for f in r["folds"]})
-        starts = {phase1 for folds in sets.values() for phase1, _ in folds}
-        if len(starts) < 2 or "none" not in sets:
+            sets.setdefault(r["result_set"], {}).update({(r["config"]["run"]["seed"], f["fold"]): f for f in r["folds"]})
+        seeds = {seed for folds in sets.values() for seed, _ in folds}
+        if len(seeds) < 2 or "none" not in sets:
             continue
         lines.append(f"- runs {', '.join(f'`{run}`' for run in dict.fromkeys(r['run'] for r in mine))} "
-                     f"({len(starts)} phase-1 starts):")
+                     f"(seeds {', '.join(map(str, sorted(seeds)))}):")
         for a, b in VARIANT_PAIRS:
             common = sorted(set(sets.get(a, {})) & set(sets.get(b, {})))
             if common:
                 d = np.array([sets[a][k]["scores"]["ua"] - sets[b][k]["scores"]["ua"] for k in common])
                 lines.append(f"  - {a} − {b}: {100 * d.mean():+.1f} ± {100 * d.std():.1f} points of fold UA "
                              f"(better on {(d > 0).sum()} of {len(d)} folds)")
-        lines.append("  - pooled UA, mean over the runs: " + ", ".join(
-            f"{name} {100 * np.mean([r['summary']['pooled']['ua'] for r in mine if r['result_set'] == name]):.1f} %"
-            for name in sets))
+        pooled = {name: [r for r in mine if r["result_set"] == name] for name in sets}
+        lines.append("  - pooled UA, mean over runs: " + ", ".join(
+            f"{name} {100 * np.mean([r['summary']['pooled']['ua'] for r in these]):.1f} % ({len(these)} runs"
+            f"{'' if all(r['summary'].get('complete', True) for r in these) else ', INCOMPLETE'})"
+            for name, these in pooled.items()))
         for name in MASKED:
             shares = [f["rollout_share_masked"] for f in sets.get(name, {}).values() if "rollout_share_masked" in f]
             if shares:
@@ -288,7 +289,8 @@ def markdown(name: str, rows: list[dict], pairs: list[str] = ()) -> str:
         lines += ["", "Masking variants against no masking, paired by fold (mean ± std over folds):", *differences]
     pooled = pooled_variant_differences(rows)
     if pooled:
-        lines += ["", "Seeds of one recipe together, masking variants paired by run and fold (mean ± std over folds):", *pooled]
+        lines += ["", "Seeds of one recipe together, masking variants paired by seed and fold (mean ± std over folds):",
+                  *pooled]
     if pairs:
         lines += ["", "Paired by fold (mean ± std over folds):", *pair_differences(rows, pairs)]
     pngs = [r["confusion_png"] for r in rows if "confusion_png" in r]

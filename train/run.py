@@ -23,12 +23,11 @@ import numpy as np
 import torch
 
 from edge_ser.config import FeatureConfig
-from edge_ser.vad import VAD_CONFIG
 
 from . import adversary, distil, loop, masking, metrics, models, protocols, rollout
 from .augment import Augmentation, band_centres_hz
 from .data import Corpus, label_indices, load_corpus, relabel_into
-from .features import clip_speech, corpus_features, speaker_normalise
+from .features import corpus_features, corpus_speech, speaker_normalise
 
 VARIANTS = ("none", "random", "samsg", "samsg_speech")
 
@@ -261,26 +260,28 @@ def added_clips(cfg: RunConfig, corpus: Corpus) -> AddedClips | None:
     return AddedClips(extra, clip_features(cfg, extra, cfg.seconds), torch.from_numpy(extra.targets()), long_x)
 
 
-def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int) -> tuple[torch.Tensor, dict]:
+def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, seed: int,
+                  train_speech: np.ndarray | None = None) -> tuple[torch.Tensor, dict]:
     """The training features as seen in phase 2 by `variant` (originals first), and how much of
     the phase-1 model's rollout the masks cover: mean share of each clip's rollout mass under its
     mask (= the mask ratio for maps that are uniform; SAMSG's top-k is only meaningful above it),
-    and for `samsg_speech` the share of its masked tokens that are pauses all the same."""
+    and for `samsg_speech` (which needs `train_speech`, the clips' speech frames [n_train, frames])
+    the share of its masked tokens that are pauses all the same."""
     if variant == "none":
         return torch.cat([train_x, train_x]), {}
     grid, info = model.backbone.patch_embed.grid_size, {}
     importance = rollout.patch_importance(model, train_x, cfg.head_fusion)
     if variant == "samsg":
         mask = masking.top_k_mask(importance, cfg.mask_ratio)
-    elif variant == "samsg_speech":  # the features are the VAD's own (checked in `run`)
-        pauses = masking.pause_tokens(clip_speech(train_x.numpy()), tuple(grid), cfg.patch[1])
+    elif variant == "samsg_speech":
+        pauses = masking.pause_tokens(train_speech, tuple(grid), cfg.patch[1])
         mask = masking.top_k_speech_mask(importance, pauses, cfg.mask_ratio)
-        info["pause_share_masked"] = float((mask & pauses).sum() / mask.sum())  # clips short of speech tokens
+        info["pause_share_masked"] = float((mask & pauses).sum() / max(1, int(mask.sum())))  # clips short of speech
     elif variant == "random":
         mask = masking.random_mask(len(train_x), grid, cfg.mask_ratio, torch.Generator().manual_seed(seed))
     else:
         raise ValueError(f"unknown variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    share = ((importance * mask).flatten(1).sum(1) / importance.flatten(1).sum(1)).mean().item()
+    share = masking.rollout_share(importance, mask)
     masked = masking.apply_mask(train_x, mask, tuple(cfg.patch), cfg.mask_fill)
     return torch.cat([train_x, masked]), {"rollout_share_masked": share, "mask_ratio": cfg.mask_ratio, **info}
 
@@ -360,10 +361,11 @@ def training_inputs(cfg: RunConfig, fold: str, test_clips: list[str], train_x: t
 def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols.Fold, x: torch.Tensor,
              y: torch.Tensor, corpus: Corpus, extra_x: torch.Tensor | None = None,
              long_x: torch.Tensor | None = None, added: AddedClips | None = None,
-             noisy_x: torch.Tensor | None = None) -> None:
+             noisy_x: torch.Tensor | None = None, speech: np.ndarray | None = None) -> None:
     """Train and evaluate one fold; each result set is written as soon as it exists. `long_x`
     (clips fixed to `cfg.crop_seconds`) replaces `x` as the training clips when random-cropping;
-    `added` clips join every training set; `noisy_x` [N, copies, ...] are noisy copies of `x`."""
+    `added` clips join every training set; `noisy_x` [N, copies, ...] are noisy copies of `x`;
+    `speech` [N, frames] the clips' VAD speech frames (for `samsg_speech`)."""
     n_classes, shape, seed = len(corpus.labels), tuple(x.shape[1:]), cfg.seed + fold_index
     train_x, train_y, test_x, test_y = x[fold.train], y[fold.train], x[fold.test], y[fold.test]
     train_long_x = None if long_x is None else long_x[fold.train]
@@ -407,7 +409,8 @@ def run_fold(cfg: RunConfig, out: pathlib.Path, fold_index: int, fold: protocols
             continue
         start = time.time()
         model.load_state_dict(phase1)
-        seen_x, mask_info = masked_copies(cfg, variant, model, train_x, seed)
+        seen_x, mask_info = masked_copies(cfg, variant, model, train_x, seed,
+                                          None if speech is None else speech[fold.train])
         history = loop.fit(model, seen_x, torch.cat([train_y, train_y]), n_classes, epochs=cfg.continue_epochs,
                            lr=cfg.continue_lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size,
                            seed=seed + 1000, warmup_epochs=0.5, desc=f"{fold.name} {variant}",
@@ -539,9 +542,8 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
                          f"variants), --noise-p in (0, 1] (got {cfg.noise_p}), --noise-copies >= 1 (got "
                          f"{cfg.noise_copies}), --noise-snr LOW,HIGH (got {cfg.noise_snr}), --reverb-train LOW,HIGH "
                          "seconds above 0")
-    if "samsg_speech" in cfg.variants and (cfg.feature_config() != VAD_CONFIG or cfg.speaker_norm):
-        raise ValueError("--variants samsg_speech: needs the VAD's own features (64 mel bands, no --normalize, "
-                         "no --speaker-norm), to find the pauses in the training clips themselves")
+    if "samsg_speech" in cfg.variants and cfg.extra_train:
+        raise ValueError("--variants samsg_speech: not with --extra-train (the VAD runs on the corpus's own files)")
     if cfg.phase1_from:
         check_phase1_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -566,6 +568,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     long_x = None if cfg.crop_seconds is None else clip_features(cfg, corpus, cfg.crop_seconds)
     added = added_clips(cfg, corpus)
     noisy_x = training_copies_of(cfg, corpus)
+    speech = corpus_speech(corpus, cfg.seconds) if "samsg_speech" in cfg.variants else None
     y = torch.from_numpy(corpus.targets())
     n_params = models.n_parameters(models.build(cfg.model, len(corpus.labels), tuple(x.shape[1:]), **cfg.deit_options()))
     payload = {"run": dataclasses.asdict(cfg), "feature_config": feature_config.to_dict(), "labels": corpus.labels,
@@ -585,7 +588,7 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     start = time.time()
     for index, fold in enumerate(folds):
         if not cfg.only_folds or fold.name in cfg.only_folds:
-            run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added, noisy_x)
+            run_fold(cfg, out, index, fold, x, y, corpus, extra_x, long_x, added, noisy_x, speech)
     summaries = summarise_run(cfg, out, corpus, folds)
     cost_path = out / "cost.json"
     cost = json.loads(cost_path.read_text()) if cost_path.exists() else {"sessions": []}
