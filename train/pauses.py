@@ -22,7 +22,8 @@ import torch
 from . import masking, protocols, rollout
 from .data import load_corpus
 from .features import corpus_speech
-from .run import clip_features, environment, load_fold_model, quick_corpus, read_run_config, stored_config
+from .run import (clip_features, environment, load_fold_model, quick_corpus, read_run_config, stored_config,
+                  write_json)
 
 # The masks recomputed here must cover the rollout mass the fold recorded in training (4 decimals
 # of agreement: one clip more or less among ~1000 moves the mean by about that much).
@@ -96,10 +97,11 @@ def write_pauses(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path,
               f"{100 * f['mass']:.1f} % |" for run, shares in runs.items() for f in shares]
     lines += [f"| mean of {len(folds)} folds | | | {100 * mean['area']:.1f} % | {100 * mean['top_k']:.1f} % | "
               f"{100 * mean['mass']:.1f} % |", ""]
-    out_dir.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "diagnostic": True, "pause_below": masking.PAUSE_BELOW, "settings": settings,
                "runs": runs, "mean": mean, "environment": environment()}
-    (out_dir / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    write_json(out_dir / f"{name}.json", payload)
     md = out_dir / f"{name}.md"
-    md.write_text("\n".join(lines))
+    staged = md.with_suffix(".md.tmp")
+    staged.write_text("\n".join(lines))
+    staged.replace(md)
     return md
