@@ -305,6 +305,7 @@ def test_report_pools_the_masking_variants_of_seeds_of_one_recipe_only():
 def test_pause_tokens_follow_the_vad_and_shares_count_tokens_and_mass(tmp_path):
     import wave
 
+    from edge_ser import features, vad
     from edge_ser.config import SAMPLE_RATE
     from train.features import clip_speech
     from train.pauses import pause_shares
@@ -319,6 +320,8 @@ def test_pause_tokens_follow_the_vad_and_shares_count_tokens_and_mass(tmp_path):
         out.writeframes((audio * 32767).astype("<i2").tobytes())
     speech = clip_speech(path, 2.0)  # the centre 2 s (0.5-2.5 s of the file): the tone at 0.4-1.3 s
     assert speech.shape == (201,) and speech[50:120].all() and not speech[:30].any() and not speech[150:].any()
+    whole = vad.speech_frames(features.log_mel(audio.astype(np.float32)))
+    assert np.array_equal(speech, whole[50:251])  # the whole file's decisions, 50 frames (0.5 s) in
     pauses = masking.pause_tokens(speech[None], (4, 12), patch_w=16)[0]  # 16-frame columns: 0.16 s each
     assert pauses.shape == (4, 12) and (pauses == pauses[0]).all()  # a column is a pause in every mel row
     assert pauses[0, [0, 1, 9, 10, 11]].all() and not pauses[0, 3:7].any()

@@ -36,7 +36,7 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
                    help="spk5: 5 speaker-disjoint folds (combined corpora); all: train on every clip, no test")
     p.add_argument("--model", default=model, choices=["cnn", "deit"])
     p.add_argument("--out", required=True, type=pathlib.Path, help="run directory (resumes if it exists)")
-    p.add_argument("--variants", default=variants, help="comma list of none,random,samsg (empty: one phase)")
+    p.add_argument("--variants", default=variants, help="comma list of none,random,samsg,samsg_speech (empty: one phase)")
     p.add_argument("--seconds", type=float, default=d.seconds)
     p.add_argument("--n-mels", type=int, default=d.n_mels)
     p.add_argument("--normalize", default=d.normalize, choices=["none", "utterance"],

@@ -181,10 +181,14 @@ def pooled_variant_differences(rows: list[dict]) -> list[str]:
     a run continuing another's phase 1 pairs with it), the mean pooled UA per result set over the
     runs that have it, and the share of each clip's phase-1 rollout mass the masks covered. One
     seed's folds are too noisy to read alone."""
+    from .run import RunConfig, run_fields
+
+    defaults = run_fields(RunConfig())  # runs from before a field existed had its default
     recipes: dict[str, list[dict]] = {}
     for r in rows:
         if r["result_set"] in ("phase1", "none", *MASKED):
-            key = json.dumps({k: v for k, v in r["config"]["run"].items() if k not in NOT_RECIPE}, sort_keys=True)
+            run = {**defaults, **r["config"]["run"]}
+            key = json.dumps({k: v for k, v in run.items() if k not in NOT_RECIPE}, sort_keys=True)
             recipes.setdefault(key, []).append(r)
     lines = []
     for mine in recipes.values():
