@@ -17,10 +17,15 @@ from .data import Corpus, read_audio
 CACHE_VERSION = "1"  # bump when the fixed-length rule below changes
 
 
+def crop_start(length: int, n_samples: int) -> int:
+    """First sample of the window `fix_length` keeps of `length` samples (0 when it pads)."""
+    return max(0, length - n_samples) // 2
+
+
 def fix_length(audio: np.ndarray, n_samples: int) -> np.ndarray:
     """[samples] -> [n_samples]: centre crop when longer, zero-pad at the end when shorter."""
     if len(audio) >= n_samples:
-        start = (len(audio) - n_samples) // 2
+        start = crop_start(len(audio), n_samples)
         return audio[start : start + n_samples]
     return np.pad(audio, (0, n_samples - len(audio)))
 
@@ -96,7 +101,7 @@ def clip_speech(path: pathlib.Path, seconds: float) -> np.ndarray:
     audio = read_audio(path)
     speech = speech_frames(log_mel(audio, VAD_CONFIG))
     n_samples = VAD_CONFIG.n_samples(seconds)
-    start = round(max(0, len(audio) - n_samples) // 2 / VAD_CONFIG.hop_length)
+    start = round(crop_start(len(audio), n_samples) / VAD_CONFIG.hop_length)
     window = np.zeros(VAD_CONFIG.n_frames(n_samples), dtype=bool)
     piece = speech[start : start + len(window)]
     window[: len(piece)] = piece

@@ -63,3 +63,8 @@ def top_k_speech_mask(importance: torch.Tensor, pauses: torch.Tensor, ratio: flo
 def rollout_share(importance: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean over clips of the share of each clip's rollout mass [B, gh, gw] under its mask."""
     return ((importance * mask).flatten(1).sum(1) / importance.flatten(1).sum(1)).mean().item()
+
+
+def pause_share(mask: torch.Tensor, pauses: torch.Tensor) -> float:
+    """Share of the masked tokens [B, gh, gw] that are pause tokens (0 for an empty mask)."""
+    return float((mask & pauses).sum() / max(1, int(mask.sum())))

@@ -23,7 +23,7 @@ from . import masking, protocols, rollout
 from .data import load_corpus
 from .features import corpus_speech
 from .run import (clip_features, environment, load_fold_model, quick_corpus, read_run_config, stored_config,
-                  write_json)
+                  write_json, write_text)
 
 # The masks recomputed here must cover the rollout mass the fold recorded in training (4 decimals
 # of agreement: one clip more or less among ~1000 moves the mean by about that much).
@@ -36,7 +36,7 @@ def pause_shares(importance: torch.Tensor, pauses: torch.Tensor, ratio: float) -
     rollout mass, averaged over clips (`mass`); and the mean share of each clip's rollout mass
     under its mask (`rollout_share_masked`, as training records it)."""
     top = masking.top_k_mask(importance, ratio)
-    return {"area": float(pauses.float().mean()), "top_k": float((top & pauses).sum() / max(1, int(top.sum()))),
+    return {"area": float(pauses.float().mean()), "top_k": masking.pause_share(top, pauses),
             "mass": masking.rollout_share(importance, pauses), "rollout_share_masked": masking.rollout_share(importance, top)}
 
 
@@ -53,7 +53,7 @@ def run_pause_shares(run_dir: pathlib.Path, data: str | None = None) -> list[dic
     corpus = load_corpus(cfg.corpus, cfg.data)
     corpus = quick_corpus(corpus) if cfg.quick else corpus
     folds = {f.name: f for f in protocols.make_folds(cfg.protocol, corpus.targets(), corpus.speakers(), cfg.seed)}
-    x, speech = clip_features(cfg, corpus, cfg.seconds), None
+    x, speech = clip_features(cfg, corpus, cfg.seconds), corpus_speech(corpus, cfg.seconds)
     shares = []
     for name in config["folds"]:
         path = run_dir / "samsg" / f"fold_{name}.json"
@@ -65,7 +65,6 @@ def run_pause_shares(run_dir: pathlib.Path, data: str | None = None) -> list[dic
         if "rollout_share_masked" not in source:
             raise ValueError(f"{path}: records no rollout_share_masked (a run from before it was recorded), "
                              "so these masks cannot be checked against the trained ones")
-        speech = corpus_speech(corpus, cfg.seconds) if speech is None else speech
         model, _ = load_fold_model(run_dir, name, "phase1")
         importance = rollout.patch_importance(model, x[fold.train], cfg.head_fusion)
         pauses = masking.pause_tokens(speech[fold.train], tuple(importance.shape[1:]), cfg.patch[1])
@@ -101,7 +100,5 @@ def write_pauses(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path,
                "runs": runs, "mean": mean, "environment": environment()}
     write_json(out_dir / f"{name}.json", payload)
     md = out_dir / f"{name}.md"
-    staged = md.with_suffix(".md.tmp")
-    staged.write_text("\n".join(lines))
-    staged.replace(md)
+    write_text(md, "\n".join(lines))
     return md

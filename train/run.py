@@ -276,7 +276,7 @@ def masked_copies(cfg: RunConfig, variant: str, model, train_x: torch.Tensor, se
     elif variant == "samsg_speech":
         pauses = masking.pause_tokens(train_speech, tuple(grid), cfg.patch[1])
         mask = masking.top_k_speech_mask(importance, pauses, cfg.mask_ratio)
-        info["pause_share_masked"] = float((mask & pauses).sum() / max(1, int(mask.sum())))  # clips short of speech
+        info["pause_share_masked"] = masking.pause_share(mask, pauses)  # clips short of speech tokens
     elif variant == "random":
         mask = masking.random_mask(len(train_x), grid, cfg.mask_ratio, torch.Generator().manual_seed(seed))
     else:
@@ -295,11 +295,16 @@ def evaluate(model, test_x, test_y, n_classes: int) -> dict:
             "logits": np.round(logits, 4).tolist()}
 
 
-def write_json(path: pathlib.Path, payload: dict) -> None:
+def write_text(path: pathlib.Path, text: str) -> None:
+    """Write via a temporary file renamed into place, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # own name: --folds processes share a run directory
-    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json(path: pathlib.Path, payload: dict) -> None:
+    write_text(path, json.dumps(payload, indent=1))
 
 
 def read_run_config(run_dir: pathlib.Path) -> dict:

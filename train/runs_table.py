@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from .run import read_run_config, write_json
+from .run import read_run_config, write_json, write_text
 
 
 def pooled(run: pathlib.Path, result_set: str) -> dict:
@@ -49,7 +49,5 @@ def write_table(name: str, what: str, runs: list[pathlib.Path], result_sets: lis
                      + " | ".join(f"{100 * np.mean([r[s]['ua'] for r in mine]):.1f}" for s in result_sets) + " |")
     lines += ["", f"Made {date} with `python -m train table --name {name} --result-sets {','.join(result_sets)} RUN...` "
               "over the runs above (run directories are not kept in the repository)."]
-    staged = out_dir / f"{name}.md.tmp"
-    staged.write_text("\n".join(lines) + "\n")
-    staged.replace(out_dir / f"{name}.md")
+    write_text(out_dir / f"{name}.md", "\n".join(lines) + "\n")
     return out_dir / f"{name}.md"
