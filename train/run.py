@@ -11,12 +11,8 @@ All variants of a fold start from the same phase-1 weights and use the same seed
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import os
 import pathlib
-import platform
-import subprocess
 import time
 
 import numpy as np
@@ -28,6 +24,7 @@ from . import adversary, distil, loop, masking, metrics, models, protocols, roll
 from .augment import Augmentation, band_centres_hz
 from .data import Corpus, label_indices, load_corpus, relabel_into
 from .features import corpus_features, corpus_speech, speaker_normalise
+from .records import environment, write_json, write_text  # noqa: F401  (re-exported)
 
 VARIANTS = ("none", "random", "samsg", "samsg_speech")
 
@@ -136,18 +133,6 @@ def quick_corpus(corpus: Corpus, n_speakers: int = 3, per_speaker: int = 10) -> 
         else:
             kept.append(False)
     return corpus.subset(kept)
-
-
-def environment() -> dict:
-    """What a result depends on besides the config: versions, commit, date, host."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=pathlib.Path(__file__).parent).stdout.strip()
-    except OSError:
-        commit = ""
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-            "commit": commit, "torch_threads": torch.get_num_threads()}
 
 
 def unlabelled_features(cfg: RunConfig) -> torch.Tensor | None:
@@ -293,18 +278,6 @@ def evaluate(model, test_x, test_y, n_classes: int) -> dict:
     # Logits too (4 decimals): runs can then be ensembled or calibrated later without retraining.
     return {"scores": metrics.scores(matrix), "confusion": matrix.tolist(), "predicted": predicted.tolist(),
             "logits": np.round(logits, 4).tolist()}
-
-
-def write_text(path: pathlib.Path, text: str) -> None:
-    """Write via a temporary file renamed into place, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # own name: --folds processes share a run directory
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def write_json(path: pathlib.Path, payload: dict) -> None:
-    write_text(path, json.dumps(payload, indent=1))
 
 
 def read_run_config(run_dir: pathlib.Path) -> dict:

@@ -1,0 +1,115 @@
+"""The encoder-baseline runner end to end, on a tiny random Whisper checkpoint and a synthetic corpus:
+fold files, resume, the result files the benchmark report reads, and the feature path."""
+import json
+import wave
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge_ser.config import SAMPLE_RATE, WHISPER_FEATURES  # noqa: E402
+from edge_ser.features import log_mel  # noqa: E402
+from train.encoders import baseline, layer_stats, report  # noqa: E402
+from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig  # noqa: E402
+
+TINY = WhisperEncoderConfig(n_mels=80, n_ctx=150, d_model=32, n_heads=2, n_layers=2)
+LABELS = ("low", "high")
+
+
+def write_wav(path, audio):
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(SAMPLE_RATE)
+        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An OpenAI-format .pt of a random tiny encoder (what a user with official weights passes)."""
+    torch.manual_seed(0)
+    encoder = WhisperEncoder(TINY)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    dims = {"n_mels": TINY.n_mels, "n_audio_ctx": TINY.n_ctx, "n_audio_state": TINY.d_model,
+            "n_audio_head": TINY.n_heads, "n_audio_layer": TINY.n_layers}
+    torch.save({"dims": dims, "model_state_dict": {f"encoder.{k}": v for k, v in encoder.state_dict().items()}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """4 speakers x 2 classes x 4 clips of 1 s: a low or a high tone, each speaker at its own pitch."""
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    rows = ["path,label,speaker"]
+    for speaker in range(4):
+        for label, base in zip(LABELS, (200.0, 1600.0)):
+            for k in range(4):
+                f0 = base * (1 + 0.05 * speaker) * (1 + 0.02 * k)
+                audio = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.normal(size=len(t))
+                write_wav(folder / f"s{speaker}_{label}_{k}.wav", audio)
+                rows.append(f"s{speaker}_{label}_{k}.wav,{label},s{speaker}")
+    (folder / "tones.csv").write_text("\n".join(rows) + "\n")
+    return folder / "tones.csv"
+
+
+def config(checkpoint, manifest, tmp_path, head="probe", **kw):
+    return baseline.BaselineConfig(encoder=str(checkpoint), corpus=str(manifest), protocol="loso", head=head,
+                                   seconds=1.0, cache=str(tmp_path / "cache"), **kw)
+
+
+def test_layer_stats_come_from_the_runtime_features(checkpoint):
+    from train.encoders import load_encoder
+
+    encoder, _ = load_encoder(checkpoint)
+    audio = np.random.default_rng(1).normal(scale=0.1, size=SAMPLE_RATE).astype(np.float32)
+    stats = layer_stats.clip_layer_stats(encoder, audio, WHISPER_FEATURES, 1.0)
+    with torch.no_grad():
+        states = encoder.hidden_states(torch.from_numpy(log_mel(audio, WHISPER_FEATURES))[None])
+    assert stats.shape == (TINY.n_layers + 1, 2, TINY.d_model)
+    assert np.allclose(stats[1, 0], states[1][0].mean(0).numpy(), atol=1e-6)
+    assert np.allclose(stats[2, 1], states[2][0].std(0, unbiased=False).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("head", baseline.HEADS)
+def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, head):
+    cfg = config(checkpoint, manifest, tmp_path, head=head, depth=2, tune=1)
+    out = tmp_path / "run"
+    summary = baseline.run(cfg, out, progress=lambda line: None)
+    assert summary["n_folds"] == 4 and summary["complete"]
+    assert summary["pooled"]["ua"] > 0.75  # tones three octaves apart, chance 0.5: every head must learn them
+    folds = sorted(out.glob("fold_*.json"))
+    assert len(folds) == 4
+    stamp = [f.stat().st_mtime_ns for f in folds]
+    assert baseline.run(cfg, out, progress=lambda line: None) == summary  # resumed: nothing refitted
+    assert [f.stat().st_mtime_ns for f in folds] == stamp
+
+    md = report.write_results("toy", [out], tmp_path)
+    row = json.loads((tmp_path / "toy.json").read_text())["results"][0]
+    assert row["model"] == f"tiny.pt+{head}" and row["result_set"] == report.RESULT_SETS[head]
+    assert row["n_parameters"] > 0 and (tmp_path / row["confusion_png"]).is_file()
+    assert "toy" in md.read_text()
+    assert str(tmp_path) not in (tmp_path / "toy.json").read_text().replace(str(out), "")  # no machine paths
+
+
+def test_a_run_directory_refuses_other_settings(checkpoint, manifest, tmp_path):
+    out = tmp_path / "run"
+    baseline.run(config(checkpoint, manifest, tmp_path, max_folds=1), out, progress=lambda line: None)
+    with pytest.raises(ValueError, match="other settings.*seconds"):
+        baseline.run(config(checkpoint, manifest, tmp_path, max_folds=1).__class__(
+            **{**config(checkpoint, manifest, tmp_path, max_folds=1).__dict__, "seconds": 2.0}), out)
+
+
+def test_the_stats_cache_is_keyed_on_the_weights(checkpoint, manifest, tmp_path):
+    from train.data import load_corpus
+    from train.encoders import load_encoder
+
+    encoder, info = load_encoder(checkpoint)
+    corpus = load_corpus(str(manifest))
+    clip = corpus.clips[0].path
+    key = layer_stats.cache_key(clip, info.sha256, WHISPER_FEATURES, 1.0)
+    assert key != layer_stats.cache_key(clip, "0" * 64, WHISPER_FEATURES, 1.0)
+    assert key != layer_stats.cache_key(clip, info.sha256, WHISPER_FEATURES, 2.0)
+    first = layer_stats.cached_layer_stats(clip, encoder, info.sha256, WHISPER_FEATURES, 1.0, tmp_path)
+    assert (tmp_path / f"{key}.npy").is_file()
+    assert np.array_equal(first, layer_stats.cached_layer_stats(clip, encoder, info.sha256, WHISPER_FEATURES, 1.0, tmp_path))

@@ -1,0 +1,100 @@
+"""Fine-tuning the top of a pretrained encoder: the encoder is cut after `depth` blocks, the lower
+`depth - tune` blocks stay frozen and the top `tune` blocks train together with a small head
+(LayerNorm, mean + std pooling over time, linear).
+
+The frozen part runs once per clip (its output frames are kept in memory), so an epoch costs only
+the top blocks' forward and backward passes: this is what makes fine-tuning fit a 2-core machine.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_ser.config import FeatureConfig
+
+from ..data import Corpus, read_audio
+from ..features import clip_log_mel
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneSettings:
+    """Fixed before any run; nothing here is tuned on a test fold."""
+
+    depth: int = 3  # blocks kept (Whisper's middle layers carry more emotion than its last)
+    tune: int = 1  # top blocks of those that train
+    epochs: int = 12
+    batch_size: int = 16
+    lr_blocks: float = 5e-5
+    lr_head: float = 1e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.1  # on the pooled statistics
+
+
+@torch.no_grad()
+def frozen_frames(encoder, corpus: Corpus, config: FeatureConfig, seconds: float, settings: FinetuneSettings,
+                  progress: bool = True) -> torch.Tensor:
+    """Output of the frozen lower blocks for every clip: [N, T, D] float32."""
+    frozen_upto = settings.depth - settings.tune
+    clips = corpus.clips
+    if progress:
+        from tqdm import tqdm
+
+        clips = tqdm(clips, desc=f"frozen blocks {corpus.name}", unit="clip", mininterval=5)
+    out = []
+    for clip in clips:
+        mel = torch.from_numpy(clip_log_mel(read_audio(clip.path), config, seconds))[None]
+        out.append(encoder.hidden_states(mel, upto=frozen_upto)[-1][0])
+    return torch.stack(out)
+
+
+class TunedTop(nn.Module):
+    """The top blocks (copies: each fold starts from the pretrained weights) and the head."""
+
+    def __init__(self, encoder, settings: FinetuneSettings, n_classes: int):
+        super().__init__()
+        first = settings.depth - settings.tune
+        self.blocks = nn.ModuleList(copy.deepcopy(encoder.blocks[first : settings.depth]))
+        dim = encoder.config.d_model
+        # The full depth ends with Whisper's own final LayerNorm; a cut one gets a fresh LayerNorm.
+        self.norm = copy.deepcopy(encoder.ln_post) if settings.depth == len(encoder.blocks) else nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(settings.dropout)
+        self.classifier = nn.Linear(2 * dim, n_classes)
+
+    def forward_features(self, frames: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            frames = block(frames)
+        frames = self.norm(frames)
+        return torch.cat([frames.mean(dim=1), frames.std(dim=1, unbiased=False)], dim=1)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.forward_features(frames)))
+
+
+def fit_top(encoder, frames: torch.Tensor, y: np.ndarray, n_classes: int, seed: int,
+            settings: FinetuneSettings = FinetuneSettings()) -> TunedTop:
+    """Train the top blocks and head on training frames [N, T, D] with labels [N]; eval mode."""
+    torch.manual_seed(seed)
+    model = TunedTop(encoder, settings, n_classes)
+    head = [p for name, p in model.named_parameters() if not name.startswith("blocks.")]
+    optimiser = torch.optim.AdamW([{"params": model.blocks.parameters(), "lr": settings.lr_blocks},
+                                   {"params": head, "lr": settings.lr_head}], weight_decay=settings.weight_decay)
+    targets = torch.from_numpy(y.astype(np.int64))
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(settings.epochs):
+        model.train()
+        for batch in torch.randperm(len(frames), generator=generator).split(settings.batch_size):
+            loss = nn.functional.cross_entropy(model(frames[batch]), targets[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_top(model: TunedTop, frames: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Class probabilities [N, n_classes]."""
+    return torch.cat([torch.softmax(model(b), dim=1) for b in frames.split(batch_size)]).numpy()

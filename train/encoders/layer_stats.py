@@ -1,0 +1,74 @@
+"""What the frozen-encoder baselines learn from: every hidden state of a pretrained encoder, pooled
+over time into its mean and standard deviation, per clip.
+
+The pooled statistics are cached on disk, one file per clip, under a key made of the clip's bytes,
+the encoder weights' sha256, the feature configuration and the window length, so a probe or a head
+over them trains in seconds and a killed run resumes where it stopped. The encoder sees exactly
+what the runtime would feed it: `edge_ser.features.log_mel` of the clip fixed to the window.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+
+import numpy as np
+import torch
+
+from edge_ser.config import FeatureConfig
+
+from ..data import Corpus, read_audio
+from ..features import clip_log_mel
+
+CACHE_VERSION = "1"  # bump when the pooling below changes
+
+
+def pooled_layers(hidden_states: list[torch.Tensor]) -> np.ndarray:
+    """Hidden states, each [1, T, D] -> float32 [n_states, 2, D]: mean and std over the T frames."""
+    stacked = torch.cat(hidden_states, dim=0)  # [n_states, T, D]
+    mean = stacked.mean(dim=1)
+    std = stacked.std(dim=1, unbiased=False)
+    return torch.stack([mean, std], dim=1).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def clip_layer_stats(encoder, audio: np.ndarray, config: FeatureConfig, seconds: float) -> np.ndarray:
+    """Float32 [samples] at 16 kHz -> [n_layers + 1, 2, D]: every hidden state of `encoder` on the
+    clip fixed to `seconds`, pooled over time."""
+    mel = torch.from_numpy(clip_log_mel(audio, config, seconds))[None]
+    return pooled_layers(encoder.hidden_states(mel))
+
+
+def cache_key(path: pathlib.Path, weights_sha256: str, config: FeatureConfig, seconds: float) -> str:
+    """Hash of the clip's bytes, the encoder's weights, the feature configuration and the window."""
+    digest = hashlib.sha256(pathlib.Path(path).read_bytes())
+    digest.update(f"{weights_sha256}|{config.key()}|{seconds}|{CACHE_VERSION}".encode())
+    return digest.hexdigest()[:24]
+
+
+def cached_layer_stats(path: pathlib.Path, encoder, weights_sha256: str, config: FeatureConfig,
+                       seconds: float, cache_dir: pathlib.Path | None) -> np.ndarray:
+    """`clip_layer_stats` of one file, read from / written to `cache_dir` when given."""
+    if cache_dir is None:
+        return clip_layer_stats(encoder, read_audio(path), config, seconds)
+    cache_file = pathlib.Path(cache_dir) / f"{cache_key(path, weights_sha256, config, seconds)}.npy"
+    if cache_file.exists():
+        return np.load(cache_file)
+    stats = clip_layer_stats(encoder, read_audio(path), config, seconds)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")  # own name: runs may share a cache
+    np.save(tmp, stats)
+    tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written entry
+    return stats
+
+
+def corpus_layer_stats(corpus: Corpus, encoder, weights_sha256: str, config: FeatureConfig, seconds: float,
+                       cache_dir: pathlib.Path | None, progress: bool = True) -> np.ndarray:
+    """Every clip's pooled hidden states: float32 [n_clips, n_layers + 1, 2, D]."""
+    clips = corpus.clips
+    if progress:
+        from tqdm import tqdm
+
+        clips = tqdm(clips, desc=f"encoder {corpus.name}", unit="clip", mininterval=5)
+    return np.stack([cached_layer_stats(c.path, encoder, weights_sha256, config, seconds, cache_dir)
+                     for c in clips])

@@ -1,0 +1,118 @@
+"""Collect encoder-baseline run directories into `benchmarks/results/<name>.{json,md}` and a confusion
+PNG per run, in the shape the benchmark report reads (benchmarks/accuracy.py)."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from .. import metrics
+from ..records import write_json, write_text
+from .baseline import encoder_label
+
+RESULT_SETS = {"probe": "frozen", "superb": "frozen", "finetune": "finetuned"}  # benchmarks/accuracy.py reads these
+HEAD_NAMES = {
+    "probe": "mean+std of one layer (chosen by inner speaker-disjoint CV on the training speakers), standardised, "
+             "logistic regression (C chosen with the layer)",
+    "superb": "SUPERB head: softmax-weighted sum of all hidden states, linear projector (256), mean pooling, "
+              "linear classifier; settings fixed in advance",
+    "finetune": "the encoder cut after `depth` blocks, its top `tune` blocks fine-tuned with a head (LayerNorm, "
+                "mean+std pooling, linear); the frozen blocks run once per clip; settings fixed in advance",
+}
+
+
+def corpus_of(speaker: str) -> str:
+    """"emodb:03" -> "emodb"; a single corpus's speakers have no prefix."""
+    return speaker.split(":")[0] if ":" in speaker else ""
+
+
+def per_corpus(folds: list[dict], targets: np.ndarray, speakers: np.ndarray, n_classes: int) -> dict:
+    """Pooled scores of each corpus of a combined corpus ({} for a single corpus)."""
+    test = np.concatenate([f["test_clips"] for f in folds])
+    predicted = np.concatenate([f["predicted"] for f in folds])
+    groups = np.array([corpus_of(s) for s in speakers[test]])
+    return {c: metrics.scores(metrics.confusion(targets[test][groups == c], predicted[groups == c], n_classes))
+            for c in sorted(set(groups.tolist())) if c}
+
+
+def row(run_dir: pathlib.Path) -> dict:
+    """One result row from a finished (or partial) run directory."""
+    from ..data import load_corpus
+
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    folds = [json.loads(p.read_text()) for p in sorted(run_dir.glob("fold_*.json"))]
+    run = config["run"]
+    config = {**config, "run": portable(run)}
+    layers = config["produced"]["layer_parameters"]
+    deepest = max(f["n_states_used"] for f in folds)
+    corpus = load_corpus(run["corpus"], run.get("data") and pathlib.Path(run["data"]))
+    result = {
+        "run": str(run_dir), "result_set": RESULT_SETS[run["head"]], "model": f"{encoder_label(run['encoder'])}+{run['head']}",
+        "head": HEAD_NAMES[run["head"]],
+        "n_parameters": int(layers[deepest - 1] + max(f["head_parameters"] for f in folds)),
+        "summary": summary, "config": config,
+        "per_corpus": per_corpus(folds, corpus.targets(), corpus.speakers(), len(corpus.labels)),
+        "choices": {f["fold"]: f["choice"] for f in folds},
+        "train_seconds_per_protocol": summary["train_seconds"] + config["produced"]["stats_cpu_seconds_this_process"],
+    }
+    return result
+
+
+def portable(run: dict) -> dict:
+    """A run's settings as a result file keeps them: no folders of this machine (data root, cache),
+    encoders and manifests by name."""
+    kept = {k: v for k, v in run.items() if k not in ("data", "cache")}
+    kept["encoder"] = encoder_label(run["encoder"])
+    kept["corpus"] = "+".join(pathlib.Path(part).name if part.endswith(".csv") else part for part in run["corpus"].split("+"))
+    return kept
+
+
+def markdown(name: str, rows: list[dict]) -> str:
+    lines = [f"# {name}: pretrained encoder + head", "",
+             "Encoder features: the runtime's Whisper front-end (`edge_ser.features.log_mel`, "
+             "`whisper_features`), clip fixed to the run's window, encoder with its positional table sliced to "
+             "the window (no 30-s padding), weights checked by sha256. Heads are fitted on the training fold only; "
+             "every choice (layer, C) is made by inner speaker-disjoint cross-validation on the training speakers.", "",
+             "| model | corpus | protocol | window | params used | UA % | WA % | macro-F1 % | fold UA % | per corpus UA % | "
+             "choices | cost (thread-min) |", "|---|---|---|---|---:|---:|---:|---:|---|---|---|---:|"]
+    for r in rows:
+        s, run = r["summary"], r["config"]["run"]
+        pooled = s["pooled"]
+        corpora = ", ".join(f"{c} {100 * v['ua']:.1f}" for c, v in r["per_corpus"].items()) or "-"
+        lines.append(f"| {r['model']} | {run['corpus']} | {run['protocol']}{'' if s['complete'] else ' (incomplete)'} | "
+                     f"{run['seconds']:g} s | {r['n_parameters'] / 1e6:.2f} M | {100 * pooled['ua']:.1f} | "
+                     f"{100 * pooled['wa']:.1f} | {100 * pooled['macro_f1']:.1f} | {100 * s['fold_mean']['ua']:.1f} ± "
+                     f"{100 * s['fold_std']['ua']:.1f} | {corpora} | {choice_summary(r)} | "
+                     f"{r['train_seconds_per_protocol'] / 60:.1f} |")
+    lines += ["", "Heads:"] + [f"- `{k}`: {v}" for k, v in HEAD_NAMES.items()]
+    lines += ["", "Confusion matrices: " + ", ".join(f"[{r['confusion_png']}]({r['confusion_png']})" for r in rows), ""]
+    return "\n".join(lines)
+
+
+def choice_summary(r: dict) -> str:
+    """Which layers the probe chose across folds (e.g. "layer 2 x7, 3 x3"), or the SUPERB weights' peak."""
+    choices = list(r["choices"].values())
+    if "layer" in choices[0]:
+        layers = [c["layer"] for c in choices]
+        return "layer " + ", ".join(f"{layer} x{layers.count(layer)}" for layer in sorted(set(layers)))
+    if "settings" in choices[0] and "layer_weights" not in choices[0]:
+        kept = choices[0]["settings"]
+        return f"{kept['depth']} blocks kept, top {kept['tune']} tuned, {kept['epochs']} epochs"
+    mean = np.mean([c["layer_weights"] for c in choices], axis=0)
+    return f"weights peak at layer {int(mean.argmax())} ({mean.max():.2f})"
+
+
+def write_results(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path) -> pathlib.Path:
+    """`<out_dir>/<name>.json`, `.md` and one confusion PNG per run; returns the .md path."""
+    rows = [row(pathlib.Path(d)) for d in run_dirs]
+    for r in rows:
+        s = r["summary"]
+        r["confusion_png"] = f"{name}_{r['model'].replace('+', '_')}_confusion.png"
+        metrics.plot_confusion(s["pooled_confusion"], s["labels"], out_dir / r["confusion_png"],
+                               f"{name} {r['model']}: pooled UA {100 * s['pooled']['ua']:.1f}% ({s['n_folds']} folds)")
+    write_json(out_dir / f"{name}.json", {"name": name, "results": rows})
+    md = out_dir / f"{name}.md"
+    write_text(md, markdown(name, rows))
+    return md
