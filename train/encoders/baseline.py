@@ -65,6 +65,7 @@ def load_inputs(cfg: BaselineConfig, corpus: Corpus) -> tuple[object, dict]:
         inputs = layer_stats.corpus_layer_stats(corpus, encoder, info.sha256, features, cfg.seconds, cfg.cache_dir())
     return inputs, {"encoder": info_dict(info), "features": features.to_dict(),
                     "layer_parameters": layer_parameters(encoder),
+                    "probe_grid": {"c": list(probe.C_GRID), "inner_folds": probe.INNER_FOLDS},
                     "stats_cpu_seconds_this_process": time.process_time() - start}
 
 
