@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from benchmarks import accuracy
-from benchmarks.feature_impls import NUMPY_PATHS
+from benchmarks.feature_impls import NUMPY_PATHS, WHISPER_NUMPY_PATHS
 from train.result_sets import DEGRADATIONS, NOISE, REVERB
 
 TARGET_CLIP_SECONDS = 3  # the issue states the extractor's and end-to-end targets on a 3 s clip
@@ -29,9 +29,26 @@ E2E_P95_TARGET_MS = 24.0  # end-to-end p95 on the device (Raspberry Pi 4 core)
 E2E_P95_HERE_MS = 4.0  # what this machine must reach for a Pi 4 core to stay under 24 ms
 PARAMETER_REDUCTION = 3.0  # deployed model >= this many times fewer parameters than its teacher
 INT8_SIZE_SHARE = 0.30  # INT8 file <= this share of the FP32 file
-C_VS_NUMPY = 0.5  # C log-mel <= this share of the best numpy path's time
+C_VS_NUMPY = 0.5  # C log-mel <= this share of the best numpy path's time, in each feature set
 C_VS_LIBROSA = 6.0  # C log-mel >= this many times faster than librosa
 STEAL_NOTE_SHARE = 0.005  # hypervisor steal above this share of CPU time gets a note on latency tails
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+    """One feature definition's benchmarks (test_features_bench.py) and its targets."""
+
+    kind: str  # the benchmarks' extra_info kind
+    title: str  # in target names and the table: "C {title} vs ..."
+    numpy_paths: tuple[str, ...]  # C must take at most C_VS_NUMPY of the fastest of these
+    library: str  # the library implementation shown beside C
+    library_speedup: float | None  # C must be at least this many times faster than it; None: shown only
+
+
+FEATURE_SETS = (
+    FeatureSet("features", "log-mel", NUMPY_PATHS, "librosa", C_VS_LIBROSA),
+    FeatureSet("whisper_features", "whisper log-mel", WHISPER_NUMPY_PATHS, "transformers_numpy", None),
+)
 
 
 @dataclasses.dataclass
@@ -92,27 +109,37 @@ def model_infos(bench: dict) -> dict[str, dict]:
 
 
 def feature_checks(bench: dict) -> tuple[list[Check], list[str]]:
-    """The targets on the 3 s clip, and a line of ratios for every clip length measured."""
-    m = medians(bench, "features")
+    """The targets on the 3 s clip, and a line of ratios for every feature set and clip length measured."""
+    checks, ratios = [], []
+    for feature_set in FEATURE_SETS:
+        set_checks, set_ratios = feature_set_checks(bench, feature_set)
+        checks += set_checks
+        ratios += set_ratios
+    return checks, ratios
+
+
+def feature_set_checks(bench: dict, fs: FeatureSet) -> tuple[list[Check], list[str]]:
+    m = medians(bench, fs.kind)
     checks, ratios = [], []
     for seconds in sorted({s for _, s in m}):
         c = m.get(("edge_ser_c", seconds))
-        numpy_paths = {i: m[(i, seconds)] for i in NUMPY_PATHS if (i, seconds) in m}
+        numpy_paths = {i: m[(i, seconds)] for i in fs.numpy_paths if (i, seconds) in m}
         if c is None or not numpy_paths:
             continue
         best = min(numpy_paths, key=numpy_paths.get)
         ratio = c / numpy_paths[best]
-        lib = m.get(("librosa", seconds))
-        ratios.append(f"| {seconds} s | {c * 1e3:.3f} | {best} {numpy_paths[best] * 1e3:.3f} | {ratio:.2f}x | "
-                      + ("n/a | n/a" if lib is None else f"{lib * 1e3:.3f} | {lib / c:.1f}x") + " |")
+        lib = m.get((fs.library, seconds))
+        ratios.append(f"| {fs.title} | {seconds} s | {c * 1e3:.3f} | {best} {numpy_paths[best] * 1e3:.3f} | {ratio:.2f}x | "
+                      + (f"{fs.library} n/a | n/a" if lib is None else f"{fs.library} {lib * 1e3:.3f} | {lib / c:.1f}x") + " |")
         if seconds != TARGET_CLIP_SECONDS:
             continue
-        checks.append(Check(f"C log-mel vs best numpy path, {seconds} s", f"<= {C_VS_NUMPY:.2f}x",
+        checks.append(Check(f"C {fs.title} vs best numpy path, {seconds} s", f"<= {C_VS_NUMPY:.2f}x",
                             f"{ratio:.2f}x ({c * 1e3:.3f} ms vs {best} {numpy_paths[best] * 1e3:.3f} ms)",
                             ratio <= C_VS_NUMPY))
-        checks.append(Check(f"C log-mel vs librosa, {seconds} s", f">= {C_VS_LIBROSA:g}x faster",
-                            "librosa not installed" if lib is None else f"{lib / c:.1f}x faster",
-                            None if lib is None else lib / c >= C_VS_LIBROSA))
+        if fs.library_speedup is not None:
+            checks.append(Check(f"C {fs.title} vs {fs.library}, {seconds} s", f">= {fs.library_speedup:g}x faster",
+                                f"{fs.library} not installed" if lib is None else f"{lib / c:.1f}x faster",
+                                None if lib is None else lib / c >= fs.library_speedup))
     return checks, ratios
 
 
@@ -314,8 +341,8 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
     if vad_rows:
         lines += ["## Voice activity detection, per second of audio", "", *vad_rows, ""]
     lines += ["## Feature extraction, every clip length (medians, ms)", "",
-              "| clip | edge_ser C | best numpy path | C / numpy | librosa | librosa / C |",
-              "|---|---:|---|---:|---:|---:|", *ratios, ""]
+              "| features | clip | edge_ser C | best numpy path | C / numpy | library | library / C |",
+              "|---|---|---:|---|---:|---:|---:|", *ratios, ""]
     lines += ["## Accuracy (from benchmarks/results/)", ""]
     if acc_rows:
         lines += ["Training targets (issue 3). A target passes when one complete result set of its kind beats "

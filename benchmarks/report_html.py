@@ -101,12 +101,14 @@ def latency_plot(bench: dict) -> str | None:
 
 
 def timing_plot(bench: dict) -> str | None:
-    """Log-mel (3 s clip) and VAD (per audio second) medians side by side."""
+    """Log-mel of each feature set (3 s clip) and VAD (per audio second) medians side by side."""
     import matplotlib.pyplot as plt
 
-    feats = {i: t for (i, s), t in report.medians(bench, "features").items() if s == report.TARGET_CLIP_SECONDS}
+    feats = [(f"{fs.title}, {report.TARGET_CLIP_SECONDS} s clip (ms)",
+              {i: t for (i, s), t in report.medians(bench, fs.kind).items() if s == report.TARGET_CLIP_SECONDS})
+             for fs in report.FEATURE_SETS]
     vad = {b["extra_info"]["impl"]: b["stats"]["median"] / b["extra_info"]["audio_seconds"] for b in report.of_kind(bench, "vad")}
-    panels = [(f"log-mel, {report.TARGET_CLIP_SECONDS} s clip (ms)", feats), ("VAD, ms per audio second", vad)]
+    panels = [*feats, ("VAD, ms per audio second", vad)]
     panels = [p for p in panels if p[1]]
     if not panels:
         return None

@@ -550,7 +550,8 @@ def run_info(args) -> int:
     details = onnx_details(args.model) if is_onnx else tflite_details(session)
     features = (f"log-mel, {cfg.n_mels} bands, {cfg.fmin:g}-{cfg.fmax:g} Hz, "
                 f"{cfg.win_length}-sample window / {cfg.hop_length}-sample hop / n_fft {cfg.n_fft} "
-                f"at {cfg.sample_rate} Hz, normalize {cfg.normalize}")
+                f"at {cfg.sample_rate} Hz, {cfg.pad} padding{', last frame dropped' * cfg.drop_last_frame}, "
+                f"log {cfg.log}, normalize {cfg.normalize}")
     rows = [
         ("model", args.model),
         ("format", "ONNX" if is_onnx else "TFLite"),

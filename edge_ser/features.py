@@ -32,9 +32,12 @@ def extractor(config: FeatureConfig, n_mfcc: int = 0, kernel: str = "auto") -> _
         reference.hann_window(config),
         np.ascontiguousarray(reference.mel_filterbank(config)),
         config.log_floor,
-        config.normalize == "utterance",
+        config.normalize,
         dct,
         kernel,
+        log=config.log,
+        pad=config.pad,
+        drop_last_frame=config.drop_last_frame,
     )
 
 
@@ -59,7 +62,9 @@ def log_mel(audio: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nda
     """Log-mel spectrogram.
 
     audio: [samples] float, mono, at config.sample_rate (any length; empty gives 0 frames).
-    Returns float32 [n_mels, 1 + samples // hop_length], natural log of mel power.
+    Returns float32 [n_mels, config.n_frames(samples)]: 1 + samples // hop_length frames
+    (samples // hop_length with drop_last_frame), log of mel power in config.log's base,
+    normalised as config.normalize says.
     Raises AudioError for NaN/inf samples or a non-1-D array.
     """
     return _run(extractor(config).log_mel, audio, config.n_mels, config)

@@ -140,7 +140,7 @@ class Recognizer:
         self.min_single_samples = self.config.n_samples(MIN_WINDOW_SECONDS)
         fixed = self.session.fixed_frames
         # A model with a static frame axis gets every window padded/cut to exactly its frames.
-        self.fixed_samples = None if fixed is None else max(1, (fixed - 1) * self.config.hop_length)
+        self.fixed_samples = None if fixed is None else self.config.samples_for_frames(fixed)
 
     # --- whole inputs ------------------------------------------------------------------------
 

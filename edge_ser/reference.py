@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import FeatureConfig
+from .config import WHISPER_OFFSET, WHISPER_RANGE, WHISPER_SCALE, FeatureConfig
+
+NUMPY_PAD_MODES = {"zero": "constant", "reflect": "reflect"}  # FeatureConfig.pad -> numpy.pad mode
+LOGS = {"ln": np.log, "log10": np.log10}
 
 
 def hann_window(config: FeatureConfig) -> np.ndarray:
@@ -67,11 +70,12 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
 
 
 def frames(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Centred, zero-padded frames. [samples] -> [n_frames, n_fft], float64."""
+    """Centred frames, padded as config.pad says. [samples] -> [n_frames, n_fft], float64."""
     n = config.n_frames(len(audio))
-    padded = np.zeros(config.n_fft + (n - 1) * config.hop_length)
-    seg = np.asarray(audio, dtype=np.float64)[: len(padded) - config.n_fft // 2]
-    padded[config.n_fft // 2 : config.n_fft // 2 + len(seg)] = seg
+    if n == 0:
+        return np.zeros((0, config.n_fft))
+    # n_samples + n_fft padded samples: the last frame, (n_samples // hop) * hop + n_fft, fits.
+    padded = np.pad(np.asarray(audio, dtype=np.float64), config.n_fft // 2, mode=NUMPY_PAD_MODES[config.pad])
     idx = np.arange(n)[:, None] * config.hop_length + np.arange(config.n_fft)[None, :]
     return padded[idx]
 
@@ -88,11 +92,22 @@ def normalize_utterance(log_mel: np.ndarray) -> np.ndarray:
     return (log_mel - mean) / std
 
 
+def normalize_whisper(log_mel: np.ndarray) -> np.ndarray:
+    """Whisper's: clamp to WHISPER_RANGE below the maximum over all bands and frames, then
+    (x + WHISPER_OFFSET) / WHISPER_SCALE. [n_mels, frames] log10 mel power -> same."""
+    if log_mel.size == 0:
+        return log_mel
+    return (np.maximum(log_mel, log_mel.max() - WHISPER_RANGE) + WHISPER_OFFSET) / WHISPER_SCALE
+
+
+NORMALIZERS = {"none": lambda x: x, "utterance": normalize_utterance, "whisper": normalize_whisper}
+
+
 def log_mel(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Log-mel spectrogram. [samples] at config.sample_rate -> [n_mels, n_frames], float64."""
     mel = mel_filterbank(config) @ power_spectrum(audio, config).T
-    out = np.log(np.maximum(mel, config.log_floor))
-    return normalize_utterance(out) if config.normalize == "utterance" else out
+    out = LOGS[config.log](np.maximum(mel, config.log_floor))
+    return NORMALIZERS[config.normalize](out)
 
 
 def mfcc(audio: np.ndarray, config: FeatureConfig = FeatureConfig(), n_mfcc: int = 20) -> np.ndarray:

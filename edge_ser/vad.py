@@ -143,7 +143,7 @@ class LogMelStream:
     """The frames of `features.log_mel(whole signal, config)`, computed chunk by chunk.
 
     Frame t is centred on sample t * hop_length and needs n_fft // 2 samples either side, so it
-    is complete once those have arrived; `finish` adds the end's zero padding for the rest.
+    is complete once those have arrived; `finish` adds the end's padding for the rest.
     Each call runs the extractor on the samples still needed, cut on a hop boundary at least
     n_fft // 2 before the first frame wanted, so every frame equals the whole signal's.
     Memory: one chunk plus n_fft samples.
@@ -166,10 +166,11 @@ class LogMelStream:
         self.samples = np.concatenate([self.samples, audio])
         self.n_samples += len(audio)
         complete = (self.n_samples - self.half) // self.config.hop_length + 1
-        return self._frames(complete)
+        # drop_last_frame: a frame whose window has arrived may still not be one of the signal's.
+        return self._frames(min(complete, self.config.n_frames(self.n_samples)))
 
     def finish(self) -> np.ndarray:
-        """The remaining frames, float32 [n_mels, frames] (1 + n_samples // hop_length in all)."""
+        """The remaining frames, float32 [n_mels, frames] (config.n_frames(n_samples) in all)."""
         return self._frames(self.config.n_frames(self.n_samples))
 
     def _frames(self, end: int) -> np.ndarray:

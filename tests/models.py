@@ -90,8 +90,8 @@ def broken_models() -> dict[str, tuple[object, str]]:
         "no_metadata": (build_model(metadata=False), "edge_ser.format_version is missing"),
         "bad_json": (set_metadata(build_model(), KEY_LABELS, "[anger,"), "not valid JSON"),
         "bad_feature_config": (
-            set_metadata(build_model(), KEY_FEATURE_CONFIG, json.dumps({"n_fft": 500})),
-            "n_fft must be a power of two",
+            set_metadata(build_model(), KEY_FEATURE_CONFIG, json.dumps({"n_fft": 502})),
+            "n_fft must be even with n_fft / 2 a product of 2, 3 and 5",
         ),
         "wrong_input_name": (build_model(input_name="mel"), "one input named 'log_mel'"),
         "wrong_rank": (build_model(input_shape=("batch", "frames")), "[batch, n_mels, frames]"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import models
-from edge_ser.config import FeatureConfig
+from edge_ser.config import WHISPER_FEATURES, FeatureConfig
 from edge_ser.contract import (
     KEY_FEATURE_CONFIG,
     KEY_FORMAT_VERSION,
@@ -39,6 +39,27 @@ def test_metadata_round_trip():
     assert ModelInfo.from_metadata(meta, "m.onnx") == info
 
 
+# A feature config as written before FeatureConfig had log, pad and drop_last_frame (the example
+# in docs/model-contract.md until then): it must still load, to today's defaults.
+OLD_FEATURE_CONFIG = ('{"fmax": 8000.0, "fmin": 0.0, "hop_length": 160, "log_floor": 1e-10, "n_fft": 512, '
+                      '"n_mels": 64, "normalize": "none", "sample_rate": 16000, "win_length": 400}')
+
+
+def test_metadata_without_the_new_feature_keys_loads_to_the_old_config():
+    meta = {**good_meta(), KEY_FEATURE_CONFIG: OLD_FEATURE_CONFIG}
+    config = ModelInfo.from_metadata(meta, "old.onnx").feature_config
+    assert config == FeatureConfig()
+    assert (config.log, config.pad, config.drop_last_frame) == ("ln", "zero", False)
+
+
+def test_whisper_features_round_trip_through_metadata():
+    info = ModelInfo(("calm", "angry"), WHISPER_FEATURES, 30.0)
+    meta = info.to_metadata()
+    written = json.loads(meta[KEY_FEATURE_CONFIG])
+    assert written["n_fft"] == 400 and written["normalize"] == "whisper" and written["drop_last_frame"] is True
+    assert ModelInfo.from_metadata(meta, "whisper.onnx").feature_config == WHISPER_FEATURES
+
+
 def test_model_card_is_optional():
     meta = models.model_info().to_metadata()
     assert KEY_MODEL_CARD not in meta
@@ -61,7 +82,11 @@ BAD_METADATA = {
     "empty label": ({KEY_LABELS: '["a", ""]'}, "list of non-empty strings"),
     "labels an object": ({KEY_LABELS: '{"a": 1}'}, "list of non-empty strings"),
     "config unknown key": ({KEY_FEATURE_CONFIG: '{"n_mel": 64}'}, "unknown keys ['n_mel']"),
-    "config bad value": ({KEY_FEATURE_CONFIG: '{"n_fft": 500}'}, "n_fft must be a power of two"),
+    "config bad value": ({KEY_FEATURE_CONFIG: '{"n_fft": 502}'}, "n_fft must be even with n_fft / 2 a product of 2, 3 and 5"),
+    "config bad log": ({KEY_FEATURE_CONFIG: '{"log": "log2"}'}, "log must be one of 'ln', 'log10'"),
+    "config bad pad": ({KEY_FEATURE_CONFIG: '{"pad": "edge"}'}, "pad must be one of 'zero', 'reflect'"),
+    "config whisper with ln": ({KEY_FEATURE_CONFIG: '{"normalize": "whisper"}'}, "normalize 'whisper' needs log 'log10'"),
+    "config drop_last_frame 1": ({KEY_FEATURE_CONFIG: '{"drop_last_frame": 1}'}, "drop_last_frame must be true or false"),
     "config a list": ({KEY_FEATURE_CONFIG: "[64]"}, "must be a JSON object"),
     "window zero": ({KEY_WINDOW_SECONDS: "0"}, "positive number of seconds"),
     "window negative": ({KEY_WINDOW_SECONDS: "-2"}, "positive number of seconds"),

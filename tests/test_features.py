@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from edge_ser import features, reference
-from edge_ser.config import FeatureConfig
+from edge_ser.config import WHISPER_FEATURES, FeatureConfig
 from edge_ser.errors import AudioError
 
 CONFIGS = [
@@ -110,13 +110,14 @@ def test_multichannel_array_is_rejected():
         features.log_mel(np.zeros((2, 100), np.float32))
 
 
-def test_threads_share_one_extractor():
+@pytest.mark.parametrize("config", [FeatureConfig(), WHISPER_FEATURES], ids=["default", "whisper"])
+def test_threads_share_one_extractor(config):
     rng = np.random.default_rng(1)
     clips = [rng.normal(scale=0.2, size=int(rng.integers(100, 40000))).astype(np.float32) for _ in range(24)]
-    expected = [features.log_mel(x) for x in clips]
+    expected = [features.log_mel(x, config) for x in clips]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         for _ in range(3):
-            got = list(pool.map(features.log_mel, clips))
+            got = list(pool.map(lambda x: features.log_mel(x, config), clips))
             assert all(np.array_equal(a, b) for a, b in zip(got, expected))
 
 
@@ -135,11 +136,34 @@ def test_output_buffer_is_checked():
         ex.log_mel(np.zeros(1600, np.float64), np.empty((64, 11), np.float32))
 
 
+@pytest.mark.parametrize("n_fft", [0, 7, 14, 401, 502, 1022])  # odd, or n_fft / 2 with a prime factor > 5
+def test_n_fft_must_be_even_with_a_5_smooth_half(n_fft):
+    with pytest.raises(ValueError, match="n_fft must be even with n_fft / 2 a product of 2, 3 and 5"):
+        FeatureConfig(n_fft=n_fft, win_length=1, n_mels=1)
+
+
+@pytest.mark.parametrize("n_fft", [6, 30, 240, 320, 400, 480, 500, 512, 1024])
+def test_n_fft_with_a_5_smooth_half_is_accepted(n_fft):
+    assert FeatureConfig(n_fft=n_fft, win_length=n_fft, n_mels=2).n_fft == n_fft
+
+
+BAD_NEW_FIELDS = {
+    "log": ({"log": "log2"}, "log must be one of 'ln', 'log10'"),
+    "pad": ({"pad": "edge"}, "pad must be one of 'zero', 'reflect'"),
+    "normalize": ({"normalize": "global"}, "normalize must be one of 'none', 'utterance', 'whisper'"),
+    "whisper needs log10": ({"normalize": "whisper"}, "normalize 'whisper' needs log 'log10'"),
+    "drop_last_frame an int": ({"drop_last_frame": 1}, "drop_last_frame must be true or false"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_NEW_FIELDS)
+def test_new_fields_are_validated(case):
+    fields, message = BAD_NEW_FIELDS[case]
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig(**fields)
+
+
 def test_config_validation_and_key():
-    with pytest.raises(ValueError, match="n_fft"):
-        FeatureConfig(n_fft=500)
-    with pytest.raises(ValueError, match="normalize"):
-        FeatureConfig(normalize="global")
     with pytest.raises(ValueError, match="unknown keys"):
         FeatureConfig.from_dict({"n_mels": 64, "colour": "blue"})
     assert FeatureConfig.from_dict(FeatureConfig(n_mels=128).to_dict()) == FeatureConfig(n_mels=128)
@@ -148,8 +172,8 @@ def test_config_validation_and_key():
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(hop_length=700, win_length=300, n_fft=512)],
-                         ids=["default", "gappy"])
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(hop_length=700, win_length=300, n_fft=512),
+                                    WHISPER_FEATURES], ids=["default", "gappy", "whisper"])
 def test_every_nonfinite_position_is_rejected(config, kernel):
     # NaN/inf are found from the frames they reach, plus a scan of samples no frame reads
     # (the gaps when hop > window, the window's zero-weight ends): check every position.

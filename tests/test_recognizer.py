@@ -5,7 +5,8 @@ import pytest
 import models
 from edge_ser import features, recognizer
 from edge_ser.audio import load_audio
-from edge_ser.config import SAMPLE_RATE
+from edge_ser.config import SAMPLE_RATE, WHISPER_FEATURES, FeatureConfig
+from edge_ser.contract import ModelInfo
 from edge_ser.errors import AudioError, ModelError
 from edge_ser.recognizer import Recognizer, softmax, window_spans
 
@@ -102,15 +103,18 @@ def test_default_model_is_used_when_present(monkeypatch, tiny_model):
     assert Recognizer().labels == list(models.LABELS)
 
 
-def test_fixed_frame_model_gets_exactly_its_frames(tmp_path):
-    path = models.save(models.build_model(input_shape=(1, None, 201)), tmp_path / "fixed.onnx")
+@pytest.mark.parametrize("config", [FeatureConfig(), WHISPER_FEATURES], ids=["default", "whisper"])
+def test_fixed_frame_model_gets_exactly_its_frames(tmp_path, config):
+    # Whisper's features drop the last frame: its windows need one hop more audio for 201 frames.
+    info = ModelInfo(models.LABELS, config, models.WINDOW_SECONDS)
+    path = models.save(models.build_model(info, input_shape=(1, None, 201)), tmp_path / "fixed.onnx")
     rec = Recognizer(path)
     seen = []
     inner = rec.session.__call__
     rec.session = lambda log_mel: seen.append(log_mel.shape) or inner(log_mel)
     for seconds in (0.3, 2.0, 2.9, 8.0):
         assert_valid(rec.predict(tone(seconds)))
-    assert {shape[1:] for shape in seen} == {(64, 201)}
+    assert {shape[1:] for shape in seen} == {(config.n_mels, 201)}
 
 
 # --- long audio: windows on speech -----------------------------------------------------------

@@ -19,6 +19,12 @@ def feature(impl: str, ms: float, seconds: int = 3) -> dict:
             "stats": {"median": ms / 1e3, "min": ms / 1e3 * 0.9, "rounds": 10}}
 
 
+def whisper_feature(impl: str, ms: float, seconds: int = 3) -> dict:
+    return {"group": f"whisper log-mel {seconds} s", "name": f"test_whisper_log_mel[{impl}-{seconds}]", "extra_info":
+            {"kind": "whisper_features", "impl": impl, "clip_seconds": seconds},
+            "stats": {"median": ms / 1e3, "min": ms / 1e3 * 0.9, "rounds": 10}}
+
+
 def model_info(model: str, family: str, fmt: str, precision: str, file_bytes: int, params=None, teacher=None) -> dict:
     return {"model": model, "family": family, "format": fmt, "precision": precision, "origin": "test",
             "file_bytes": file_bytes, "n_parameters": params, "teacher_parameters": teacher}
@@ -58,6 +64,19 @@ def test_missed_targets_fail(tmp_path):
     text = run(tmp_path, bench(c_ms=0.3, scipy_ms=0.5, librosa_ms=1.5))
     assert "| C log-mel vs best numpy path, 3 s | <= 0.50x | 0.60x (0.300 ms vs scipy_fft 0.500 ms) | FAIL |" in text
     assert "| C log-mel vs librosa, 3 s | >= 6x faster | 5.0x faster | FAIL |" in text
+
+
+def test_whisper_target_passes_and_fails_on_its_own_figures(tmp_path):
+    fast = [whisper_feature("edge_ser_c", 0.25), whisper_feature("scipy_fft", 0.6),
+            whisper_feature("numpy_reference", 2.0), whisper_feature("transformers_numpy", 5.0)]
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, fast))
+    assert "| C whisper log-mel vs best numpy path, 3 s | <= 0.50x | 0.42x (0.250 ms vs scipy_fft 0.600 ms) | PASS |" in text
+    assert "| whisper log-mel | 3 s | 0.250 | scipy_fft 0.600 | 0.42x | transformers_numpy 5.000 | 20.0x |" in text
+    assert "| log-mel | 3 s | 0.200 | scipy_fft 0.500 | 0.40x | librosa 1.600 | 8.0x |" in text
+    # The default set's figures never count for Whisper's: its own best numpy path is what C meets.
+    slow = [whisper_feature("edge_ser_c", 0.8), whisper_feature("numpy_reference", 1.0)]
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, slow))
+    assert "| C whisper log-mel vs best numpy path, 3 s | <= 0.50x | 0.80x (0.800 ms vs numpy_reference 1.000 ms) | FAIL |" in text
 
 
 def test_model_targets_pass_and_fail_with_input_figures(tmp_path):
@@ -195,7 +214,7 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     bench = json.loads(out.read_text())
     kinds = {b["extra_info"]["kind"] for b in bench["benchmarks"]}
-    assert kinds == {"features", "vad", "e2e", "coldstart", "kernels"}
+    assert kinds == {"features", "whisper_features", "vad", "e2e", "coldstart", "kernels"}
     text = run(tmp_path, bench)
     assert "end-to-end p95, 3 s clip, 1 thread: tiny.onnx" in text
     assert "| tiny.onnx | $EDGE_SER_BENCH_MODELS | onnx | fp32 |" in text

@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 import pathlib
 import threading
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_ser import features, vad
-from edge_ser.config import FRAMES_PER_SECOND, SAMPLE_RATE
+from edge_ser.config import FRAMES_PER_SECOND, SAMPLE_RATE, WHISPER_FEATURES, FeatureConfig
 from edge_ser.errors import AudioError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -210,13 +211,23 @@ def streamed(detector, chunks) -> np.ndarray:
     return np.concatenate([*(detector.push(c) for c in chunks), detector.finish()])
 
 
-def test_log_mel_stream_equals_the_whole_signal():
+STREAM_CONFIGS = {
+    "default": FeatureConfig(),
+    # Whisper's framing (reflect padding, last frame dropped); its normalisation needs the whole signal.
+    "whisper-framing": dataclasses.replace(WHISPER_FEATURES, normalize="none"),
+    # A hop longer than half the FFT: a frame's window can arrive before the frame is the signal's.
+    "drop-last-long-hop": FeatureConfig(n_fft=128, win_length=128, n_mels=32, pad="reflect", drop_last_frame=True),
+}
+
+
+@pytest.mark.parametrize("config", STREAM_CONFIGS.values(), ids=STREAM_CONFIGS.keys())
+def test_log_mel_stream_equals_the_whole_signal(config):
     audio = with_bursts(background(3.0), [(0.5, harmonic_tone(1.0))])
     rng = np.random.default_rng(RNG_SEED)
     for most in (100, 5000, len(audio)):
-        mel = vad.LogMelStream()
+        mel = vad.LogMelStream(config)
         got = np.concatenate([*(mel.push(c) for c in random_chunks(audio, rng, most)), mel.finish()], axis=1)
-        np.testing.assert_array_equal(got, features.log_mel(audio))
+        np.testing.assert_array_equal(got, features.log_mel(audio, config))
 
 
 def test_smoothing_stream_equals_smoothing_everything_at_once():

@@ -309,7 +309,7 @@ int main(int argc, char **argv)
     double *filterbank = read_raw(cases, "filterbank", ".f64", m.n_mels * n_bins, sizeof(double));
     mel_extractor ex;
     int rc = window && filterbank
-                 ? mel_init(&ex, m.n_fft, m.hop, window, m.n_mels, filterbank, m.log_floor, 0, 0, NULL, kernel)
+                 ? mel_init(&ex, m.n_fft, m.hop, window, m.n_mels, filterbank, m.log_floor, MEL_NORM_NONE, 0, NULL, kernel, 0)
                  : MEL_BADARG;
     free(window), free(filterbank);
     if (rc != MEL_OK) {

@@ -26,27 +26,57 @@ static int get_buffer(PyObject *obj, Py_buffer *view, const char *fmt, Py_ssize_
     return 0;
 }
 
-static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
+/* names[i] -> i, or -1 (names end with NULL). */
+static int choice(const char *name, const char *const *names)
 {
-    static char *kwlist[] = {"n_fft", "hop_length", "window", "filterbank", "log_floor", "normalize", "dct", "kernel", NULL};
-    int n_fft, hop, normalize = 0;
-    const char *kernel_name = "auto";
-    double log_floor;
-    PyObject *window_obj, *fb_obj, *dct_obj = Py_None;
-    Py_buffer window, fb, dct = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOd|pOs", kwlist, &n_fft, &hop, &window_obj, &fb_obj,
-                                     &log_floor, &normalize, &dct_obj, &kernel_name))
-        return -1;
-    int kernel = !strcmp(kernel_name, "auto")      ? MEL_KERNEL_AUTO
-                 : !strcmp(kernel_name, "generic") ? MEL_KERNEL_GENERIC
-                 : !strcmp(kernel_name, "avx2")    ? MEL_KERNEL_AVX2
-                                                   : -1;
-    if (kernel < 0 || (kernel == MEL_KERNEL_AVX2 && mel_best_kernel() != MEL_KERNEL_AVX2)) {
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
+
+/* The kernel and FeatureConfig's choices, in the order of mel.h's MEL_KERNEL_* and MEL_NORM_* values. */
+static const char *const KERNELS[] = {"auto", "generic", "avx2", NULL};
+static const char *const NORMALIZATIONS[] = {"none", "utterance", "whisper", NULL};
+static const char *const LOGS[] = {"ln", "log10", NULL};
+static const char *const PADS[] = {"zero", "reflect", NULL};
+
+/* The string options -> kernel, normalize and mel_init's flags; -1 with ValueError set when one is unknown. */
+static int parse_options(const char *kernel_name, const char *norm_name, const char *log_name, const char *pad_name,
+                         int drop_last, int *kernel, int *normalize, int *flags)
+{
+    *kernel = choice(kernel_name, KERNELS);
+    if (*kernel < 0 || (*kernel == MEL_KERNEL_AVX2 && mel_best_kernel() != MEL_KERNEL_AVX2)) {
         PyErr_Format(PyExc_ValueError, "kernel %s is not available on this CPU (choose auto, generic or avx2)", kernel_name);
         return -1;
     }
-    if (n_fft < 4 || (n_fft & (n_fft - 1))) {
-        PyErr_Format(PyExc_ValueError, "n_fft must be a power of two >= 4, got %d", n_fft);
+    *normalize = choice(norm_name, NORMALIZATIONS);
+    int use_log10 = choice(log_name, LOGS), reflect = choice(pad_name, PADS);
+    if (*normalize < 0 || use_log10 < 0 || reflect < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown option: normalize %s, log %s, pad %s (choose none|utterance|whisper, "
+                     "ln|log10, zero|reflect)", norm_name, log_name, pad_name);
+        return -1;
+    }
+    *flags = (use_log10 ? MEL_LOG10 : 0) | (reflect ? MEL_REFLECT : 0) | (drop_last ? MEL_DROP_LAST : 0);
+    return 0;
+}
+
+static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"n_fft", "hop_length", "window", "filterbank", "log_floor", "normalize", "dct", "kernel",
+                             "log", "pad", "drop_last_frame", NULL};
+    int n_fft, hop, drop_last = 0, kernel, normalize, flags;
+    const char *kernel_name = "auto", *norm_name = "none", *log_name = "ln", *pad_name = "zero";
+    double log_floor;
+    PyObject *window_obj, *fb_obj, *dct_obj = Py_None;
+    Py_buffer window, fb, dct = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iiOOd|sOsssp", kwlist, &n_fft, &hop, &window_obj, &fb_obj,
+                                     &log_floor, &norm_name, &dct_obj, &kernel_name, &log_name, &pad_name, &drop_last))
+        return -1;
+    if (parse_options(kernel_name, norm_name, log_name, pad_name, drop_last, &kernel, &normalize, &flags) < 0)
+        return -1;
+    if (fft_supported(n_fft)) {
+        PyErr_Format(PyExc_ValueError, "n_fft must be even, >= 4, with n_fft / 2 a product of 2, 3 and 5, got %d", n_fft);
         return -1;
     }
     if (get_buffer(window_obj, &window, "d", n_fft, 0, "window") < 0)
@@ -76,7 +106,7 @@ static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
         mel_free(&self->ex);
     self->ready = 0;
     rc = mel_init(&self->ex, n_fft, hop, window.buf, n_mels, fb.buf, log_floor, normalize, n_mfcc,
-                  dct_obj != Py_None ? dct.buf : NULL, kernel);
+                  dct_obj != Py_None ? dct.buf : NULL, kernel, flags);
     if (rc == MEL_NOMEM)
         PyErr_NoMemory();
     else if (rc != MEL_OK)
@@ -160,7 +190,8 @@ static PyTypeObject ExtractorType = {
     .tp_basicsize = sizeof(Extractor),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Extractor(n_fft, hop_length, window: float64[n_fft], filterbank: float64[n_mels * (n_fft/2+1)], "
-              "log_floor, normalize=False, dct: float64[n_mfcc * n_mels] | None, kernel='auto'|'generic'|'avx2')",
+              "log_floor, normalize='none'|'utterance'|'whisper', dct: float64[n_mfcc * n_mels] | None, "
+              "kernel='auto'|'generic'|'avx2', log='ln'|'log10', pad='zero'|'reflect', drop_last_frame=False)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Extractor_init,
     .tp_dealloc = (destructor)Extractor_dealloc,

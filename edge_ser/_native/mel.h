@@ -11,10 +11,20 @@ enum { MEL_OK = 0, MEL_NONFINITE = -1, MEL_NOMEM = -2, MEL_BADARG = -3 };
 /* Instruction-set variants of the per-frame kernel. */
 enum { MEL_KERNEL_AUTO = 0, MEL_KERNEL_GENERIC = 1, MEL_KERNEL_AVX2 = 2 };
 
+/* FeatureConfig.normalize. */
+enum { MEL_NORM_NONE = 0, MEL_NORM_UTTERANCE = 1, MEL_NORM_WHISPER = 2 };
+
+/* mel_init's flags, FeatureConfig's other choices: log10 instead of ln, reflect padding instead
+ * of zeros, n / hop frames instead of 1 + n / hop. */
+enum { MEL_LOG10 = 1, MEL_REFLECT = 2, MEL_DROP_LAST = 4 };
+
 typedef struct {
-    int n_fft, hop, n_mels, n_bins, n_mfcc, normalize;
+    int n_fft, hop, n_mels, n_bins, n_mfcc;
+    int normalize;            /* MEL_NORM_* */
     int kernel;               /* MEL_KERNEL_GENERIC or MEL_KERNEL_AVX2, resolved by mel_init */
+    int reflect, drop_last;   /* MEL_REFLECT, MEL_DROP_LAST given */
     double log_floor;
+    double log_scale;         /* 1, or 1 / ln 10 for log10 */
     double *half_window;      /* [n_fft] the window / 2, which spares the real-FFT split its halvings */
     int win_start, win_end;   /* nonzero part of the window within n_fft, rounded out to even */
     int *band_lo, *band_len;  /* [n_mels] nonzero bins of each filter */
@@ -23,15 +33,17 @@ typedef struct {
     fft_plan plan;
 } mel_extractor;
 
+/* n_fft: even, n_fft / 2 a product of 2, 3 and 5; normalize: MEL_NORM_*; flags: MEL_LOG10 |
+ * MEL_REFLECT | MEL_DROP_LAST or 0. */
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
              const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct,
-             int kernel);
+             int kernel, int flags);
 void mel_free(mel_extractor *ex);
 
 /* The best kernel this CPU runs (MEL_KERNEL_AVX2 or MEL_KERNEL_GENERIC). */
 int mel_best_kernel(void);
 
-/* Frames for n samples: 1 + n / hop, or 0 when n == 0. */
+/* Frames for n samples: 1 + n / hop (n / hop with MEL_DROP_LAST), or 0 when n == 0. */
 long mel_n_frames(const mel_extractor *ex, long n);
 
 /* x [n] -> out [n_mels][n_frames] (log-mel) or [n_mfcc][n_frames] (MFCC) when mfcc != 0.

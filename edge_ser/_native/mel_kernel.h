@@ -5,12 +5,25 @@
 #include <string.h>
 
 #include "fft_kernel.h"
+#include "fft_mixed_kernel.h"
 #include "mel.h"
 
+/* The sample at i (any integer) of x [n], n >= 1, reflected about its ends without repeating
+ * them, back and forth as often as it takes: numpy.pad(mode="reflect"); one sample is repeated. */
+static inline float reflected(const float *x, long n, long i)
+{
+    const long period = 2 * (n - 1);
+    if (period == 0)
+        return x[0];
+    long j = i % period;
+    j += j < 0 ? period : 0;
+    return x[j < n ? j : period - j];
+}
+
 /* Where frames t0 .. t0 + LANES - 1 start (each the next one hop later). Where the window's span
- * of any of them overhangs the signal they are copied into pad (zero outside the signal), so the
- * FFT reads every block the same way; lanes past the last frame read whatever is there and are
- * never stored. */
+ * of any of them overhangs the signal they are copied into pad (outside the signal zero, or the
+ * signal reflected), so the FFT reads every block the same way; lanes past the last frame read
+ * whatever is there and are never stored. */
 static const float *block_frames(const mel_extractor *ex, const float *x, long n, long t0, float *pad)
 {
     long first = t0 * ex->hop - ex->n_fft / 2, span = (LANES - 1) * (long)ex->hop + ex->n_fft;
@@ -18,11 +31,16 @@ static const float *block_frames(const mel_extractor *ex, const float *x, long n
         return x + first;
     for (long i = 0; i < span; i++)
         pad[i] = first + i >= 0 && first + i < n ? x[first + i] : 0.0f;
+    if (ex->reflect) /* a loop of its own: the one above vectorises */
+        for (long i = 0; i < span; i++)
+            if (first + i < 0 || first + i >= n)
+                pad[i] = reflected(x, n, first + i);
     return pad;
 }
 
-/* power [n_bins] -> mel [n_mels], ln(max(mel power, log_floor)). Returns nonzero lanes where a
- * mel power is NaN or inf, as NaN or inf samples make it (and max() would hide them). */
+/* power [n_bins] -> mel [n_mels], log(max(mel power, log_floor)) (ln times log_scale). Returns
+ * nonzero lanes where a mel power is NaN or inf, as NaN or inf samples make it (and max() would
+ * hide them). */
 static vi log_mel_bands(const mel_extractor *ex, const vd *power, vd *mel)
 {
     const double *w = ex->band_w;
@@ -40,10 +58,11 @@ static vi log_mel_bands(const mel_extractor *ex, const vd *power, vd *mel)
     }
     /* A loop of its own: the logs of different bands are independent, so their divisions overlap. */
     const vd floor = splat(ex->log_floor);
+    const double scale = ex->log_scale;
     vi nonfinite = {0};
     for (int b = 0; b < ex->n_mels; b++) {
         nonfinite |= mel[b] - mel[b] != 0.0; /* NaN unless finite */
-        mel[b] = vlog(vmax(mel[b], floor));
+        mel[b] = vlog_scaled(vmax(mel[b], floor), scale);
     }
     return nonfinite;
 }
@@ -84,7 +103,10 @@ int MEL_FRAMES_FN(const mel_extractor *ex, const float *x, long n, long n_frames
     vi nonfinite = {0};
     for (long t0 = 0; t0 < n_frames; t0 += LANES) {
         const float *xs = block_frames(ex, x, n, t0, pad);
-        fft_frames_power(&ex->plan, xs, ex->hop, ex->half_window, ex->win_start / 2, ex->win_end / 2, re, im, power);
+        if (ex->plan.mixed)
+            fft_mixed_frames_power(&ex->plan, xs, ex->hop, ex->half_window, ex->win_start / 2, ex->win_end / 2, re, im, power);
+        else
+            fft_frames_power(&ex->plan, xs, ex->hop, ex->half_window, ex->win_start / 2, ex->win_end / 2, re, im, power);
         nonfinite |= log_mel_bands(ex, power, mel);
         store_block(ex, mel, t0, n_frames, logmel, out);
     }

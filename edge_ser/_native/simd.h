@@ -16,13 +16,15 @@ typedef long long vi __attribute__((vector_size(LANES * sizeof(long long))));
 typedef unsigned long long vu __attribute__((vector_size(LANES * sizeof(long long))));
 typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
 
-/* Natural log of positive normal doubles, vectorised: x = z * 2^k with z in [sqrt(.5), sqrt(2)),
+/* scale times the natural log of positive normal doubles (scale 1 / ln 10: log10), vectorised,
+ * the scale folded into the last step's constants, so it costs nothing and scale 1 gives ln
+ * exactly: x = z * 2^k with z in [sqrt(.5), sqrt(2)),
  * ln z = 2 atanh(s), s = (z-1)/(z+1), |s| < 0.172; the series to s^11 is exact to ~2e-11,
  * far below the 1e-4 agreement the extractor promises, and ~5x cheaper than calling log().
  * The reduction is integer arithmetic on the bits, with no compare or int64 -> double
  * conversion (AVX2 and SSE2 have none): x's bits minus sqrt(.5)'s plus 1023 << 52 have k + 1023
  * in the exponent field (x's exponent, less one where x's mantissa is below sqrt(.5)'s). */
-static inline vd vlog(vd x)
+static inline vd vlog_scaled(vd x, double scale)
 {
     const long long SQRT_HALF = 0x3fe6a09e667f3bcdLL, ONE = 0x3ff0000000000000LL;
     const long long EXPONENT = (long long)0xfff0000000000000ULL;
@@ -40,7 +42,7 @@ static inline vd vlog(vd x)
     p = 1.0 / 5.0 + s2 * p;
     p = 1.0 / 3.0 + s2 * p;
     p = 1.0 + s2 * p;
-    return 2.0 * s * p + k * LN2;
+    return (2.0 * scale) * s * p + k * (LN2 * scale);
 }
 
 /* float -> double lanes; GCC 12 splits __builtin_convertvector into two 128-bit halves on AVX. */
