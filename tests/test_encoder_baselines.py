@@ -88,6 +88,7 @@ def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, hea
     row = json.loads((tmp_path / "toy.json").read_text())["results"][0]
     assert row["model"] == f"tiny.pt+{head}" and row["result_set"] == report.RESULT_SETS[head]
     assert row["n_parameters"] > 0 and (tmp_path / row["confusion_png"]).is_file()
+    assert (tmp_path / "toy_layers.png").is_file() == (head == "probe")
     assert "toy" in md.read_text()
     assert str(tmp_path) not in (tmp_path / "toy.json").read_text().replace(str(out), "")  # no machine paths
 

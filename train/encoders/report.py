@@ -69,10 +69,10 @@ def portable(run: dict) -> dict:
     return kept
 
 
-def markdown(name: str, rows: list[dict]) -> str:
+def markdown(name: str, rows: list[dict], layers_png: str | None = None) -> str:
     lines = [f"# {name}: pretrained encoder + head", "",
              "Encoder features: the runtime's Whisper front-end (`edge_ser.features.log_mel`, "
-             "`whisper_features`), clip fixed to the run's window, encoder with its positional table sliced to "
+             "`WHISPER_FEATURES` at the encoder's band count), clip fixed to the run's window, encoder with its positional table sliced to "
              "the window (no 30-s padding), weights checked by sha256. Heads are fitted on the training fold only; "
              "every choice (layer, C) is made by inner speaker-disjoint cross-validation on the training speakers.", "",
              "| model | corpus | protocol | window | params used | UA % | WA % | macro-F1 % | fold UA % | per corpus UA % | "
@@ -87,6 +87,9 @@ def markdown(name: str, rows: list[dict]) -> str:
                      f"{100 * s['fold_std']['ua']:.1f} | {corpora} | {choice_summary(r)} | "
                      f"{r['train_seconds_per_protocol'] / 60:.1f} |")
     lines += ["", "Heads:"] + [f"- `{k}`: {v}" for k, v in HEAD_NAMES.items()]
+    if layers_png:
+        lines += ["", f"Where the emotion sits, per layer (the probe's inner CV on training speakers, best C per layer, "
+                      f"mean over folds): [{layers_png}]({layers_png})"]
     lines += ["", "Confusion matrices: " + ", ".join(f"[{r['confusion_png']}]({r['confusion_png']})" for r in rows), ""]
     return "\n".join(lines)
 
@@ -104,6 +107,42 @@ def choice_summary(r: dict) -> str:
     return f"weights peak at layer {int(mean.argmax())} ({mean.max():.2f})"
 
 
+def layer_curve(r: dict) -> np.ndarray | None:
+    """A probe row's inner-CV UA per hidden state (best C of each), averaged over folds; None for
+    other heads. Training speakers only: where the information sits, not a test score."""
+    grids = [c["grid"] for c in r["choices"].values() if "grid" in c]
+    if not grids:
+        return None
+    n_states = 1 + max(int(k.split(",")[0]) for k in grids[0])
+    best = [[max(v for k, v in g.items() if int(k.split(",")[0]) == layer) for layer in range(n_states)] for g in grids]
+    return np.mean(best, axis=0)
+
+
+def plot_layers(rows: list[dict], path: pathlib.Path, title: str) -> bool:
+    """Inner-CV UA per hidden state of every probe row, one line each; False when there is none."""
+    curves = [(r["model"], layer_curve(r)) for r in rows]
+    curves = [(m, c) for m, c in curves if c is not None]
+    if not curves:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for model, curve in curves:
+        ax.plot(range(len(curve)), 100 * curve, marker="o", label=model.split("+")[0])
+    ax.set_xlabel("hidden state (0 = conv stem, i = after block i)")
+    ax.set_ylabel("inner-CV UA % (training speakers)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_results(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path) -> pathlib.Path:
     """`<out_dir>/<name>.json`, `.md` and one confusion PNG per run; returns the .md path."""
     rows = [row(pathlib.Path(d)) for d in run_dirs]
@@ -112,7 +151,10 @@ def write_results(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path
         r["confusion_png"] = f"{name}_{r['model'].replace('+', '_')}_confusion.png"
         metrics.plot_confusion(s["pooled_confusion"], s["labels"], out_dir / r["confusion_png"],
                                f"{name} {r['model']}: pooled UA {100 * s['pooled']['ua']:.1f}% ({s['n_folds']} folds)")
+    layers_png = f"{name}_layers.png"
+    if not plot_layers(rows, out_dir / layers_png, f"{name}: linear probe per layer, inner CV"):
+        layers_png = None
     write_json(out_dir / f"{name}.json", {"name": name, "results": rows})
     md = out_dir / f"{name}.md"
-    write_text(md, markdown(name, rows))
+    write_text(md, markdown(name, rows, layers_png))
     return md
