@@ -28,6 +28,8 @@ WHISPER_OFFSET = 4.0  # ... then mapped to (x + WHISPER_OFFSET) / WHISPER_SCALE
 WHISPER_SCALE = 4.0
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
+# Fields added after format 1, with the defaults that mean "as format 1" (see `FeatureConfig.to_dict`).
+LATER_FIELDS = {"log": LOGS[0], "pad": PADS[0], "drop_last_frame": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +76,7 @@ class FeatureConfig:
 
     def __post_init__(self):
         problems = []
-        if self.n_fft < 2 or self.n_fft % 2 or not _factors_into(self.n_fft // 2, FFT_PRIMES):
+        if self.n_fft < 4 or self.n_fft % 2 or not _factors_into(self.n_fft // 2, FFT_PRIMES):
             problems.append(f"n_fft must be even with n_fft / 2 a product of 2, 3 and 5 (e.g. 400, 512), got {self.n_fft}")
         if not 0 < self.win_length <= self.n_fft:
             problems.append(f"win_length must be in 1..n_fft, got {self.win_length}")
@@ -108,7 +110,11 @@ class FeatureConfig:
         return int(round(seconds * self.sample_rate))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The metadata form. Fields added after format 1 (`LATER_FIELDS`) are written only when
+        they differ from their defaults: a model whose features an older runtime computes stays
+        readable by it, and the cache keys of those features do not change."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in LATER_FIELDS or v != LATER_FIELDS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":

@@ -151,7 +151,8 @@ class LogMelStream:
 
     def __init__(self, config: FeatureConfig = VAD_CONFIG):
         if config.normalize != "none":
-            raise ValueError("LogMelStream needs normalize='none' (utterance statistics need the whole signal)")
+            raise ValueError(f"LogMelStream needs normalize='none', got {config.normalize!r} "
+                             "(a per-call normalisation needs the whole signal)")
         self.config = config
         self.half = config.n_fft // 2
         self.lead = -(-self.half // config.hop_length)  # frames whose window starts before a cut

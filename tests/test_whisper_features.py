@@ -172,3 +172,13 @@ def test_matches_transformers_numpy_path(whisper_extractor):
         ours = features.log_mel(x, W)
         assert ours.shape == theirs.shape
         assert np.abs(ours - theirs).max() < TOLERANCE
+
+
+def test_format_1_features_are_written_as_format_1():
+    """A model with the original features stays readable by a runtime that predates the new
+    fields, and their cache keys do not move."""
+    assert set(FeatureConfig().to_dict()) == {"sample_rate", "win_length", "hop_length", "n_fft", "n_mels", "fmin",
+                                              "fmax", "log_floor", "normalize"}
+    assert FeatureConfig().key() == "5eed139d176fefbf"  # the key before the Whisper fields existed
+    whisper = WHISPER_FEATURES.to_dict()
+    assert whisper["log"] == "log10" and whisper["pad"] == "reflect" and whisper["drop_last_frame"] is True

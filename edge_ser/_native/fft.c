@@ -86,9 +86,9 @@ int fft_plan_init(fft_plan *p, int n)
     p->mixed = !is_power_of_two(m);
     p->n_stages = plan_radices(m, p->radix);
     p->first_radix = p->radix[0];
-    p->first_slot = malloc(sizeof(int) * (m / p->first_radix));
-    p->tw = malloc(sizeof(double) * (4 * m + 1)); /* 2 (r - 1) q < 2 r q per stage, r q = m, m / 2, ...: < 4m */
-    p->rot = malloc(sizeof(double) * 2 * m);
+    p->first_slot = malloc(sizeof(int) * ((size_t)m / p->first_radix));
+    p->tw = malloc(sizeof(double) * (4 * (size_t)m + 1)); /* 2 (r - 1) q < 2 r q per stage, r q = m, m / 2, ...: < 4m */
+    p->rot = malloc(sizeof(double) * 2 * (size_t)m);
     if (!p->first_slot || !p->tw || !p->rot) {
         fft_plan_free(p);
         return -2;

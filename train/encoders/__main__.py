@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             from .report import write_results
 
             print(write_results(args.name, args.runs, args.out_dir))
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:  # ImportError: a weight wheel not installed
         print(f"python -m train.encoders: {error}", file=sys.stderr)
         return 2
     return 0

@@ -22,6 +22,7 @@ from ..records import environment, write_json
 from . import finetune, layer_stats, probe, superb
 
 HEADS = ("probe", "superb", "finetune")
+MIN_SECONDS, MAX_SECONDS = 0.1, 30.0  # a few encoder frames .. the positional table
 
 
 def option(default, help: str):
@@ -37,40 +38,67 @@ class BaselineConfig:
     protocol: str = option("loso", "loso | groups4 | spk5 (speaker-independent folds)")
     head: str = option("probe", "probe (one layer, linear) | superb (weighted sum of layers, projector, linear) | "
                                 "finetune (top blocks of the cut encoder trained with a head)")
-    depth: int = option(3, "finetune: blocks of the encoder kept")
+    depth: int = option(0, "finetune: blocks of the encoder kept; 0 = per fold, one block above the layer the "
+                           "probe chose on that fold's training speakers (needs --probe-run)")
     tune: int = option(1, "finetune: top blocks (of those kept) that train")
+    probe_run: str | None = option(None, "finetune with --depth 0: the probe run (same encoder, corpus, protocol, "
+                                         "window) whose per-fold layer choices set the depth")
     seconds: float = option(2.0, "window each clip is fixed to (centre crop / zero pad), seconds")
     seed: int = option(0, "seed of the head's training")
     data: str | None = option(None, "data root (default: EDGE_SER_DATA or ../shared/data)")
     cache: str | None = option(None, "layer-statistics cache folder (default .cache/encoder_stats)")
     max_folds: int | None = option(None, "only the first folds, for a quick look (marked incomplete)")
 
+    def __post_init__(self):
+        problems = []
+        if self.head not in HEADS:
+            problems.append(f"--head {self.head}: use one of {', '.join(HEADS)}")
+        if self.protocol not in protocols.SPEAKER_INDEPENDENT:
+            problems.append(f"--protocol {self.protocol}: use a speaker-independent one "
+                            f"({', '.join(protocols.SPEAKER_INDEPENDENT)})")
+        if not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
+            problems.append(f"--seconds {self.seconds:g}: must be in {MIN_SECONDS:g}..{MAX_SECONDS:g} "
+                            "(Whisper's positional table covers 30 s)")
+        if self.tune < 1 or self.depth < 0 or (self.depth and self.tune > self.depth):
+            problems.append(f"--depth {self.depth} --tune {self.tune}: need 1 <= tune <= depth (or depth 0)")
+        if self.head == "finetune" and not self.depth and not self.probe_run:
+            problems.append("--depth 0 takes each fold's depth from a probe run: give --probe-run")
+        if self.max_folds is not None and self.max_folds < 1:
+            problems.append(f"--max-folds {self.max_folds}: must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
     def cache_dir(self) -> pathlib.Path:
         return pathlib.Path(self.cache) if self.cache else pathlib.Path(__file__).resolve().parents[2] / ".cache" / "encoder_stats"
 
 
+def head_settings(cfg: BaselineConfig) -> dict:
+    """The head's fixed settings, recorded with the run and compared on resume."""
+    if cfg.head == "probe":
+        return {"c_grid": list(probe.C_GRID), "inner_folds": probe.INNER_FOLDS}
+    if cfg.head == "superb":
+        return dataclasses.asdict(superb.SuperbSettings())
+    fixed = dataclasses.asdict(finetune.FinetuneSettings(depth=max(cfg.depth, cfg.tune), tune=cfg.tune))
+    return {**fixed, "depth": cfg.depth or "per fold: the probe's layer + 1"}
+
+
 def load_inputs(cfg: BaselineConfig, corpus: Corpus) -> tuple[object, dict]:
-    """What the head trains on, for every clip: pooled hidden states [N, n_states, 2, D] (probe,
-    superb; cached on disk) or the frozen blocks' output frames [N, T, D] (finetune); and what
-    produced them."""
+    """What the heads train on, for every clip: pooled hidden states [N, n_states, 2, D] (probe,
+    superb; cached on disk) or the frozen blocks' output frames (finetune); and what produced them."""
     from .sources import load_encoder
 
     encoder, info = load_encoder(cfg.encoder)
     encoder.eval()
+    if cfg.depth > encoder.config.n_layers:
+        raise ValueError(f"--depth {cfg.depth}: {encoder_label(cfg.encoder)} has {encoder.config.n_layers} blocks")
     features = encoder_feature_config(encoder)
-    start = time.process_time()
+    produced = {"encoder": info_dict(info), "features": features.to_dict(), "head_settings": head_settings(cfg),
+                "layer_parameters": layer_parameters(encoder)}
     if cfg.head == "finetune":
-        inputs = (encoder, finetune.frozen_frames(encoder, corpus, features, cfg.seconds, finetune_settings(cfg)))
-    else:
-        inputs = layer_stats.corpus_layer_stats(corpus, encoder, info.sha256, features, cfg.seconds, cfg.cache_dir())
-    return inputs, {"encoder": info_dict(info), "features": features.to_dict(),
-                    "layer_parameters": layer_parameters(encoder),
-                    "probe_grid": {"c": list(probe.C_GRID), "inner_folds": probe.INNER_FOLDS},
-                    "stats_cpu_seconds_this_process": time.process_time() - start}
-
-
-def finetune_settings(cfg: BaselineConfig) -> finetune.FinetuneSettings:
-    return finetune.FinetuneSettings(depth=cfg.depth, tune=cfg.tune)
+        return finetune.FrozenFrames(encoder, corpus, features, cfg.seconds), produced
+    stats, cpu_seconds = layer_stats.corpus_layer_stats(corpus, encoder, info.sha256, features, cfg.seconds,
+                                                        cfg.cache_dir())
+    return stats, {**produced, "encoder_cpu_seconds": cpu_seconds}
 
 
 def encoder_feature_config(encoder):
@@ -109,6 +137,31 @@ def layer_parameters(encoder) -> list[int]:
     return [int(c) for c in cumulative]
 
 
+def fold_depth(cfg: BaselineConfig, fold: protocols.Fold, n_layers: int) -> int:
+    """Blocks kept for fine-tuning this fold: `--depth`, or one above the layer the probe chose
+    on this fold's training speakers (the last block when it chose the last layer)."""
+    if cfg.depth:
+        return cfg.depth
+    path = pathlib.Path(cfg.probe_run) / f"fold_{fold.name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the probe run has no fold {fold.name}")
+    return min(json.loads(path.read_text())["choice"]["layer"] + 1, n_layers)
+
+
+def check_probe_run(cfg: BaselineConfig) -> None:
+    """The probe run that sets the depths must be of the same encoder, corpus, protocol and window."""
+    if cfg.head != "finetune" or cfg.depth:
+        return
+    path = pathlib.Path(cfg.probe_run) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: --probe-run is not a run directory")
+    stored = json.loads(path.read_text())["run"]
+    differing = [k for k in ("encoder", "corpus", "protocol", "seconds") if stored.get(k) != getattr(cfg, k)]
+    if stored.get("head") != "probe" or differing:
+        raise ValueError(f"--probe-run {cfg.probe_run}: not a probe run of this encoder, corpus, protocol and "
+                         f"window ({', '.join(differing) or 'head'} differ)")
+
+
 def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndarray,
              fold: protocols.Fold, n_classes: int) -> dict:
     """The head of `cfg.head` fitted on the fold's training clips; probabilities of its test clips."""
@@ -121,15 +174,13 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
         means = inputs[:, :, 0]
         head, scaler = superb.fit_superb(means[train], targets[train], n_classes, cfg.seed)
         return {"probabilities": superb.predict_superb(head, scaler, means[test]),
-                "choice": {"layer_weights": head.layer_weights().detach().numpy().round(4).tolist(),
-                           "settings": dataclasses.asdict(superb.SuperbSettings())},
+                "choice": {"layer_weights": head.layer_weights().detach().numpy().round(4).tolist()},
                 "n_states_used": inputs.shape[1], "head_parameters": sum(p.numel() for p in head.parameters())}
-    encoder, frames = inputs
-    settings = finetune_settings(cfg)
-    top = finetune.fit_top(encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
+    settings = finetune.FinetuneSettings(depth=fold_depth(cfg, fold, inputs.encoder.config.n_layers), tune=cfg.tune)
+    frames = inputs.upto(settings.depth - settings.tune)
+    top = finetune.fit_top(inputs.encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
     head_parameters = sum(p.numel() for name, p in top.named_parameters() if not name.startswith("blocks."))
-    return {"probabilities": finetune.predict_top(top, frames[test]),
-            "choice": {"settings": dataclasses.asdict(settings)},
+    return {"probabilities": finetune.predict_top(top, frames[test]), "choice": {"depth": settings.depth},
             "n_states_used": settings.depth + 1, "head_parameters": head_parameters}
 
 
@@ -153,16 +204,16 @@ def run_fold(cfg: BaselineConfig, out: pathlib.Path, fold: protocols.Fold, input
 
 def run(cfg: BaselineConfig, out: pathlib.Path, progress=print) -> dict:
     """The whole protocol; returns (and writes) the summary."""
-    if cfg.head not in HEADS:
-        raise ValueError(f"unknown head {cfg.head!r}: use one of {', '.join(HEADS)}")
-    out.mkdir(parents=True, exist_ok=True)
-    check_resume(cfg, out)
+    check_probe_run(cfg)
     corpus = load_corpus(cfg.corpus, cfg.data and pathlib.Path(cfg.data))
     targets, speakers = corpus.targets(), corpus.speakers()
     folds = protocols.make_folds(cfg.protocol, targets, speakers, cfg.seed)[: cfg.max_folds]
     inputs, produced = load_inputs(cfg, corpus)
-    write_json(out / "config.json", {"run": dataclasses.asdict(cfg), "produced": produced,
-                                     "environment": environment(), "n_clips": len(corpus.clips)})
+    out.mkdir(parents=True, exist_ok=True)
+    check_resume(cfg, produced, out)
+    config = {"run": dataclasses.asdict(cfg), "produced": produced, "environment": environment(),
+              "n_clips": len(corpus.clips)}
+    write_json(out / "config.json", config)  # before any fold: a resume is checked against it
     results = []
     for i, fold in enumerate(folds):
         results.append(run_fold(cfg, out, fold, inputs, targets, speakers, len(corpus.labels)))
@@ -170,17 +221,24 @@ def run(cfg: BaselineConfig, out: pathlib.Path, progress=print) -> dict:
     summary = metrics.summarise(results, corpus.labels)
     summary["complete"] = cfg.max_folds is None
     summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
+    if cfg.head == "finetune":  # the frozen blocks' pass, counted once however many cuts it needed
+        config["produced"]["encoder_cpu_seconds"] = inputs.cpu_seconds
+    write_json(out / "config.json", config)
     write_json(out / "summary.json", summary)
     return summary
 
 
-def check_resume(cfg: BaselineConfig, out: pathlib.Path) -> None:
-    """A run directory resumes only the run it was made for: every setting but the paths must match."""
+def check_resume(cfg: BaselineConfig, produced: dict, out: pathlib.Path) -> None:
+    """A run directory resumes only the run it was made for: the same settings (but paths), the
+    same weights and the same fixed head settings."""
     path = out / "config.json"
     if not path.exists():
         return
-    stored = json.loads(path.read_text())["run"]
+    stored = json.loads(path.read_text())
     differing = [k for k, v in dataclasses.asdict(cfg).items()
-                 if k not in ("data", "cache", "max_folds") and stored.get(k) != v]
+                 if k not in ("data", "cache", "max_folds") and stored["run"].get(k) != v]
+    differing += [k for k in ("head_settings", "features") if stored["produced"].get(k) != produced[k]]
+    if stored["produced"]["encoder"]["sha256"] != produced["encoder"]["sha256"]:
+        differing.append("encoder weights")
     if differing:
         raise ValueError(f"{out}: holds a run with other settings ({', '.join(differing)}); use another --out")

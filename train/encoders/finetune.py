@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ class FinetuneSettings:
     """Fixed before any run; nothing here is tuned on a test fold."""
 
     depth: int = 3  # blocks kept (Whisper's middle layers carry more emotion than its last)
-    tune: int = 1  # top blocks of those that train
+    tune: int = 1  # top blocks of those that train (at least 1)
     epochs: int = 12
     batch_size: int = 16
     lr_blocks: float = 5e-5
@@ -33,22 +34,40 @@ class FinetuneSettings:
     weight_decay: float = 1e-2
     dropout: float = 0.1  # on the pooled statistics
 
+    def __post_init__(self):
+        if not 1 <= self.tune <= self.depth:
+            raise ValueError(f"fine-tuning needs 1 <= tune <= depth, got tune {self.tune}, depth {self.depth}")
 
-@torch.no_grad()
-def frozen_frames(encoder, corpus: Corpus, config: FeatureConfig, seconds: float, settings: FinetuneSettings,
-                  progress: bool = True) -> torch.Tensor:
-    """Output of the frozen lower blocks for every clip: [N, T, D] float32."""
-    frozen_upto = settings.depth - settings.tune
-    clips = corpus.clips
-    if progress:
-        from tqdm import tqdm
 
-        clips = tqdm(clips, desc=f"frozen blocks {corpus.name}", unit="clip", mininterval=5)
-    out = []
-    for clip in clips:
-        mel = torch.from_numpy(clip_log_mel(read_audio(clip.path), config, seconds))[None]
-        out.append(encoder.hidden_states(mel, upto=frozen_upto)[-1][0])
-    return torch.stack(out)
+class FrozenFrames:
+    """The frozen lower blocks' output for every clip, [N, T, D] float32, computed on first use
+    for each cut (folds may keep different depths) and kept in memory."""
+
+    def __init__(self, encoder, corpus: Corpus, config: FeatureConfig, seconds: float, progress: bool = True):
+        self.encoder, self.corpus, self.config, self.seconds = encoder, corpus, config, seconds
+        self.progress = progress
+        self.cpu_seconds = 0.0  # the encoder's time for every cut computed so far
+        self._frames: dict[int, torch.Tensor] = {}
+
+    def upto(self, blocks: int) -> torch.Tensor:
+        """Output after the first `blocks` blocks (0: the conv stem and positions)."""
+        if blocks not in self._frames:
+            start = time.process_time()
+            self._frames[blocks] = self._compute(blocks)
+            self.cpu_seconds += time.process_time() - start
+        return self._frames[blocks]
+
+    @torch.no_grad()
+    def _compute(self, blocks: int) -> torch.Tensor:
+        clips = self.corpus.clips
+        if self.progress:
+            from tqdm import tqdm
+
+            clips = tqdm(clips, desc=f"frozen blocks {self.corpus.name}", unit="clip", mininterval=5)
+        return torch.stack([self.encoder.hidden_states(self._mel(c.path), upto=blocks)[-1][0] for c in clips])
+
+    def _mel(self, path) -> torch.Tensor:
+        return torch.from_numpy(clip_log_mel(read_audio(path), self.config, self.seconds))[None]
 
 
 class TunedTop(nn.Module):

@@ -1,7 +1,8 @@
 """What the frozen-encoder baselines learn from: every hidden state of a pretrained encoder, pooled
 over time into its mean and standard deviation, per clip.
 
-The pooled statistics are cached on disk, one file per clip, under a key made of the clip's bytes,
+The pooled statistics are cached on disk, one `.npz` per clip (the statistics and the CPU seconds
+the encoder took for them, so a protocol's cost is known however warm the cache), under a key made of the clip's bytes,
 the encoder weights' sha256, the feature configuration and the window length, so a probe or a head
 over them trains in seconds and a killed run resumes where it stopped. The encoder sees exactly
 what the runtime would feed it: `edge_ser.features.log_mel` of the clip fixed to the window.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import time
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from edge_ser.config import FeatureConfig
 from ..data import Corpus, read_audio
 from ..features import clip_log_mel
 
-CACHE_VERSION = "1"  # bump when the pooling below changes
+CACHE_VERSION = "2"  # bump when the pooling or the entry's layout changes
 
 
 def pooled_layers(hidden_states: list[torch.Tensor]) -> np.ndarray:
@@ -47,28 +49,33 @@ def cache_key(path: pathlib.Path, weights_sha256: str, config: FeatureConfig, se
 
 
 def cached_layer_stats(path: pathlib.Path, encoder, weights_sha256: str, config: FeatureConfig,
-                       seconds: float, cache_dir: pathlib.Path | None) -> np.ndarray:
-    """`clip_layer_stats` of one file, read from / written to `cache_dir` when given."""
-    if cache_dir is None:
-        return clip_layer_stats(encoder, read_audio(path), config, seconds)
-    cache_file = pathlib.Path(cache_dir) / f"{cache_key(path, weights_sha256, config, seconds)}.npy"
-    if cache_file.exists():
-        return np.load(cache_file)
+                       seconds: float, cache_dir: pathlib.Path | None) -> tuple[np.ndarray, float]:
+    """`clip_layer_stats` of one file and the CPU seconds it cost, read from / written to
+    `cache_dir` when given."""
+    cache_file = None if cache_dir is None else \
+        pathlib.Path(cache_dir) / f"{cache_key(path, weights_sha256, config, seconds)}.npz"
+    if cache_file is not None and cache_file.exists():
+        with np.load(cache_file) as entry:
+            return entry["stats"], float(entry["cpu_seconds"])
+    start = time.process_time()
     stats = clip_layer_stats(encoder, read_audio(path), config, seconds)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")  # own name: runs may share a cache
-    np.save(tmp, stats)
-    tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written entry
-    return stats
+    cpu_seconds = time.process_time() - start
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp.npz")  # own name: runs may share a cache
+        np.savez(tmp, stats=stats, cpu_seconds=cpu_seconds)
+        tmp.replace(cache_file)  # atomic: a killed run never leaves a half-written entry
+    return stats, cpu_seconds
 
 
 def corpus_layer_stats(corpus: Corpus, encoder, weights_sha256: str, config: FeatureConfig, seconds: float,
-                       cache_dir: pathlib.Path | None, progress: bool = True) -> np.ndarray:
-    """Every clip's pooled hidden states: float32 [n_clips, n_layers + 1, 2, D]."""
+                       cache_dir: pathlib.Path | None, progress: bool = True) -> tuple[np.ndarray, float]:
+    """Every clip's pooled hidden states, float32 [n_clips, n_layers + 1, 2, D], and the CPU
+    seconds the encoder took for all of them (when they were computed, cached or not)."""
     clips = corpus.clips
     if progress:
         from tqdm import tqdm
 
         clips = tqdm(clips, desc=f"encoder {corpus.name}", unit="clip", mininterval=5)
-    return np.stack([cached_layer_stats(c.path, encoder, weights_sha256, config, seconds, cache_dir)
-                     for c in clips])
+    entries = [cached_layer_stats(c.path, encoder, weights_sha256, config, seconds, cache_dir) for c in clips]
+    return np.stack([stats for stats, _ in entries]), float(sum(cost for _, cost in entries))

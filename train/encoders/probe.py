@@ -52,13 +52,11 @@ def inner_ua(x: np.ndarray, y: np.ndarray, speakers: np.ndarray, c: float, n_cla
     return metrics.scores(matrix)["ua"]
 
 
-def choose(stats: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes: int,
-           layers: tuple[int, ...] | None = None) -> Choice:
+def choose(stats: np.ndarray, y: np.ndarray, speakers: np.ndarray, n_classes: int) -> Choice:
     """The (layer, C) with the best inner-CV UA on these (training) clips; ties go to the earlier
     layer and the smaller C (the cheaper, more regularised model)."""
-    layers = tuple(range(stats.shape[1])) if layers is None else layers
     grid = {}
-    for layer in layers:
+    for layer in range(stats.shape[1]):
         x = layer_features(stats, layer)
         for c in C_GRID:
             grid[f"{layer},{c}"] = inner_ua(x, y, speakers, c, n_classes)

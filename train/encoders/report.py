@@ -17,8 +17,9 @@ HEAD_NAMES = {
              "logistic regression (C chosen with the layer)",
     "superb": "SUPERB head: softmax-weighted sum of all hidden states, linear projector (256), mean pooling, "
               "linear classifier; settings fixed in advance",
-    "finetune": "the encoder cut after `depth` blocks, its top `tune` blocks fine-tuned with a head (LayerNorm, "
-                "mean+std pooling, linear); the frozen blocks run once per clip; settings fixed in advance",
+    "finetune": "the encoder cut after `depth` blocks (per fold: one above the layer the probe chose on that "
+                "fold's training speakers), its top block fine-tuned with a head (LayerNorm, mean+std pooling, "
+                "linear); the frozen blocks run once per clip; settings fixed in advance",
 }
 
 
@@ -49,13 +50,13 @@ def row(run_dir: pathlib.Path) -> dict:
     deepest = max(f["n_states_used"] for f in folds)
     corpus = load_corpus(run["corpus"], run.get("data") and pathlib.Path(run["data"]))
     result = {
-        "run": str(run_dir), "result_set": RESULT_SETS[run["head"]], "model": f"{encoder_label(run['encoder'])}+{run['head']}",
+        "run": run_dir.name, "result_set": RESULT_SETS[run["head"]], "model": f"{encoder_label(run['encoder'])}+{run['head']}",
         "head": HEAD_NAMES[run["head"]],
         "n_parameters": int(layers[deepest - 1] + max(f["head_parameters"] for f in folds)),
         "summary": summary, "config": config,
         "per_corpus": per_corpus(folds, corpus.targets(), corpus.speakers(), len(corpus.labels)),
         "choices": {f["fold"]: f["choice"] for f in folds},
-        "train_seconds_per_protocol": summary["train_seconds"] + config["produced"]["stats_cpu_seconds_this_process"],
+        "train_seconds_per_protocol": summary["train_seconds"] + config["produced"]["encoder_cpu_seconds"],
     }
     return result
 
@@ -74,7 +75,9 @@ def markdown(name: str, rows: list[dict], layers_png: str | None = None) -> str:
              "Encoder features: the runtime's Whisper front-end (`edge_ser.features.log_mel`, "
              "`WHISPER_FEATURES` at the encoder's band count), clip fixed to the run's window, encoder with its positional table sliced to "
              "the window (no 30-s padding), weights checked by sha256. Heads are fitted on the training fold only; "
-             "every choice (layer, C) is made by inner speaker-disjoint cross-validation on the training speakers.", "",
+             "every choice (a probe's layer and C, and with it a fine-tuned model's depth) is made by inner "
+             "speaker-disjoint cross-validation on the training speakers. Cost: the encoder's pass over every clip "
+             "plus the heads' fitting, CPU seconds on one thread.", "",
              "| model | corpus | protocol | window | params used | UA % | WA % | macro-F1 % | fold UA % | per corpus UA % | "
              "choices | cost (thread-min) |", "|---|---|---|---|---:|---:|---:|---:|---|---|---|---:|"]
     for r in rows:
@@ -100,9 +103,9 @@ def choice_summary(r: dict) -> str:
     if "layer" in choices[0]:
         layers = [c["layer"] for c in choices]
         return "layer " + ", ".join(f"{layer} x{layers.count(layer)}" for layer in sorted(set(layers)))
-    if "settings" in choices[0] and "layer_weights" not in choices[0]:
-        kept = choices[0]["settings"]
-        return f"{kept['depth']} blocks kept, top {kept['tune']} tuned, {kept['epochs']} epochs"
+    if "depth" in choices[0]:
+        depths = [c["depth"] for c in choices]
+        return "blocks kept " + ", ".join(f"{d} x{depths.count(d)}" for d in sorted(set(depths)))
     mean = np.mean([c["layer_weights"] for c in choices], axis=0)
     return f"weights peak at layer {int(mean.argmax())} ({mean.max():.2f})"
 
@@ -138,8 +141,10 @@ def plot_layers(rows: list[dict], path: pathlib.Path, title: str) -> bool:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    tmp.replace(path)  # a reader never sees half a picture
     return True
 
 
@@ -153,6 +158,7 @@ def write_results(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path
                                f"{name} {r['model']}: pooled UA {100 * s['pooled']['ua']:.1f}% ({s['n_folds']} folds)")
     layers_png = f"{name}_layers.png"
     if not plot_layers(rows, out_dir / layers_png, f"{name}: linear probe per layer, inner CV"):
+        (out_dir / layers_png).unlink(missing_ok=True)  # a stale plot of an earlier report
         layers_png = None
     write_json(out_dir / f"{name}.json", {"name": name, "results": rows})
     md = out_dir / f"{name}.md"

@@ -94,11 +94,14 @@ def published_files(name: str) -> list[pathlib.Path]:
 
 
 def _wheel_file(name: str, part: WheelFile) -> pathlib.Path:
-    if importlib.util.find_spec(part.package) is None:
+    """The file inside the installed package, found without importing it: the package's own code
+    is not covered by the checksum, so it never runs."""
+    spec = importlib.util.find_spec(part.package)
+    if spec is None:
         raise ModuleNotFoundError(f"{name} needs the package {part.pip}: {INSTALL_HINT}", name=part.package)
-    resource = importlib.resources.files(part.package).joinpath(part.resource)
-    if not isinstance(resource, pathlib.Path):  # pip installs wheels as files; a zipped install is not read
+    if not spec.submodule_search_locations:  # pip installs these wheels as folders; a zipped install is not read
         raise EncoderFileError(f"{part.package}/{part.resource}", "is not a file on disk (zipped install?)")
+    resource = pathlib.Path(list(spec.submodule_search_locations)[0]) / part.resource
     if not resource.is_file():
         raise EncoderFileError(resource, f"missing from the installed {part.pip}: reinstall it ({INSTALL_HINT})")
     return resource

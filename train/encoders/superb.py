@@ -3,8 +3,11 @@ its hidden states, a linear projector, mean pooling over time and a linear class
 recipe, Yang et al. 2021).
 
 Weighted sum, projector and mean pooling are all linear, so their order can be swapped: the head
-applied to the per-layer time means gives exactly the head applied to the frames and then pooled.
-It therefore trains on the cached per-clip statistics (`layer_stats`), in seconds.
+applied to the per-layer time means gives exactly the head applied to the frames and then pooled
+(in eval mode; in training, dropout falls on the means rather than on each frame). It therefore
+trains on the cached per-clip statistics (`layer_stats`), in seconds. One addition to s3prl's
+recipe: each layer's means are standardised with training statistics (an affine map the projector
+could absorb; it only puts the layers on one scale for the softmax weights).
 """
 from __future__ import annotations
 
