@@ -19,6 +19,7 @@ from edge_ser.config import FeatureConfig
 
 from ..data import Corpus, read_audio
 from ..features import clip_log_mel
+from .fitting import fit_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,16 +102,7 @@ def fit_top(encoder, frames: torch.Tensor, y: np.ndarray, n_classes: int, seed: 
     head = [p for name, p in model.named_parameters() if not name.startswith("blocks.")]
     optimiser = torch.optim.AdamW([{"params": model.blocks.parameters(), "lr": settings.lr_blocks},
                                    {"params": head, "lr": settings.lr_head}], weight_decay=settings.weight_decay)
-    targets = torch.from_numpy(y.astype(np.int64))
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(settings.epochs):
-        model.train()
-        for batch in torch.randperm(len(frames), generator=generator).split(settings.batch_size):
-            loss = nn.functional.cross_entropy(model(frames[batch]), targets[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    return model.eval()
+    return fit_epochs(model, frames, y, optimiser, settings.epochs, settings.batch_size, seed)
 
 
 @torch.no_grad()

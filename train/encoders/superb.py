@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fitting import fit_epochs
+
 
 @dataclasses.dataclass(frozen=True)
 class SuperbSettings:
@@ -64,18 +66,9 @@ def fit_superb(means: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
     torch.manual_seed(seed)
     centre, scale = standardiser(means)
     x = torch.from_numpy(((means - centre) / scale).astype(np.float32))
-    targets = torch.from_numpy(y.astype(np.int64))
     head = SuperbHead(means.shape[1], means.shape[2], n_classes, settings)
     optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(settings.epochs):
-        head.train()
-        for batch in torch.randperm(len(x), generator=generator).split(settings.batch_size):
-            loss = nn.functional.cross_entropy(head(x[batch]), targets[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    return head.eval(), (centre, scale)
+    return fit_epochs(head, x, y, optimiser, settings.epochs, settings.batch_size, seed), (centre, scale)
 
 
 @torch.no_grad()
