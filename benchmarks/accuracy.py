@@ -151,8 +151,8 @@ KINDS = {
     "ensemble": "several such networks, their probabilities averaged (deployable in principle; not one model file)",
     "speaker-normalised": "trained models with per-speaker statistics (transductive, or from enrolment)",
     "hybrid": "a trained model fused with openSMILE + SVM (needs openSMILE: not deployable)",
-    "encoder": "a pretrained speech encoder (Whisper, frozen or its top fine-tuned) + a head, on the runtime's "
-               "Whisper features (python -m train.encoders)",
+    "encoder": "a frozen pretrained speech encoder (Whisper) + a head, on the runtime's Whisper features "
+               "(python -m train.encoders; a fine-tuned one counts as `model`)",
 }
 # From the training issue (#3): peers measured on this machine with ComParE_2016 + linear SVM.
 TARGETS = (
@@ -172,16 +172,16 @@ TARGETS = (
     AccuracyTarget("ravdess", "groups4", "encoder", None, 0.72, False, "aim"),
     AccuracyTarget("emodb+ravdess", "spk5", "encoder", 0.80, None, False, "aim"),
 )
-ENCODER_RESULT_SETS = ("frozen", "finetuned")
+FROZEN_ENCODER = "frozen"  # train/encoders/report.py's result set of frozen encoder + head rows
 
 
 def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
-    if r.result_set in ENCODER_RESULT_SETS:
+    if r.result_set == FROZEN_ENCODER:
         return "encoder" if r.complete else None
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit")) or not r.complete or degraded(r.result_set) \
+    if not r.model.startswith(("cnn", "deit", "whisper")) or not r.complete or degraded(r.result_set) \
             or r.result_set.startswith("shifts"):
         return None  # noisy_*, reverb_*: not the targets' clean clips; shifts*: five passes per clip, not what edge-ser runs
     if "+spknorm" in r.model:

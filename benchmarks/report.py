@@ -345,7 +345,7 @@ def render(bench: dict, checks: list[Check], ratios: list[str], acc_rows: list, 
               "|---|---|---:|---|---:|---:|---:|", *ratios, ""]
     lines += ["## Accuracy (from benchmarks/results/)", ""]
     if acc_rows:
-        lines += ["Training targets (issue 3). A target passes when one complete result set of its kind beats "
+        lines += ["Training targets (issues 3 and 18). A target passes when one complete result set of its kind beats "
                   "(or reaches) every figure given; the row shown is the passing one with the best UA (when none "
                   "passes, the best UA of all \"of\" result sets of its kind), a maximum over many runs scored on "
                   "the same test folds: optimistic. Kinds: "

@@ -263,3 +263,18 @@ def test_hypervisor_steal_is_measured_and_noted_beside_latency_tails(tmp_path):
     assert "lost 3.1 % of its CPU time to the hypervisor" in text
     data["machine_info"]["cpu_steal_share"] = 0.001
     assert "to the hypervisor (steal) while" not in run(tmp_path, data)
+
+
+def test_encoder_targets_count_frozen_encoder_rows_and_a_fine_tuned_one_is_a_model(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    rows = [accuracy_row(0.89, 0.90, model="whisper-base+finetune", result_set="finetuned"),
+            accuracy_row(0.87, 0.88, model="whisper-base+probe", result_set="frozen"),
+            accuracy_row(0.81, 0.81, model="whisper-base+probe", result_set="frozen", corpus="emodb+ravdess",
+                         protocol="spk5")]
+    (results / "encoders.json").write_text(json.dumps({"name": "encoders", "results": rows}))
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
+    assert "| emodb loso | encoder | aim: >= UA 88.0 | whisper-base+probe frozen: 87.0 / 88.0 | 1 | FAIL |" in text
+    assert "| emodb loso | model | aim: >= UA 88.0 | whisper-base+finetune finetuned: 89.0 / 90.0 | 1 | PASS |" in text
+    assert "| emodb+ravdess spk5 | encoder | aim: >= UA 80.0 | whisper-base+probe frozen: 81.0 / 81.0 | 1 | PASS |" in text
+    assert "| ravdess groups4 | encoder | aim: >= WA 72.0 | none | 0 | FAIL |" in text
