@@ -37,7 +37,7 @@ CACHE_ENV = "EDGE_SER_BENCH_CACHE"  # where stand-ins are cached (default: the t
 MODEL_SUFFIXES = (".onnx", ".tflite")
 
 LABELS = ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral")  # EmoDB's 7
-WINDOW_SECONDS = 2.0  # train.run.RunConfig.seconds
+WINDOW_SECONDS = 2.0  # train.run_config.RunConfig.seconds
 FEATURES = FeatureConfig()  # 64 mels, as training's default
 ARCHITECTURES = ("cnn", "deit")  # train.models.build kinds, default options
 # format -> (file suffix, precision); the formats plus FP32 TFLite for the INT8 ratio.

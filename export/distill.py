@@ -1,5 +1,5 @@
 """Knowledge distillation: a student trained on soft teacher targets plus the labels, with
-`train.distil.kd_loss` (the loss training runs distil with too).
+`train.kd.kd_loss` (the loss training runs distil with too).
 
 The teacher is either a module taking the same log-mel batch as the student (run on the very
 same augmented batch, so targets stay consistent with what the student sees) or a tensor of
@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from train.distil import ALPHA, TEMPERATURE, kd_loss  # noqa: F401 (one loss for train and export)
+from train.kd import ALPHA, TEMPERATURE, kd_loss  # noqa: F401 (one loss for train and export)
 from train.loop import class_weights, cosine_lr, noisy_batch, run_epochs, time_shift
 
 EPOCHS = 40  # as the CNN baseline run (runs/emodb_loso_cnn)

@@ -13,8 +13,8 @@ from edge_ser.config import FeatureConfig
 from train import protocols
 from train.data import load_corpus
 from train.features import corpus_features
-from train.run import quick_corpus
-from train.run import read_run_config as run_config
+from train.run_dir import degraded_training_copies, quick_corpus
+from train.run_dir import read_run_config as run_config
 
 from . import model_files
 
@@ -65,7 +65,6 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
     noisy = None
     if run.get("noise_train") or run.get("reverb_train"):
         from train.copies import COPY_FIELDS
-        from train.run import degraded_training_copies
 
         protocol["noise_train"] = {k: run.get(k) for k in COPY_FIELDS}
         noisy = degraded_training_copies(run, [corpus.clips[i].path for i in split.train], feature_config)

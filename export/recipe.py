@@ -28,7 +28,9 @@ from edge_ser.config import FeatureConfig
 from train import metrics, protocols
 from train.copies import COPY_FIELDS
 from train.data import COMMON_LABELS, load_corpus
-from train.run import RunConfig, environment, run, write_json
+from train.records import environment, write_json
+from train.run import run
+from train.run_config import RunConfig
 
 from . import evaluate, model_files, onnx_export, pipeline, steps, tflite
 

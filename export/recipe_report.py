@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 
 from train import metrics
-from train.run import write_json
+from train.records import write_json
 
 NAME = "default_model"
 

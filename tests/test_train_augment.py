@@ -9,7 +9,8 @@ from torch import nn  # noqa: E402
 
 from train import augment, loop  # noqa: E402
 from train.__main__ import parser, run_config  # noqa: E402
-from train.run import RunConfig, run  # noqa: E402
+from train.run import run  # noqa: E402
+from train.run_config import RunConfig  # noqa: E402
 
 
 def spectrograms(n=6, n_mels=16, frames=40, seed=0):

@@ -76,7 +76,7 @@ def test_enrolment_from_one_label_draws_only_that_label(data_dir, tmp_path):
         # Exactly one clip per test speaker is held out for enrolment, and it is an anger clip.
         assert len(found["names"][r]) == 2 * (10 - 1)
     from train.data import load_corpus
-    from train.run import quick_corpus
+    from train.run_dir import quick_corpus
 
     corpus = quick_corpus(load_corpus("emodb", str(data_dir)))
     label_of = {c.path.name: labels[t] for c, t in zip(corpus.clips, corpus.targets())}

@@ -399,7 +399,7 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
     from train.augment import Augmentation
     from train.distil import teacher_log_probs, teacher_views
     from train.ensemble import ensemble
-    from train.run import load_fold_model
+    from train.run_dir import load_fold_model
 
     common = ["fit", "--quick", "--data", str(data_dir), "--cache", str(tmp_path / "cache"), "--no-progress"]
     runs = [tmp_path / f"seed{s}" for s in (0, 1)]
@@ -443,7 +443,7 @@ def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir
 
 
 def test_shift_averaging_rescores_the_saved_fold_models(data_dir, tmp_path):
-    from train.run import load_fold_model
+    from train.run_dir import load_fold_model
     from train.shifts import average_over_shifts, shift_averaged
 
     run = tmp_path / "run"

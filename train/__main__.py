@@ -8,7 +8,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
@@ -17,17 +16,8 @@ QUICK = {"epochs": 1, "continue_epochs": 1, "depth": 1, "dim": 32, "heads": 2, "
          "batch_size": 8}
 
 
-def patch_size(text: str) -> tuple[int, int]:
-    """"16x16" -> (16, 16); "64x4" spans 64 mel bands by 4 frames."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"patch must look like 16x16, got {text!r}") from None
-    return h, w
-
-
 def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> None:
-    from .run import RunConfig
+    from .run_config import RunConfig, patch_size
 
     d = RunConfig()
     p.add_argument("--data", default=None, help="data root (default: EDGE_SER_DATA or ../shared/data)")
@@ -119,7 +109,7 @@ def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> No
 
 
 def run_config(args: argparse.Namespace):
-    from .run import VARIANTS, RunConfig
+    from .run_config import VARIANTS, RunConfig
 
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = set(variants) - set(VARIANTS)
@@ -224,7 +214,7 @@ def sets_line(run: pathlib.Path, sets: dict[str, dict]) -> str:
 def cmd_noisy(args: argparse.Namespace) -> None:
     from .data import default_data_root
     from .degraded import SNRS, score_in_noise
-    from .run import read_run_config
+    from .run_dir import read_run_config
 
     def one(run: pathlib.Path) -> str:
         root = args.data or read_run_config(run)["run"].get("data") or default_data_root()

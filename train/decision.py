@@ -17,6 +17,7 @@ import numpy as np
 
 from . import metrics
 from .ensemble import fold_probabilities, write_result_set
+from .run_dir import read_run_config
 
 RESULT_SET = "prior"
 
@@ -55,8 +56,6 @@ def prior_decided(result: dict, probabilities: np.ndarray, counts: np.ndarray, n
 def decide_with_prior(run_dir: pathlib.Path, source: str | None = None) -> dict:
     """Write `<run_dir>/prior/` (fold JSONs, summary, confusion PNG) from the run's single or
     ensemble results, or `<run_dir>/<source>_prior/` from the result set `source`; returns the summary."""
-    from .run import read_run_config
-
     run_dir = pathlib.Path(run_dir)
     config = read_run_config(run_dir)
     if config["run"].get("extra_train"):

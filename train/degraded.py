@@ -28,7 +28,7 @@ from .noise import clip_rng, draw_noise, file_digests, load_noises, mix_at_snr, 
 from .rescore import check_reproduces, fold_models, scored, single_run
 from .result_sets import NOISE, REVERB
 from .reverb import RT60S, reverberate, room_impulse
-from .run import clip_features
+from .run_dir import clip_features
 
 SNRS = (20.0, 10.0, 5.0, 0.0)  # dB
 

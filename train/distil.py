@@ -1,13 +1,10 @@
-"""Knowledge distillation (Hinton et al., 2015): the loss, and the teacher targets a training
-run distils from (`--distil-from`: a finished run or ensemble of the same protocol).
-
-loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
-       + (1 - alpha) * cross-entropy(student, labels)
+"""Knowledge distillation (Hinton et al., 2015): the teacher targets a training run distils
+from (`--distil-from`: a finished run or ensemble of the same protocol); the loss is
+`train.kd.kd_loss`.
 
 A teacher's targets for one fold are its class probabilities on that fold's *training* clips,
 computed from the checkpoints it trained on that fold (an ensemble: every member's, averaged),
-so no test speaker reaches the student through them. `export.distill` uses the same loss
-(without `balanced_soft`, as its students always did).
+so no test speaker reaches the student through them.
 """
 from __future__ import annotations
 
@@ -15,29 +12,13 @@ import json
 import pathlib
 
 import torch
-import torch.nn.functional as F
 
-TEMPERATURE = 4.0  # softens the teacher's distribution (dark knowledge between emotions)
-ALPHA = 0.7  # weight of the soft-target term
+from .augment import spec_augment
+from .loop import predict_logits, time_shift
+from .run_dir import load_fold_model, read_run_config
 
 # What a teacher must share with the run distilling from it (its config.json "run" fields).
 SHARED_RUN_FIELDS = ("corpus", "protocol", "seconds")
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-            temperature: float = TEMPERATURE, alpha: float = ALPHA, weight: torch.Tensor | None = None,
-            balanced_soft: bool = False) -> torch.Tensor:
-    """Logits [B, C], teacher logits (or log-probabilities) [B, C], class ids [B] -> scalar loss.
-    `weight` [C] weighs the hard term's classes; with `balanced_soft` the soft term's clips too
-    (by their label's weight, normalised as the weighted cross-entropy is). On its own training
-    clips a teacher is close to the labels, so an unweighted soft term, which carries most of
-    the loss, trains for the training prior (WA) whatever the hard term's weights say."""
-    per_clip = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                        F.softmax(teacher_logits / temperature, dim=1), reduction="none").sum(dim=1)
-    clip_weight = weight[targets] if balanced_soft and weight is not None else torch.ones_like(per_clip)
-    soft = (clip_weight * per_clip).sum() / clip_weight.sum()
-    hard = F.cross_entropy(student_logits, targets, weight=weight)
-    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
 
 
 def teacher_members(teacher: pathlib.Path, config: dict) -> list[pathlib.Path]:
@@ -89,9 +70,6 @@ def teacher_views(teacher: pathlib.Path, fold: str, test_clips: list[str], train
     log-probabilities on each copy [views * N, C]. The student then sees exactly the inputs its targets were computed on
     ("consistent teaching", Beyer et al., CVPR 2022), on more of the teacher's function than
     the clips alone show."""
-    from .augment import spec_augment
-    from .loop import time_shift
-
     generator = torch.Generator().manual_seed(seed)
     copies = torch.cat([spec_augment(time_shift(train_x, generator), augmentation, generator) for _ in range(views)])
     return copies, teacher_log_probs(teacher, fold, test_clips, copies)
@@ -102,9 +80,6 @@ def teacher_log_probs(teacher: pathlib.Path, fold: str, test_clips: list[str], t
     """Log of the teacher's mean class probabilities [N, C] on a fold's training features (or
     views of them) [N, n_mels, frames]. Every checkpoint used must have held out exactly
     `test_clips`."""
-    from .loop import predict_logits
-    from .run import load_fold_model, read_run_config
-
     teacher = pathlib.Path(teacher)
     probabilities = []
     for member in teacher_members(teacher, read_run_config(teacher)):

@@ -32,7 +32,8 @@ from . import metrics, protocols
 from .data import label_indices, load_corpus
 from .features import band_stats, corpus_features
 from .loop import predict_logits
-from .run import feature_cache, load_fold_model, quick_corpus, read_run_config, stored_config, write_json
+from .records import write_json
+from .run_dir import feature_cache, load_fold_model, quick_corpus, read_run_config, stored_config
 
 DEFAULT_KS = (1, 3, 5, 10)
 ALL = "all"

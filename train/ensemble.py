@@ -11,6 +11,8 @@ import pathlib
 import numpy as np
 
 from . import metrics
+from .records import write_json
+from .run_dir import read_run_config
 
 RESULT_SET = "ensemble"
 
@@ -66,8 +68,6 @@ def fold_result(runs: list[pathlib.Path], result_set: str, fold: str, n_classes:
 def write_result_set(directory: pathlib.Path, results: list[dict], labels: list[str], title: str) -> dict:
     """A derived result set (every fold's JSON, summary, confusion PNG) in `directory`; returns
     the summary."""
-    from .run import write_json
-
     for result in results:
         write_json(directory / f"fold_{result['fold']}.json", result)
     summary = metrics.summarise(results, labels)
@@ -81,8 +81,6 @@ def write_result_set(directory: pathlib.Path, results: list[dict], labels: list[
 
 def ensemble(runs: list[pathlib.Path], out: pathlib.Path, result_set: str = "single") -> dict:
     """Write the ensemble of `runs` (their `result_set`) to `out`; returns its summary."""
-    from .run import read_run_config, write_json  # one config reader, one atomic JSON writer
-
     runs = [pathlib.Path(r) for r in runs]
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two runs")

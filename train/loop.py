@@ -9,7 +9,7 @@ from torch import nn
 
 from .adversary import SpeakerAdversary, ramp
 from .augment import Augmentation, freq_warp, mixed_loss, mixup, random_crop, spec_augment
-from .distil import kd_loss
+from .kd import kd_loss
 
 MAX_SHIFT_FRAMES = 20  # augmentation: random circular time shift of up to ±0.2 s
 
@@ -87,7 +87,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     (default: none). With `adversary_weight` > 0, a speaker adversary on the embedding is trained
     alongside (`train.adversary`: the encoder learns to confuse it; `speakers` [N] are speaker ids 0..S-1), not with mixup.
     With `teacher` (log-probabilities [N, classes] of a teacher on the unaugmented clips), the
-    loss is `train.distil.kd_loss` instead, both terms class-weighted: a circular shift barely
+    loss is `train.kd.kd_loss` instead, both terms class-weighted: a circular shift barely
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
     other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
     leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`).

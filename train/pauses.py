@@ -22,8 +22,8 @@ import torch
 from . import masking, protocols, rollout
 from .data import load_corpus
 from .features import corpus_speech
-from .run import (clip_features, environment, load_fold_model, quick_corpus, read_run_config, stored_config,
-                  write_json, write_text)
+from .records import environment, write_json, write_text
+from .run_dir import clip_features, load_fold_model, quick_corpus, read_run_config, stored_config
 
 # The masks recomputed here must cover the rollout mass the fold recorded in training (4 decimals
 # of agreement: one clip more or less among ~1000 moves the mean by about that much).

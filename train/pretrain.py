@@ -108,9 +108,9 @@ def pretrain_main(args: argparse.Namespace) -> None:
     from edge_ser.config import FeatureConfig
 
     from . import models
-    from .__main__ import patch_size
     from .data import Clip, load_corpus
     from .features import corpus_features
+    from .run_config import patch_size
 
     torch.set_num_threads(args.threads)
     corpus = load_corpus(args.corpus, args.data)

@@ -11,7 +11,7 @@ from edge_ser.config import FeatureConfig
 from . import rollout
 from .data import read_audio
 from .features import clip_log_mel
-from .run import load_fold_model
+from .run_dir import load_fold_model
 
 
 def load_run_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1"):

@@ -10,6 +10,7 @@ import numpy as np
 from .copies import COPY_FIELDS
 from .metrics import plot_confusion, summarise
 from .result_sets import DEGRADATIONS, NOISE, REVERB
+from .run_config import RunConfig, run_fields
 
 DATA_NOTES = {
     "emodb": ("EmoDB here is the processed copy in ../shared/data (every utterance cut to its first 2.0 s "
@@ -181,8 +182,6 @@ def pooled_variant_differences(rows: list[dict]) -> list[str]:
     a run continuing another's phase 1 pairs with it), the mean pooled UA per result set over the
     runs that have it, and the share of each clip's phase-1 rollout mass the masks covered. One
     seed's folds are too noisy to read alone."""
-    from .run import RunConfig, run_fields
-
     defaults = run_fields(RunConfig())  # runs from before a field existed had its default
     recipes: dict[str, list[dict]] = {}
     for r in rows:

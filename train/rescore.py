@@ -11,7 +11,8 @@ import torch
 
 from . import metrics
 from .data import Corpus, load_corpus
-from .run import RunConfig, load_fold_model, quick_corpus, read_run_config, stored_config
+from .run_config import RunConfig
+from .run_dir import load_fold_model, quick_corpus, read_run_config, stored_config
 
 # The saved logits have 4 decimals; the same model on the same features reproduces them to this.
 REPRODUCED = 2e-3

@@ -7,6 +7,10 @@ continues training on the originals together with masked copies:
   random - random patches of the same area masked;
   samsg  - the top-k % patches by attention rollout masked.
 All variants of a fold start from the same phase-1 weights and use the same seed.
+
+The configuration is `train.run_config`; what the runner shares with the tools that read its
+run directories (config.json, fold models, features) is `train.run_dir`. Only the CLI
+and the export recipe (and tests) import this module.
 """
 from __future__ import annotations
 
@@ -18,121 +22,12 @@ import time
 import numpy as np
 import torch
 
-from edge_ser.config import FeatureConfig
-
 from . import adversary, distil, loop, masking, metrics, models, protocols, rollout
-from .augment import Augmentation, band_centres_hz
-from .data import Corpus, label_indices, load_corpus, relabel_into
-from .features import corpus_features, corpus_speech, speaker_normalise
-from .records import environment, write_json, write_text  # noqa: F401  (re-exported)
-
-VARIANTS = ("none", "random", "samsg", "samsg_speech")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    corpus: str = "emodb"
-    data: str | None = None
-    protocol: str = "loso"
-    model: str = "cnn"  # cnn | deit
-    seconds: float = 2.0  # clip length fed to the model (crop/pad), seconds
-    n_mels: int = 64
-    # Per-clip per-band z-scoring, done by the runtime's extractor too (FeatureConfig.normalize):
-    # "none" | "utterance".
-    normalize: str = "none"
-    epochs: int = 60  # phase 1 (or the only phase)
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    batch_size: int = 32
-    warmup_epochs: float = 2.0
-    ema: float = 0.0  # phase 1: end with the moving average of the weights, this decay per step; 0 = off
-    variants: tuple[str, ...] = ()  # empty: one phase; else a subset of VARIANTS
-    continue_epochs: int = 10  # phase 2, in passes over originals + masked copies
-    continue_lr: float = 3e-4
-    mask_ratio: float = 0.25
-    mask_fill: str = "mean"
-    head_fusion: str = "mean"
-    patch: tuple[int, int] = (16, 16)
-    depth: int = 4
-    dim: int = 192
-    heads: int = 3
-    drop_path: float = 0.1
-    stem: str = "patch"  # DeiT token embedding: patch (linear, as DeiT) | conv (models.conv_stem)
-    # Augmentation (defaults: none beyond the circular time shift, as in the first runs).
-    freq_masks: int = 0  # SpecAugment frequency masks per clip
-    freq_mask_width: int = 8  # mel bands, each mask 0..width wide
-    time_masks: int = 0  # SpecAugment time masks per clip
-    time_mask_width: int = 20  # frames (10 ms each), each mask 0..width wide
-    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
-    freq_warp: float = 0.0  # VTLP-style warp of each clip's mel bands by a factor in [1 - w, 1 + w]
-    crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
-    noise_train: str | None = None  # folder of noise mixed into training clips (train.copies)
-    noise_snr: tuple[float, float] = (0.0, 20.0)  # dB range of that noise
-    reverb_train: tuple[float, float] | None = None  # RT60 range (s) of the simulated rooms clips are put in
-    noise_p: float = 0.5  # chance that a training clip is replaced by one of its degraded copies, each time it is drawn
-    noise_copies: int = 4  # degraded copies made of each clip (waveform, once per run)
-    # Labelled clips of another corpus added to every fold's training set (never to a test set),
-    # relabelled into this corpus's labels (train.data.relabel_into).
-    extra_train: str | None = None
-    # Weight of the speaker-confusion loss (train.adversary); 0 = no adversary.
-    speaker_adversary: float = 0.0
-    speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
-    # With speaker_norm: statistics from each speaker's clips of these labels only (e.g. neutral:
-    # what a user could record at set-up); empty: all its clips.
-    speaker_norm_labels: tuple[str, ...] = ()
-    init_from: str | None = None
-    # A finished run or ensemble of this protocol whose per-fold predictions on the training clips
-    # the model is distilled from (train.distil), instead of learning from the labels alone.
-    distil_from: str | None = None
-    # With distil_from: train on this many augmented views of each clip (time shift + the
-    # SpecAugment masks below), each with the teacher's targets on that very view; 0 = the clips.
-    distil_views: int = 0
-    phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
-    pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
-    pretrain_lr: float = 1e-3
-    pretrain_extra: str | None = None  # folder of more unlabelled audio for pretraining
-    seed: int = 0
-    threads: int = 1
-    max_folds: int | None = None
-    only_folds: tuple[str, ...] = ()  # train just these folds in this process (others may run elsewhere)
-    quick: bool = False
-    cache: str | None = None
-    progress: bool = True
-
-    def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(n_mels=self.n_mels, normalize=self.normalize)
-
-    def augmentation(self) -> Augmentation:
-        return Augmentation(freq_masks=self.freq_masks, freq_mask_width=self.freq_mask_width,
-                            time_masks=self.time_masks, time_mask_width=self.time_mask_width,
-                            mixup_alpha=self.mixup, freq_warp=self.freq_warp,
-                            band_hz=band_centres_hz(self.feature_config()) if self.freq_warp else ())
-
-    def degraded_training(self) -> bool:
-        """Training draws degraded copies of the clips (noise, simulated rooms or both)."""
-        return bool(self.noise_train or self.reverb_train)
-
-    def crop_frames(self) -> int | None:
-        """Window length in frames for random crops (None: no random crop)."""
-        return None if self.crop_seconds is None else self.feature_config().n_frames(
-            self.feature_config().n_samples(self.seconds))
-
-    def deit_options(self) -> dict:
-        return {"patch": tuple(self.patch), "depth": self.depth, "dim": self.dim, "heads": self.heads,
-                "drop_path": self.drop_path, "stem": self.stem}
-
-
-def quick_corpus(corpus: Corpus, n_speakers: int = 3, per_speaker: int = 10) -> Corpus:
-    """A few clips of a few speakers, for `--quick` (tests): the first clips of each speaker."""
-    kept, counts = [], {}
-    speakers = sorted(set(corpus.speakers().tolist()))[:n_speakers]
-    for clip in corpus.clips:
-        if clip.speaker in speakers and counts.get(clip.speaker, 0) < per_speaker:
-            counts[clip.speaker] = counts.get(clip.speaker, 0) + 1
-            kept.append(True)
-        else:
-            kept.append(False)
-    return corpus.subset(kept)
+from .data import Corpus, load_corpus, relabel_into
+from .features import corpus_speech
+from .records import environment, write_json
+from .run_config import PHASE1_FIELDS, RESUME_FIELDS, VARIANTS, RunConfig, run_fields
+from .run_dir import clip_features, degraded_training_copies, feature_cache, quick_corpus, read_run_config
 
 
 def unlabelled_features(cfg: RunConfig) -> torch.Tensor | None:
@@ -148,10 +43,6 @@ def unlabelled_features(cfg: RunConfig) -> torch.Tensor | None:
         raise FileNotFoundError(f"{folder}: no .wav/.flac files for pretraining")
     return torch.from_numpy(np.stack([cached_log_mel(p, cfg.feature_config(), cfg.seconds, feature_cache(cfg))
                                       for p in paths]))
-
-
-def feature_cache(cfg: RunConfig) -> pathlib.Path:
-    return pathlib.Path(cfg.cache) if cfg.cache else pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
 
 
 def new_model(cfg: RunConfig, n_classes: int, shape: tuple[int, int], train_x: torch.Tensor, seed: int,
@@ -185,39 +76,12 @@ class AddedClips:
     long_x: torch.Tensor | None = None
 
 
-def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tensor:
-    """Log-mel [N, n_mels, frames] of every clip fixed to `seconds`, speaker-normalised if asked."""
-    x = corpus_features(corpus, cfg.feature_config(), seconds, feature_cache(cfg), cfg.progress)
-    if not cfg.speaker_norm:
-        return torch.from_numpy(x)
-    reference = None
-    if cfg.speaker_norm_labels:
-        wanted = label_indices(cfg.speaker_norm_labels, corpus, "--speaker-norm-labels")
-        reference = np.isin(corpus.targets(), wanted)
-    return torch.from_numpy(speaker_normalise(x, corpus.speakers(), reference))
-
-
 def training_copies_of(cfg: RunConfig, corpus: Corpus) -> torch.Tensor | None:
     """`--noise-train` / `--reverb-train`: log-mel [n_clips, copies, n_mels, frames], degraded
     copies of every clip (only a fold's training rows are ever used), or None."""
     if not cfg.degraded_training():
         return None
     return degraded_training_copies(run_fields(cfg), [c.path for c in corpus.clips], cfg.feature_config())
-
-
-def run_fields(cfg: RunConfig) -> dict:
-    """The config as config.json stores it (tuples as lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def degraded_training_copies(run: dict, clips: list[pathlib.Path], config: FeatureConfig) -> torch.Tensor:
-    """The copies a run's config (its "run" entry) asks for, of `clips`: the one place training
-    and the export chain's students make them, so a student hears what its teacher heard."""
-    from .copies import training_copies
-
-    return training_copies(clips, config, run["seconds"], run["noise_copies"], run["seed"],
-                           pathlib.Path(run["noise_train"]) if run.get("noise_train") else None,
-                           tuple(run["noise_snr"]), tuple(run["reverb_train"]) if run.get("reverb_train") else None)
 
 
 def corpus_parts(name: str | None) -> set[str]:
@@ -278,37 +142,6 @@ def evaluate(model, test_x, test_y, n_classes: int) -> dict:
     # Logits too (4 decimals): runs can then be ensembled or calibrated later without retraining.
     return {"scores": metrics.scores(matrix), "confusion": matrix.tolist(), "predicted": predicted.tolist(),
             "logits": np.round(logits, 4).tolist()}
-
-
-def read_run_config(run_dir: pathlib.Path) -> dict:
-    """A run directory's config.json."""
-    path = pathlib.Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a training run directory")
-    return json.loads(path.read_text())
-
-
-def stored_config(config: dict, data: str | None = None) -> RunConfig:
-    """The RunConfig a run's config.json was written from (fields newer than the run keep their
-    defaults), reading its corpus from `data` when given."""
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    run = {k: tuple(v) if isinstance(v, list) else v for k, v in config["run"].items() if k in known}
-    return RunConfig(**{**run, "data": data or run.get("data")})
-
-
-def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, the run's config.json) from a fold's saved checkpoint; `checkpoint`
-    is phase1 (the only one of a single-phase run) or a variant's name."""
-    config = read_run_config(run_dir)
-    run = config["run"]
-    path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")
-    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"],
-               "stem": run.get("stem", "patch")}
-    model = models.build(run["model"], len(config["labels"]), tuple(config["input_shape"]), **options)
-    model.load_state_dict(torch.load(path, weights_only=True))
-    return model.eval(), config
 
 
 def training_speakers(corpus: Corpus, fold: protocols.Fold, added: AddedClips | None) -> torch.Tensor:
@@ -420,20 +253,6 @@ def summarise_run(cfg: RunConfig, out: pathlib.Path, corpus: Corpus, folds: list
         metrics.plot_confusion(np.array(summary["pooled_confusion"]), corpus.labels, out / name / "confusion.png", title)
         summaries[name] = summary
     return summaries
-
-
-# What must match for another run's phase-1 checkpoints to be this run's phase 1.
-PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
-                 "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
-                 "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
-                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema", "noise_train", "noise_snr", "noise_p", "noise_copies",
-                 "reverb_train")
-
-
-# What else must match for a run directory to be resumed (or shared by --folds processes).
-RESUME_FIELDS = PHASE1_FIELDS + ("variants", "continue_epochs", "continue_lr", "mask_ratio", "mask_fill",
-                                 "head_fusion", "phase1_from", "max_folds")
 
 
 def _differing(path: pathlib.Path, cfg: RunConfig, fields: tuple[str, ...]) -> list[str]:

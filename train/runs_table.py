@@ -11,7 +11,8 @@ import re
 
 import numpy as np
 
-from .run import read_run_config, write_json, write_text
+from .records import write_json, write_text
+from .run_dir import read_run_config
 
 
 def pooled(run: pathlib.Path, result_set: str) -> dict:

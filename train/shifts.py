@@ -18,7 +18,7 @@ import torch
 from .ensemble import softmax, write_result_set
 from .loop import predict_logits
 from .rescore import check_reproduces, fold_models, scored, single_run
-from .run import clip_features
+from .run_dir import clip_features
 
 RESULT_SET = "shifts"
 SHIFTS = (-20, -10, 0, 10, 20)  # frames (10 ms each): the training shift's range

@@ -78,7 +78,8 @@ def extract_logmel(corpus: data.Corpus) -> tuple[np.ndarray, float]:
     CNN runs' length, from the training code's feature cache) -> ([n_clips, F], seconds spent)."""
     from edge_ser.config import FeatureConfig
     from train.features import corpus_features
-    from train.run import RunConfig, feature_cache
+    from train.run_config import RunConfig
+    from train.run_dir import feature_cache
 
     from .functionals import logmel_functionals
 
@@ -237,7 +238,7 @@ def run_probabilities(run_dir: pathlib.Path, fold: str) -> tuple[list[str], np.n
 
 def fuse(svm: dict, run_dir: pathlib.Path, corpus: data.Corpus) -> dict:
     """The plain SVM's fold outputs and `run_dir`'s averaged with equal weight, clip by clip."""
-    from train.run import read_run_config
+    from train.run_dir import read_run_config
 
     config = read_run_config(run_dir)
     run = config["run"]
