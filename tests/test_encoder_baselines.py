@@ -1,7 +1,6 @@
 """The encoder-baseline runner end to end, on a tiny random Whisper checkpoint and a synthetic corpus:
 fold files, resume, the result files the benchmark report reads, and the feature path."""
 import json
-import wave
 
 import numpy as np
 import pytest
@@ -10,17 +9,12 @@ torch = pytest.importorskip("torch")
 
 from edge_ser.config import SAMPLE_RATE, WHISPER_FEATURES  # noqa: E402
 from edge_ser.features import log_mel  # noqa: E402
+from test_cli import write_wav  # noqa: E402  (the tests' one WAV writer)
 from train.encoders import baseline, layer_stats, report  # noqa: E402
 from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig  # noqa: E402
 
 TINY = WhisperEncoderConfig(n_mels=80, n_ctx=150, d_model=32, n_heads=2, n_layers=2)
 LABELS = ("low", "high")
-
-
-def write_wav(path, audio):
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(SAMPLE_RATE)
-        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +54,7 @@ def config(checkpoint, manifest, tmp_path, head="probe", **kw):
 
 
 def test_layer_stats_come_from_the_runtime_features(checkpoint):
-    from train.encoders import load_encoder
+    from train.encoders.sources import load_encoder
 
     encoder, _ = load_encoder(checkpoint)
     audio = np.random.default_rng(1).normal(scale=0.1, size=SAMPLE_RATE).astype(np.float32)
@@ -104,7 +98,7 @@ def test_a_run_directory_refuses_other_settings(checkpoint, manifest, tmp_path):
 
 def test_the_stats_cache_is_keyed_on_the_weights(checkpoint, manifest, tmp_path):
     from train.data import load_corpus
-    from train.encoders import load_encoder
+    from train.encoders.sources import load_encoder
 
     encoder, info = load_encoder(checkpoint)
     corpus = load_corpus(str(manifest))

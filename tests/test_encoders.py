@@ -20,8 +20,10 @@ pytest.importorskip("transformers", reason="encoder tests need transformers (the
 ctranslate2 = pytest.importorskip("ctranslate2", reason="encoder tests need ctranslate2 (the dev extra)")
 
 from train._compat import ensure_torchvision  # noqa: E402
-from train.encoders import EncoderFileError, WhisperEncoder, WhisperEncoderConfig, ct2, load_encoder  # noqa: E402
-from train.encoders import sources  # noqa: E402
+from train.encoders import ct2, sources  # noqa: E402
+from train.encoders.errors import EncoderFileError  # noqa: E402
+from train.encoders.sources import load_encoder  # noqa: E402
+from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig  # noqa: E402
 
 torch.set_num_threads(1)
 

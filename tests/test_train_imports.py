@@ -27,6 +27,16 @@ def module_names(root: pathlib.Path = ROOT, package: str = PACKAGE) -> dict[str,
     return names
 
 
+def from_base(node: ast.ImportFrom, here: str) -> str:
+    """The absolute module a `from ... import` reads from; `here` is the package relative imports start at."""
+    if not node.level:
+        return node.module or ""
+    base = here
+    for _ in range(node.level - 1):
+        base = base.rpartition(".")[0]
+    return f"{base}.{node.module}" if node.module else base
+
+
 def imported_modules(name: str, source: str, is_package: bool, known: set[str]) -> set[str]:
     """The modules in `known` that module `name` (whose text is `source`) imports anywhere."""
     here = name if is_package else name.rpartition(".")[0]  # the package relative imports start from
@@ -35,17 +45,19 @@ def imported_modules(name: str, source: str, is_package: bool, known: set[str]) 
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = here
-                for _ in range(node.level - 1):
-                    base = base.rpartition(".")[0]
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
+            base = from_base(node, here)
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 targets.add(submodule if submodule in known else base)
     return {t for t in targets if t in known and t != name}
+
+
+def packages_imported_from(source: str, name: str, is_package: bool, packages: set[str]) -> set[str]:
+    """The packages (of `packages`) whose `__init__` module `name` takes names from: `from P import x`
+    runs P's `__init__` first and reads x off it, even when x is a submodule."""
+    here = name if is_package else name.rpartition(".")[0]
+    found = {from_base(node, here) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    return {p for p in found if p in packages and p != name}
 
 
 def import_graph(root: pathlib.Path = ROOT, package: str = PACKAGE) -> dict[str, set[str]]:
@@ -170,3 +182,18 @@ def test_no_import_cycle_in_train():
     assert not cycles, "import cycles in train/:\n" + "\n".join(
         f"{' -> '.join(cycle)}  (one of the {len(tangle)} modules importing each other: {', '.join(sorted(tangle))})"
         for cycle, tangle in zip(cycles, tangles(graph)))
+
+
+def test_no_cycle_through_a_package_init():
+    """Stricter than the graph above: `from train.encoders import convert` inside a module that
+    `train/encoders/__init__.py` imports is a cycle through the package's `__init__`."""
+    names = module_names()
+    packages = {n for n, path in names.items() if path.name == "__init__.py"}
+    graph = import_graph()
+    for name, path in names.items():
+        graph[name] |= packages_imported_from(path.read_text(), name, path.name == "__init__.py", packages)
+    assert not find_cycles(graph), f"import cycles through a package's __init__: {find_cycles(graph)}"
+    planted = {"train.encoders": {"train.encoders.sources"},
+               "train.encoders.sources": packages_imported_from("from train.encoders import convert\n",
+                                                                "train.encoders.sources", False, {"train.encoders"})}
+    assert find_cycles(planted) == [["train.encoders", "train.encoders.sources", "train.encoders"]]

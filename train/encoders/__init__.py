@@ -4,10 +4,8 @@
 - `whisper`: `WhisperEncoder`, Whisper's audio encoder as a plain torch module (short windows allowed).
 - `convert`: each checkpoint format's tensor names and layouts -> our module's state dict.
 - `sources`: `load_encoder("whisper-tiny.en" | "whisper-base" | path)` -> (module, `EncoderInfo`).
-See ../shared/notes/pretrained-encoders.md.
+- the baselines over it: `layer_stats` (cached pooled hidden states), the heads `probe`, `superb`,
+  `finetune` (trained by `fitting`), the runner `baseline`, `report`, and `python -m train.encoders`.
+See ../shared/notes/pretrained-encoders.md. The package imports nothing itself: import what you
+need from its modules (no module here imports the package back).
 """
-from train.encoders.errors import EncoderFileError
-from train.encoders.sources import EncoderInfo, load_encoder
-from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig
-
-__all__ = ["EncoderFileError", "EncoderInfo", "WhisperEncoder", "WhisperEncoderConfig", "load_encoder"]

@@ -13,8 +13,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from train.encoders.errors import EncoderFileError
-from train.encoders.whisper import FFN_RATIO, WhisperEncoder, WhisperEncoderConfig
+from .errors import EncoderFileError
+from .whisper import FFN_RATIO, WhisperEncoder, WhisperEncoderConfig
 
 State = dict[str, torch.Tensor]
 

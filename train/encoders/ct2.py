@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from train.encoders.errors import EncoderFileError
+from .errors import EncoderFileError
 
 SUPPORTED_VERSION = 6
 WHISPER_SPEC = "WhisperSpec"

