@@ -27,7 +27,7 @@ from edge_ser.config import FeatureConfig
 
 from train import metrics, protocols
 from train.copies import COPY_FIELDS
-from train.data import COMMON_LABELS, load_corpus
+from train.data import COMMON_LABELS, corpus_of, load_corpus
 from train.records import environment, write_json
 from train.run import run
 from train.run_config import RunConfig
@@ -122,11 +122,6 @@ def stage(recipe: Recipe, protocol: str) -> tuple[pathlib.Path, list[dict]]:
     return run_dir, results
 
 
-def corpus_of(speaker: str) -> str:
-    """"emodb:03" -> "emodb" (a single corpus's speakers have no prefix)."""
-    return speaker.rpartition(":")[0] or "all"
-
-
 def cv_scores(recipe: Recipe, run_dir: pathlib.Path, results: list[dict]) -> dict:
     """{model: {"pooled", "per_corpus": {corpus: scores}, "fold_mean", "fold_std", "confusion"}}
     from the test-speaker predictions in every fold's cards."""
@@ -149,8 +144,7 @@ def cv_scores(recipe: Recipe, run_dir: pathlib.Path, results: list[dict]) -> dic
         truth, predicted, groups = map(np.concatenate, (truth, predicted, groups))
         pooled = metrics.confusion(truth, predicted, n)
         scores[key] = {"pooled": metrics.scores(pooled), "confusion": pooled.tolist(),
-                       "per_corpus": {c: metrics.scores(metrics.confusion(truth[groups == c], predicted[groups == c], n))
-                                      for c in sorted(set(groups))},
+                       "per_corpus": metrics.group_scores(truth, predicted, groups, n),
                        "fold_ua_mean": float(np.mean(per_fold)), "fold_ua_std": float(np.std(per_fold))}
     return {"corpus": corpus.name, "protocol": "spk5: 5 speaker-disjoint folds, speakers of each corpus dealt round-robin "
                         "(2 EmoDB speakers and 4-5 RAVDESS actors per fold)",

@@ -182,6 +182,12 @@ def combine(*corpora: Corpus) -> Corpus:
     return Corpus("+".join(k.name for k in corpora), clips, labels)
 
 
+def corpus_of(speaker: str) -> str:
+    """The corpus a speaker of `combine` came from: "emodb:03" -> "emodb"; "all" for a single
+    corpus's speakers (they have no prefix)."""
+    return speaker.rpartition(":")[0] or "all"
+
+
 def label_indices(wanted: tuple[str, ...], corpus: Corpus, option: str) -> list[int]:
     """Class indices of the label names `wanted` in `corpus`; an unknown name is an error
     naming `option` (the command-line option it came from)."""

@@ -27,6 +27,11 @@ def scores(matrix: np.ndarray) -> dict:
     return {"ua": float(recall.mean()), "wa": float(tp.sum() / matrix.sum()), "macro_f1": float(f1.mean())}
 
 
+def group_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, n_classes: int) -> dict:
+    """`scores` of each group's clips (e.g. each corpus of a combined corpus): {group: scores}."""
+    return {g: scores(confusion(y_true[groups == g], y_pred[groups == g], n_classes)) for g in sorted(set(groups.tolist()))}
+
+
 def summarise(fold_results: list[dict], labels: list[str]) -> dict:
     """Per-fold results (each with "scores" and "confusion") -> mean/std over folds + pooled."""
     pooled = np.sum([np.array(r["confusion"]) for r in fold_results], axis=0)

@@ -20,6 +20,7 @@ from .. import metrics, protocols
 from ..data import Corpus, load_corpus
 from ..records import environment, write_json
 from . import finetune, layer_stats, probe, superb
+from .sources import PUBLISHED, load_encoder
 
 HEADS = ("probe", "superb", "finetune")
 MIN_SECONDS, MAX_SECONDS = 0.1, 30.0  # a few encoder frames .. the positional table
@@ -85,8 +86,6 @@ def head_settings(cfg: BaselineConfig) -> dict:
 def load_inputs(cfg: BaselineConfig, corpus: Corpus) -> tuple[object, dict]:
     """What the heads train on, for every clip: pooled hidden states [N, n_states, 2, D] (probe,
     superb; cached on disk) or the frozen blocks' output frames (finetune); and what produced them."""
-    from .sources import load_encoder
-
     encoder, info = load_encoder(cfg.encoder)
     encoder.eval()
     if cfg.depth > encoder.config.n_layers:
@@ -110,16 +109,12 @@ def encoder_feature_config(encoder):
 
 def encoder_label(name: str) -> str:
     """A published name as it is; a path by its last part (result files carry no machine paths)."""
-    from .sources import PUBLISHED
-
     return name if name in PUBLISHED else pathlib.Path(name).name
 
 
 def info_dict(info) -> dict:
     """What identifies the weights, without machine paths: published encoders by their pinned
     packages, others by file name; the sha256 says exactly which weights they were."""
-    from .sources import PUBLISHED
-
     published = PUBLISHED.get(info.name)
     source = " + ".join(part.pip for part in published.parts) if published else pathlib.Path(info.source).name
     return {"name": encoder_label(info.name), "source": source, "format": info.format, "sha256": info.sha256,

@@ -20,6 +20,7 @@ import torch
 from edge_ser.config import FeatureConfig
 
 from ..data import Corpus, read_audio
+from ..features import cache_key as log_mel_cache_key
 from ..features import clip_log_mel
 
 CACHE_VERSION = "2"  # bump when the pooling or the entry's layout changes
@@ -42,10 +43,10 @@ def clip_layer_stats(encoder, audio: np.ndarray, config: FeatureConfig, seconds:
 
 
 def cache_key(path: pathlib.Path, weights_sha256: str, config: FeatureConfig, seconds: float) -> str:
-    """Hash of the clip's bytes, the encoder's weights, the feature configuration and the window."""
-    digest = hashlib.sha256(pathlib.Path(path).read_bytes())
-    digest.update(f"{weights_sha256}|{config.key()}|{seconds}|{CACHE_VERSION}".encode())
-    return digest.hexdigest()[:24]
+    """The log-mel cache's key of the clip (its bytes, the feature configuration, the window) with
+    the encoder's weights added."""
+    blob = f"{log_mel_cache_key(path, config, seconds)}|{weights_sha256}|{CACHE_VERSION}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def cached_layer_stats(path: pathlib.Path, encoder, weights_sha256: str, config: FeatureConfig,

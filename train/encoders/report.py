@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 
 from .. import metrics
+from ..data import corpus_of, load_corpus
 from ..records import write_json, write_text
 from .baseline import encoder_label
 
@@ -23,24 +24,17 @@ HEAD_NAMES = {
 }
 
 
-def corpus_of(speaker: str) -> str:
-    """"emodb:03" -> "emodb"; a single corpus's speakers have no prefix."""
-    return speaker.split(":")[0] if ":" in speaker else ""
-
-
 def per_corpus(folds: list[dict], targets: np.ndarray, speakers: np.ndarray, n_classes: int) -> dict:
     """Pooled scores of each corpus of a combined corpus ({} for a single corpus)."""
     test = np.concatenate([f["test_clips"] for f in folds])
     predicted = np.concatenate([f["predicted"] for f in folds])
     groups = np.array([corpus_of(s) for s in speakers[test]])
-    return {c: metrics.scores(metrics.confusion(targets[test][groups == c], predicted[groups == c], n_classes))
-            for c in sorted(set(groups.tolist())) if c}
+    by_corpus = metrics.group_scores(targets[test], predicted, groups, n_classes)
+    return by_corpus if len(by_corpus) > 1 else {}
 
 
 def row(run_dir: pathlib.Path) -> dict:
     """One result row from a finished (or partial) run directory."""
-    from ..data import load_corpus
-
     config = json.loads((run_dir / "config.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     folds = [json.loads(p.read_text()) for p in sorted(run_dir.glob("fold_*.json"))]
