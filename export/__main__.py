@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also pool a training run's result set over the same folds, e.g. runs/emodb_loso_cnn:single")
     from . import recipe
 
-    from train.__main__ import rt60_list, rt60_range, snr_list
+    from train.options import rt60_list, rt60_range, snr_list
     from train.degraded import RT60S, SNRS
 
     for command, what in (("noisy", "in recorded noise"), ("reverb", "in simulated reverberant rooms")):

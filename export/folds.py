@@ -11,15 +11,14 @@ import torch
 
 from edge_ser.config import FeatureConfig
 from train import protocols
+from train.arch import arch_of, build
 from train.data import load_corpus
-from train.features import corpus_features
+from train.features import cache_dir, corpus_features
 from train.run_dir import degraded_training_copies, quick_corpus
 from train.run_dir import read_run_config as run_config
 
-from . import model_files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_CACHE = REPO / ".cache" / "features"
 
 
 @dataclasses.dataclass
@@ -50,9 +49,8 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
     corpus = load_corpus(run["corpus"], data_root or run.get("data"))
     if run.get("quick"):
         corpus = quick_corpus(corpus)
-    cache = pathlib.Path(run["cache"]) if run.get("cache") else DEFAULT_CACHE
     feature_config = FeatureConfig(**config["feature_config"])
-    x = torch.from_numpy(corpus_features(corpus, feature_config, run["seconds"], cache, progress))
+    x = torch.from_numpy(corpus_features(corpus, feature_config, run["seconds"], cache_dir(run.get("cache")), progress))
     y = torch.from_numpy(corpus.targets())
     folds = {f.name: f for f in protocols.make_folds(run["protocol"], corpus.targets(), corpus.speakers(), run["seed"])}
     if fold not in folds:
@@ -72,15 +70,6 @@ def fold_data(run_dir: pathlib.Path, fold: str, data_root: str | None = None, pr
                     speakers, protocol, noisy, run.get("noise_p", 0.0) if noisy is not None else 0.0)
 
 
-def teacher_arch(config: dict) -> dict:
-    """The export `arch` of the network a training run trains."""
-    run, n_classes = config["run"], len(config["labels"])
-    if run["model"] == "cnn":
-        return model_files.cnn_arch(n_classes, run["n_mels"])
-    return model_files.deit_arch(n_classes, config["input_shape"], run["patch"], run["depth"], run["dim"], run["heads"],
-                                 run.get("stem", "patch"))
-
-
 def model_info_dict(config: dict) -> dict:
     """The contract fields (labels, feature config, window) of a run's models."""
     return {"labels": list(config["labels"]), "feature_config": config["feature_config"],
@@ -93,8 +82,8 @@ def load_teacher(run_dir: pathlib.Path, fold: str, variant: str):
     path = pathlib.Path(run_dir) / "checkpoints" / fold / f"{variant}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (is fold {fold} trained yet?)")
-    arch = teacher_arch(config)
-    model = model_files.build(arch)
+    arch = arch_of(config)
+    model = build(arch)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval(), arch, model_info_dict(config)
 

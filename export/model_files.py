@@ -3,7 +3,7 @@
 A model file (`.pt`) holds what is needed to rebuild the network without its training code:
     {"format": FORMAT, "arch": {...}, "state_dict": {...}, "info": {labels, feature_config,
      window_seconds}, "card": {...}}
-`arch` describes the network (`kind` cnn | deit, sizes; pruned DeiT blocks list their heads and
+`arch` describes the network (`train.arch`: kind, sizes; pruned DeiT blocks list their heads and
 MLP widths), so a pruned model reloads with its smaller shapes. Every model file `X.ext` gets a
 model card `X.card.json` beside it (parameters, size, protocol, scores, latency, ...).
 """
@@ -19,48 +19,10 @@ from torch import nn
 from edge_ser.config import FeatureConfig
 from edge_ser.contract import ModelInfo
 from train import models
+from train.arch import build
 
 FORMAT = "edge-ser-export/1"
 CARD_SUFFIX = ".card.json"
-
-
-def cnn_arch(n_classes: int, n_mels: int, widths=(32, 64, 128, 256)) -> dict:
-    return {"kind": "cnn", "n_classes": n_classes, "n_mels": n_mels, "widths": [int(w) for w in widths]}
-
-
-def deit_arch(n_classes: int, input_shape, patch=(16, 16), depth: int = 4, dim: int = 192, heads: int = 3,
-              stem: str = "patch") -> dict:
-    return {"kind": "deit", "n_classes": n_classes, "n_mels": int(input_shape[0]), "input_shape": list(input_shape),
-            "patch": list(patch), "depth": depth, "dim": dim, "heads": heads, "stem": stem,
-            "block_heads": [heads] * depth, "block_mlp": [4 * dim] * depth}
-
-
-def build(arch: dict) -> models.Classifier:
-    """A freshly initialised classifier with the shapes `arch` describes."""
-    if arch["kind"] == "cnn":
-        return models.Classifier(arch["n_mels"], models.SmallCNN(arch["n_classes"], tuple(arch["widths"])))
-    if arch["kind"] == "deit":
-        model = models.build("deit", arch["n_classes"], tuple(arch["input_shape"]), patch=tuple(arch["patch"]),
-                             depth=arch["depth"], dim=arch["dim"], heads=arch["heads"], drop_path=0.0,
-                             stem=arch.get("stem", "patch"))
-        for block, n_heads, hidden in zip(model.backbone.blocks, arch["block_heads"], arch["block_mlp"]):
-            resize_block(block, n_heads, hidden)
-        return model
-    raise ValueError(f"unknown architecture kind {arch['kind']!r}: use cnn or deit")
-
-
-def resize_block(block: nn.Module, n_heads: int, mlp_hidden: int) -> None:
-    """Give a timm ViT block `n_heads` attention heads (same head size) and `mlp_hidden` MLP
-    channels, with fresh weights of the new shapes (pruning copies the kept weights in)."""
-    attn, mlp = block.attn, block.mlp
-    dim, head_dim = attn.qkv.in_features, attn.head_dim
-    if n_heads != attn.num_heads:
-        attn.num_heads, attn.attn_dim = n_heads, n_heads * head_dim
-        attn.qkv = nn.Linear(dim, 3 * attn.attn_dim, bias=attn.qkv.bias is not None)
-        attn.proj = nn.Linear(attn.attn_dim, attn.proj.out_features, bias=attn.proj.bias is not None)
-    if mlp_hidden != mlp.fc1.out_features:
-        mlp.fc1 = nn.Linear(dim, mlp_hidden, bias=mlp.fc1.bias is not None)
-        mlp.fc2 = nn.Linear(mlp_hidden, mlp.fc2.out_features, bias=mlp.fc2.bias is not None)
 
 
 def model_info(saved: dict, card: dict | None = None) -> ModelInfo:
@@ -114,10 +76,6 @@ def read_card(model_path: pathlib.Path) -> dict:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def n_nonzero(model: nn.Module) -> int:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from . import model_files
+from train.arch import build
 
 MIN_CHANNELS = 4  # never prune a stage below this many channels
 
@@ -33,7 +33,7 @@ def prune_cnn(model: nn.Module, arch: dict, keep_ratio: float) -> tuple[nn.Modul
     the kept channels' weights copied. Returns (model, arch)."""
     widths = [max(MIN_CHANNELS, round(keep_ratio * w)) for w in arch["widths"]]
     new_arch = {**arch, "widths": widths}
-    small = model_files.build(new_arch)
+    small = build(new_arch)
     small.standardize.load_state_dict(model.standardize.state_dict())
     old_convs = [m for m in model.backbone.features if isinstance(m, nn.Sequential)]
     new_convs = [m for m in small.backbone.features if isinstance(m, nn.Sequential)]

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from edge_ser.kernel_check import kernel_check
+from train.arch import build, cnn_arch
+from train.models import n_parameters
 
 from . import distill as kd
 from . import evaluate, folds, model_files, onnx_export, prune, quantize, tflite
@@ -45,7 +47,7 @@ def data_for(card: dict, data: folds.FoldData | None) -> folds.FoldData:
 def torch_card(model, arch: dict, data: folds.FoldData, source: dict, **extra) -> dict:
     """Card of a PyTorch model: parameters, test scores, torch latency."""
     logits = kd.logits_of(model, data.test_x).numpy()
-    return {"format": "pytorch", "arch": arch, "parameters": model_files.n_parameters(model),
+    return {"format": "pytorch", "arch": arch, "parameters": n_parameters(model),
             "nonzero_parameters": model_files.n_nonzero(model), "protocol": data.protocol, "source": source,
             "test": evaluate.scores(data.test_y.numpy(), logits.argmax(1), len(data.labels)),
             "latency_torch": evaluate.torch_latency_ms(model, data.train_x.shape[1], data.train_x.shape[2]),
@@ -69,9 +71,9 @@ def distill(teacher_path: pathlib.Path, out: pathlib.Path, widths=STUDENT_WIDTHS
     alpha = 0 trains the same student on the labels only (the no-distillation baseline)."""
     teacher_model, saved = model_files.load(teacher_path)
     data = data_for(saved["card"], data)
-    arch = model_files.cnn_arch(len(data.labels), data.train_x.shape[1], widths)
+    arch = cnn_arch(len(data.labels), model_files.model_info(saved).feature_config.n_mels, widths)
     torch.manual_seed(seed)
-    student = model_files.build(arch)
+    student = build(arch)
     student.standardize.fit(data.train_x)
     history = kd.distill(student, teacher_model, data.train_x, data.train_y, len(data.labels), epochs=epochs,
                          temperature=temperature, alpha=alpha, seed=seed, desc=f"{data.name} distil",
@@ -167,7 +169,7 @@ def to_onnx(model_path: pathlib.Path, out: pathlib.Path, optimise: bool = True,
     reference = kd.logits_of(model, data.test_x).numpy()
     logits = evaluate.session_logits(out, data.test_x.numpy())
     card = exported_card(out, str(model_path), data, source_of(saved["card"]), logits, reference,
-                         reference="pytorch", parameters=model_files.n_parameters(model), opset=onnx_export.OPSET,
+                         reference="pytorch", parameters=n_parameters(model), opset=onnx_export.OPSET,
                          quantization="none (FP32)", dynamic_frames=dynamic_frames, graph=graph, arch=saved["arch"])
     return finish(out, saved, card)
 
@@ -270,6 +272,6 @@ def to_tflite(model_path: pathlib.Path, out: pathlib.Path, int8: bool = False, r
     label = tflite_int8_label(len(calibration), keep_float, observer) if int8 else "none (FP32)"
     card = exported_card(out, str(model_path), data, source_of(saved["card"]), logits, expected,
                          reference=str(reference) if reference else "pytorch", quantization=label,
-                         parameters=model_files.n_parameters(model), ops=tflite.op_types(out),
+                         parameters=n_parameters(model), ops=tflite.op_types(out),
                          io=tflite.io_types(out), arch=saved["arch"], **extra)
     return finish(out, saved, card)

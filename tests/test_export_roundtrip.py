@@ -26,6 +26,7 @@ from edge_ser.config import SAMPLE_RATE, FeatureConfig  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
 from edge_ser.session import open_session  # noqa: E402
 from export import folds, model_files, quantize, steps  # noqa: E402
+from train.arch import build, cnn_arch  # noqa: E402
 
 LABELS = ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"]
 N_MELS, FRAMES = 64, 201
@@ -54,8 +55,8 @@ def chain(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     data = synthetic_fold()
     torch.manual_seed(0)
-    arch = model_files.cnn_arch(len(LABELS), N_MELS, (8, 8, 8, 8))
-    teacher = model_files.build(arch)
+    arch = cnn_arch(len(LABELS), N_MELS, (8, 8, 8, 8))
+    teacher = build(arch)
     teacher.standardize.fit(data.train_x)
     info = {"labels": LABELS, "feature_config": FeatureConfig().to_dict(), "window_seconds": 2.0}
     paths = {"teacher.pt": model_files.save(out / "teacher.pt", teacher.eval(), arch, info,
@@ -178,7 +179,7 @@ def test_tflite_runtime_round_trip(tflite_chain, name):
 def test_tflite_float_modules_are_the_edges():
     from export import tflite
 
-    model = model_files.build(model_files.cnn_arch(len(LABELS), N_MELS, (4, 8, 8, 8)))
+    model = build(cnn_arch(len(LABELS), N_MELS, (4, 8, 8, 8)))
     assert tflite.float_modules(model, "none") == []
     assert tflite.float_modules(model, "first") == ["backbone.features.0.0"]
     assert tflite.float_modules(model, "edges") == ["backbone.features.0.0", "backbone.head.1"]

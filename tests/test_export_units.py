@@ -18,20 +18,22 @@ except ImportError:
 torch.set_num_threads(1)
 
 from export import distill, model_files, prune  # noqa: E402
+from train.arch import build, cnn_arch, deit_arch  # noqa: E402
+from train import models  # noqa: E402
 
 N_MELS, FRAMES, N_CLASSES = 64, 201, 7
 
 
 def tiny_cnn(widths=(8, 8, 8, 8), seed=0):
     torch.manual_seed(seed)
-    arch = model_files.cnn_arch(N_CLASSES, N_MELS, widths)
-    return model_files.build(arch).eval(), arch
+    arch = cnn_arch(N_CLASSES, N_MELS, widths)
+    return build(arch).eval(), arch
 
 
 def tiny_deit(seed=0):
     torch.manual_seed(seed)
-    arch = model_files.deit_arch(N_CLASSES, (N_MELS, FRAMES), (16, 16), depth=1, dim=32, heads=2)
-    return model_files.build(arch).eval(), arch
+    arch = deit_arch(N_CLASSES, (N_MELS, FRAMES), (16, 16), depth=1, dim=32, heads=2)
+    return build(arch).eval(), arch
 
 
 def features(n, seed=0):
@@ -80,7 +82,7 @@ def test_structured_cnn_pruning_really_shrinks():
     model, arch = tiny_cnn()
     small, small_arch = prune.structured(model, arch, 0.5)
     assert small_arch["widths"] == [4, 4, 4, 4]
-    assert model_files.n_parameters(small) < model_files.n_parameters(model) / 2
+    assert models.n_parameters(small) < models.n_parameters(model) / 2
     x, _ = features(2)
     assert small(x).shape == (2, N_CLASSES)
     unchanged, _ = prune.structured(model, arch, 1.0)
@@ -96,7 +98,7 @@ def test_pruning_dead_first_stage_channels_keeps_logits():
         bn.weight.copy_(torch.tensor([0, 0, 0, 0, 1.0, 1.1, 1.2, 1.3]))
         bn.bias[:4] = 0
     # The criterion picks the live channels; removing only those dead ones keeps the logits.
-    first_only = model_files.build({**arch, "widths": [4, 8, 8, 8]})
+    first_only = build({**arch, "widths": [4, 8, 8, 8]})
     kept = prune.kept(bn.weight.detach().abs(), 4)
     assert kept.tolist() == [4, 5, 6, 7]
     state = model.state_dict()
@@ -119,7 +121,7 @@ def test_deit_head_and_mlp_pruning_and_reload(tmp_path):
     before = model(x)
     small, small_arch = prune.structured(model, arch, 0.5)
     assert small_arch["block_heads"] == [1] and small_arch["block_mlp"] == [64]
-    assert model_files.n_parameters(small) < model_files.n_parameters(model)
+    assert models.n_parameters(small) < models.n_parameters(model)
     heads_only, _ = prune.prune_deit(model, arch, 0.5, 1.0)
     assert torch.allclose(heads_only(x), before, atol=1e-5)
     path = model_files.save(tmp_path / "pruned.pt", small, small_arch, {"labels": list("abcdefg"),
@@ -153,7 +155,7 @@ def test_bad_inputs_are_named(tmp_path):
     with pytest.raises(ValueError, match="keep ratio must be in"):
         prune.structured(model, arch, 0.0)
     with pytest.raises(ValueError, match="unknown architecture kind 'rnn'"):
-        model_files.build({**arch, "kind": "rnn"})
+        build({**arch, "kind": "rnn"})
 
 
 def fake_fold(name, predicted_by_model, truth):

@@ -397,7 +397,7 @@ def test_ensemble_averages_the_members_probabilities(data_dir, tmp_path):
 
 def test_distil_from_an_ensemble_learns_its_training_clip_probabilities(data_dir, tmp_path):
     from train.augment import Augmentation
-    from train.distil import teacher_log_probs, teacher_views
+    from train.teachers import teacher_log_probs, teacher_views
     from train.ensemble import ensemble
     from train.run_dir import load_fold_model
 

@@ -7,122 +7,31 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import math  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
+
+from .options import add_config_options, config_values, rt60_list, shift_list, snr_list  # noqa: E402
 
 QUICK = {"epochs": 1, "continue_epochs": 1, "depth": 1, "dim": 32, "heads": 2, "max_folds": 2,
          "batch_size": 8}
 
 
-def add_run_options(p: argparse.ArgumentParser, model: str, variants: str) -> None:
-    from .run_config import RunConfig, patch_size
+def add_run_options(p: argparse.ArgumentParser, model: str, variants: tuple[str, ...]) -> None:
+    """Every RunConfig field as an option (train.options), and the run directory."""
+    from .run_config import RunConfig
 
-    d = RunConfig()
-    p.add_argument("--data", default=None, help="data root (default: EDGE_SER_DATA or ../shared/data)")
-    p.add_argument("--corpus", default=d.corpus, help="emodb | ravdess | path/to/manifest.csv | several joined by + (common labels)")
-    p.add_argument("--protocol", default=d.protocol, choices=["loso", "groups4", "spk5", "sd10", "all"],
-                   help="spk5: 5 speaker-disjoint folds (combined corpora); all: train on every clip, no test")
-    p.add_argument("--model", default=model, choices=["cnn", "deit"])
+    add_config_options(p, RunConfig, defaults={"model": model, "variants": variants})
     p.add_argument("--out", required=True, type=pathlib.Path, help="run directory (resumes if it exists)")
-    p.add_argument("--variants", default=variants, help="comma list of none,random,samsg,samsg_speech (empty: one phase)")
-    p.add_argument("--seconds", type=float, default=d.seconds)
-    p.add_argument("--n-mels", type=int, default=d.n_mels)
-    p.add_argument("--normalize", default=d.normalize, choices=["none", "utterance"],
-                   help="utterance: z-score each band over the clip's own frames (the runtime does the same)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--ema", type=float, default=d.ema,
-                   help="end phase 1 with the exponential moving average of the weights, this decay per step "
-                        "(e.g. 0.99); 0 = the last step's weights")
-    p.add_argument("--continue-epochs", type=int, default=d.continue_epochs)
-    p.add_argument("--continue-lr", type=float, default=d.continue_lr)
-    p.add_argument("--mask-ratio", type=float, default=d.mask_ratio)
-    p.add_argument("--mask-fill", default=d.mask_fill, help='"mean" or a number (log-mel value)')
-    p.add_argument("--head-fusion", default=d.head_fusion, choices=["mean", "max", "min"])
-    p.add_argument("--patch", type=patch_size, default=d.patch)
-    p.add_argument("--depth", type=int, default=d.depth)
-    p.add_argument("--dim", type=int, default=d.dim)
-    p.add_argument("--heads", type=int, default=d.heads)
-    p.add_argument("--drop-path", type=float, default=d.drop_path)
-    p.add_argument("--stem", default=d.stem, choices=["patch", "conv"],
-                   help="DeiT token embedding: patch (linear, as DeiT) or conv (small conv stem, same 16x16 token grid)")
-    p.add_argument("--freq-masks", type=int, default=d.freq_masks, help="SpecAugment frequency masks per clip")
-    p.add_argument("--freq-mask-width", type=int, default=d.freq_mask_width, help="max mel bands per frequency mask")
-    p.add_argument("--time-masks", type=int, default=d.time_masks, help="SpecAugment time masks per clip")
-    p.add_argument("--time-mask-width", type=int, default=d.time_mask_width, help="max frames per time mask")
-    p.add_argument("--freq-warp", type=float, default=d.freq_warp,
-                   help="VTLP-style frequency warp: each training clip's bands rescaled in Hz by a factor "
-                        "uniform in [1-W, 1+W]; 0 = off")
-    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta(alpha, alpha); 0 = off")
-    p.add_argument("--noise-train", default=None,
-                   help="folder of noise recordings mixed into training clips (train.copies), e.g. "
-                        "DATA/noise/background; test noise should come from another folder")
-    p.add_argument("--noise-snr", type=snr_range, default=d.noise_snr, help="low,high dB of the training noise")
-    p.add_argument("--reverb-train", type=rt60_range, default=None,
-                   help="low,high RT60 (s) of simulated rooms training clips are put in (train.copies; before "
-                        "any noise), e.g. 0.2,1.0")
-    p.add_argument("--noise-p", type=float, default=d.noise_p,
-                   help="chance that a drawn training clip is replaced by one of its degraded copies")
-    p.add_argument("--noise-copies", type=int, default=d.noise_copies,
-                   help="degraded copies made of each clip (on the waveform, through the extractor, once per run)")
-    p.add_argument("--crop-seconds", type=float, default=d.crop_seconds,
-                   help="train on random --seconds windows of clips fixed to this length (test: centre crop)")
-    p.add_argument("--extra-train", default=None,
-                   help="another labelled corpus added to every fold's training set (never tested on), "
-                        "relabelled into this corpus's labels, e.g. --corpus emodb --extra-train ravdess")
-    p.add_argument("--speaker-adversary", type=float, default=d.speaker_adversary,
-                   help="weight of the confusion loss against a speaker classifier on the embedding (train.adversary; 0 = off; not with --mixup)")
-    p.add_argument("--speaker-norm", action="store_true",
-                   help="z-score each speaker's clips over its own clips (uses test speakers' unlabelled audio: "
-                        "report apart)")
-    p.add_argument("--speaker-norm-labels", default="",
-                   help="with --speaker-norm: each speaker's statistics from its clips of these labels only, "
-                        "e.g. neutral (what a user could record at set-up)")
-    p.add_argument("--init-from", default=None,
-                   help="local checkpoint to start from (its head stays fresh): a train run's checkpoint "
-                        "(runs/RUN/checkpoints/FOLD/phase1.pt) of the same model, or for DeiT a timm ViT state dict")
-    p.add_argument("--distil-from", default=None,
-                   help="a finished run or ensemble of this protocol: distil from its per-fold predictions on "
-                        "the training clips (train.distil; the same clips and features)")
-    p.add_argument("--distil-views", type=int, default=d.distil_views,
-                   help="with --distil-from: train on this many augmented views of each clip (time shift, plus "
-                        "--freq-masks/--time-masks), each with the teacher's targets on that view; --epochs then "
-                        "counts passes over all the views")
-    p.add_argument("--pretrain-epochs", type=int, default=d.pretrain_epochs,
-                   help="DeiT: MAE pretraining epochs per fold on the training speakers' audio first")
-    p.add_argument("--pretrain-lr", type=float, default=d.pretrain_lr)
-    p.add_argument("--pretrain-extra", default=None, help="folder of more unlabelled audio for the pretraining")
-    p.add_argument("--phase1-from", default=None, help="reuse the phase-1 checkpoints of this run directory")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads)
-    p.add_argument("--max-folds", type=int, default=None)
-    p.add_argument("--folds", default="", help="comma list of fold names to train in this process, e.g. to run "
-                   "the folds of one run directory in two processes at once (default: all)")
-    p.add_argument("--cache", default=None, help="feature cache folder (default <repo>/.cache/features)")
-    p.add_argument("--quick", action="store_true", help="a few clips, tiny model, 1 epoch (tests)")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def run_config(args: argparse.Namespace):
-    from .run_config import VARIANTS, RunConfig
+    from .run_config import RunConfig
 
-    variants = tuple(v for v in args.variants.split(",") if v)
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        raise SystemExit(f"error: unknown variants {sorted(unknown)}: use {','.join(VARIANTS)}")
-    if variants and args.model != "deit":
+    if args.variants and args.model != "deit":
         raise SystemExit("error: masking variants need --model deit (rollout needs attention)")
     if args.stem != "patch" and args.model != "deit":
         raise SystemExit("error: --stem is a DeiT option (--model deit)")
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig) if hasattr(args, f.name)}
-    values.update(variants=variants, progress=not args.no_progress,
-                  speaker_norm_labels=tuple(v.strip() for v in args.speaker_norm_labels.split(",") if v.strip()),
-                  only_folds=tuple(f.strip() for f in args.folds.split(",") if f.strip()))
+    values = config_values(args, RunConfig)
     if args.quick:
         values.update(QUICK)
     return RunConfig(**values)
@@ -247,54 +156,6 @@ def rescoring_args(p: argparse.ArgumentParser, func, seed_help: str) -> None:
     p.set_defaults(func=func)
 
 
-def value_list(text: str, kind, what: str, positive: bool = False) -> tuple[float, ...]:
-    """"20,10,0" -> (20.0, 10.0, 0.0): finite (and > 0 if `positive`), each naming its own
-    result set of Degradation `kind`."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or not all(math.isfinite(v) and (v > 0 or not positive) for v in values) \
-            or len({kind.name(v) for v in values}) != len(values):
-        raise argparse.ArgumentTypeError(f"{what} must be a comma list of distinct finite "
-                                         f"{'positive ' if positive else ''}numbers, got {text!r}")
-    return values
-
-
-def value_range(text: str, what: str, positive: bool = False) -> tuple[float, float]:
-    """"0.2,1.0" -> (0.2, 1.0): two finite numbers, low <= high (and low > 0 if `positive`)."""
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        low = high = float("nan")
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high and (low > 0 or not positive)):
-        raise argparse.ArgumentTypeError(f"{what} must be LOW,HIGH: two finite numbers, low <= high"
-                                         f"{', low above 0' if positive else ''}; got {text!r}")
-    return low, high
-
-
-def snr_range(text: str) -> tuple[float, float]:
-    return value_range(text, "the SNR range (dB)")
-
-
-def rt60_range(text: str) -> tuple[float, float]:
-    return value_range(text, "the RT60 range (s)", positive=True)
-
-
-def snr_list(text: str) -> tuple[float, ...]:
-    """"20,10,0" -> (20.0, 10.0, 0.0) dB."""
-    from .result_sets import NOISE
-
-    return value_list(text, NOISE, "SNRs (dB)")
-
-
-def rt60_list(text: str) -> tuple[float, ...]:
-    """"0.3,0.6" -> (0.3, 0.6) seconds."""
-    from .result_sets import REVERB
-
-    return value_list(text, REVERB, "RT60s (s)", positive=True)
-
-
 def each_run(runs: list[pathlib.Path], one) -> None:
     """`one(run)` -> a line, for every run; a run that fails (bad input, a checkpoint that does not
     load, an unreadable clip or noise file) is reported in one line and the rest still run; exits
@@ -313,15 +174,6 @@ def each_run(runs: list[pathlib.Path], one) -> None:
         raise SystemExit(f"error: {len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
 
 
-def shift_list(text: str) -> tuple[int, ...]:
-    """"-20,0,20" -> (-20, 0, 20) frames."""
-    try:
-        shifts = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"shifts must be a comma list of integers (frames), got {text!r}") from None
-    return shifts
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
@@ -333,10 +185,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m train", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="train and evaluate a model under a protocol")
-    add_run_options(fit, "cnn", "")
+    add_run_options(fit, "cnn", ())
     fit.set_defaults(func=cmd_run)
     samsg = sub.add_parser("samsg", help="DeiT, then continue with no/random/SAMSG masking")
-    add_run_options(samsg, "deit", "none,random,samsg")
+    add_run_options(samsg, "deit", ("none", "random", "samsg"))
     samsg.set_defaults(func=cmd_run)
     ro = sub.add_parser("rollout", help="render a spectrogram with its attention-rollout map (PNG)")
     ro.add_argument("--run", type=pathlib.Path, required=True, help="run directory of a DeiT run")

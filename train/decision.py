@@ -15,8 +15,8 @@ import pathlib
 
 import numpy as np
 
-from . import metrics
 from .ensemble import fold_probabilities, write_result_set
+from .rescore import scored
 from .run_dir import read_run_config
 
 RESULT_SET = "prior"
@@ -45,12 +45,7 @@ def prior_decided(result: dict, probabilities: np.ndarray, counts: np.ndarray, n
     """A fold JSON for the prior-corrected decision on `probabilities` [n_test, classes]."""
     corrected = probabilities * (counts / counts.sum())
     corrected /= corrected.sum(axis=1, keepdims=True)
-    predicted = corrected.argmax(axis=1)
-    matrix = metrics.confusion(np.array(result["test_true"]), predicted, n_classes)
-    keep = ("fold", "test_speakers", "n_train", "n_test", "test_clips", "test_true", "train_seconds")
-    return {**{k: result[k] for k in keep}, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),
-            "predicted": predicted.tolist(), "probabilities": np.round(corrected, 4).tolist(),
-            "training_class_counts": counts.tolist()}
+    return scored(result, corrected, n_classes, training_class_counts=counts.tolist())
 
 
 def decide_with_prior(run_dir: pathlib.Path, source: str | None = None) -> dict:

@@ -14,7 +14,14 @@ from edge_ser.features import log_mel
 
 from .data import Corpus, read_audio
 
+# The default cache of every command's log-mel features (a run's --cache replaces it).
+FEATURE_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
 CACHE_VERSION = "1"  # bump when the fixed-length rule below changes
+
+
+def cache_dir(cache: str | None) -> pathlib.Path:
+    """The feature cache folder a run names (its `cache` field), else FEATURE_CACHE."""
+    return pathlib.Path(cache) if cache else FEATURE_CACHE
 
 
 def crop_start(length: int, n_samples: int) -> int:

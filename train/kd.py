@@ -1,5 +1,5 @@
 """The knowledge-distillation loss (Hinton et al., 2015), one for training runs distilling
-from a teacher (train.loop with train.distil's targets) and for the export chain's students
+from a teacher (train.loop with train.teachers' targets) and for the export chain's students
 (`export.distill`, without `balanced_soft`, as its students always did):
 
 loss = alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))

@@ -90,7 +90,7 @@ def fit(model: nn.Module, features: torch.Tensor, targets: torch.Tensor, n_class
     loss is `train.kd.kd_loss` instead, both terms class-weighted: a circular shift barely
     moves a clip-level prediction, so the unshifted clip's target stands for the shifted one; no
     other augmentation or random crop (a speaker adversary may run alongside). `shift=False`
-    leaves the clips as given (views a teacher's targets were computed on, `train.distil.teacher_views`).
+    leaves the clips as given (views a teacher's targets were computed on, `train.teachers.teacher_views`).
     `noisy` [N, copies, n_mels, frames] are noisy copies of the clips (`train.copies.training_copies`: noise, rooms or both):
     each time a clip is drawn, with chance `noise_p` one of them replaces it. With `ema` > 0 the model ends with the exponential moving average of its weights over the
     steps (`weight_average`), not with the last step's, and BatchNorm statistics recomputed for

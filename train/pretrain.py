@@ -86,48 +86,48 @@ def pretrain(classifier: nn.Module, features: torch.Tensor, *, epochs: int, lr: 
         generator=generator, desc=desc, progress=progress)
 
 
+# What the standalone command shares with a training run's configuration.
+SHARED_OPTIONS = ("data", "corpus", "seconds", "n_mels", "normalize", "patch", "depth", "dim", "heads", "seed",
+                  "threads", "cache")
+
+
 def add_pretrain_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None)
-    p.add_argument("--corpus", default="emodb", help="emodb | ravdess | manifest .csv")
+    from .options import add_config_options
+    from .run_config import RunConfig
+
+    add_config_options(p, RunConfig, only=SHARED_OPTIONS)
     p.add_argument("--exclude-speakers", default="", help="comma list: speakers kept out (a test fold's)")
     p.add_argument("--extra-dir", type=pathlib.Path, default=None, help="folder of more unlabelled audio")
-    p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--patch", default="16x16")
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--dim", type=int, default=192)
-    p.add_argument("--heads", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=50, help="pretraining epochs (default: 50)")
+    p.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate (default: 0.001)")
     p.add_argument("--out", type=pathlib.Path, required=True, help="checkpoint to write (.pt)")
 
 
 def pretrain_main(args: argparse.Namespace) -> None:
     """Standalone: pretrain on the corpus minus excluded speakers (+ a folder), save a timm state dict."""
-    from edge_ser.config import FeatureConfig
-
     from . import models
     from .data import Clip, load_corpus
     from .features import corpus_features
-    from .run_config import patch_size
+    from .options import config_values
+    from .run_config import RunConfig
+    from .run_dir import feature_cache
 
-    torch.set_num_threads(args.threads)
-    corpus = load_corpus(args.corpus, args.data)
+    cfg = RunConfig(**config_values(args, RunConfig))
+    torch.set_num_threads(cfg.threads)
+    corpus = load_corpus(cfg.corpus, cfg.data)
     excluded = {s for s in args.exclude_speakers.split(",") if s}
     corpus = corpus.subset([c.speaker not in excluded for c in corpus.clips])
     if args.extra_dir:
         from .data import audio_files
 
         corpus.clips += [Clip(p, corpus.labels[0], "extra") for p in audio_files(args.extra_dir)]
-    cache = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
-    x = torch.from_numpy(corpus_features(corpus, FeatureConfig(), args.seconds, cache, True))
-    torch.manual_seed(args.seed)
-    classifier = models.build("deit", len(corpus.labels), tuple(x.shape[1:]), patch=patch_size(args.patch),
-                              depth=args.depth, dim=args.dim, heads=args.heads)
+    x = torch.from_numpy(corpus_features(corpus, cfg.feature_config(), cfg.seconds, feature_cache(cfg), True))
+    torch.manual_seed(cfg.seed)
+    classifier = models.build("deit", len(corpus.labels), tuple(x.shape[1:]), patch=cfg.patch, depth=cfg.depth,
+                              dim=cfg.dim, heads=cfg.heads)
     classifier.standardize.fit(x)
     start = time.time()
-    history = pretrain(classifier, x, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    history = pretrain(classifier, x, epochs=args.epochs, lr=args.lr, seed=cfg.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": classifier.backbone.state_dict(), "loss": history, "clips": len(x),
                 "seconds": time.time() - start}, args.out)

@@ -66,7 +66,7 @@ SETTING_NOTES = {
         "It uses the training speakers' identities only: inductive."),
     "distil_from": ("`+distil` rows learn from a teacher's class probabilities on each fold's training clips "
         "(the run or ensemble `distil_from` below, its checkpoints of that fold) as well as from the "
-        "labels (train/distil.py): one model, the size of its row's model."),
+        "labels (train/teachers.py): one model, the size of its row's model."),
 }
 
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from . import adversary, distil, loop, masking, metrics, models, protocols, rollout
+from . import adversary, loop, masking, metrics, models, protocols, rollout, teachers
 from .data import Corpus, load_corpus, relabel_into
 from .features import corpus_speech
 from .records import environment, write_json
@@ -159,12 +159,12 @@ def training_inputs(cfg: RunConfig, fold: str, test_clips: list[str], train_x: t
     then carry all the augmentation), and the teacher's targets when distilling."""
     augmentation, teacher = cfg.augmentation(), None
     if cfg.distil_from and cfg.distil_views:
-        copies, teacher = distil.teacher_views(pathlib.Path(cfg.distil_from), fold, test_clips, train_x,
+        copies, teacher = teachers.teacher_views(pathlib.Path(cfg.distil_from), fold, test_clips, train_x,
                                                cfg.distil_views, augmentation, seed)
         return {"features": copies, "targets": train_y.repeat(cfg.distil_views), "augmentation": None,
                 "teacher": teacher, "speakers": None if speakers is None else speakers.repeat(cfg.distil_views)}
     if cfg.distil_from:
-        teacher = distil.teacher_log_probs(pathlib.Path(cfg.distil_from), fold, test_clips, train_x)
+        teacher = teachers.teacher_log_probs(pathlib.Path(cfg.distil_from), fold, test_clips, train_x)
     return {"features": train_x, "targets": train_y, "augmentation": augmentation, "teacher": teacher,
             "speakers": speakers}
 
@@ -378,8 +378,8 @@ def run(cfg: RunConfig, out: pathlib.Path) -> dict:
     if cfg.distil_from:
         teacher = pathlib.Path(cfg.distil_from)
         teacher_config = read_run_config(teacher)
-        distil.check_teacher(teacher, teacher_config, payload)
-        payload["teacher"] = {"members": [str(m) for m in distil.teacher_members(teacher, teacher_config)],
+        teachers.check_teacher(teacher, teacher_config, payload)
+        payload["teacher"] = {"members": [str(m) for m in teachers.teacher_members(teacher, teacher_config)],
                               "commit": teacher_config["environment"].get("commit")}  # provenance
     write_json(out / "config.json", payload)
     start = time.time()

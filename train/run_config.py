@@ -1,6 +1,6 @@
-"""A training run's configuration: `RunConfig` (what `python -m train fit|samsg` runs), the
-masking variants, the fields a resumed run (or a reused phase 1) must match, how config.json
-stores it, and the `--patch` value parser. Imported by the runner (train.run) and by
+"""A training run's configuration: `RunConfig` (what `python -m train fit|samsg` runs; each field
+is also its command-line option, its help and which runs must agree on it in its metadata), the
+masking variants, and how config.json stores it. Imported by the runner (train.run) and by
 everything that reads runs; imports neither."""
 from __future__ import annotations
 
@@ -11,79 +11,111 @@ import json
 from edge_ser.config import FeatureConfig
 
 from .augment import Augmentation, band_centres_hz
+from .options import comma_list, fields_matching, option, patch_size, rt60_range, snr_range
 
 VARIANTS = ("none", "random", "samsg", "samsg_speech")
+PROTOCOLS = ("loso", "groups4", "spk5", "sd10", "all")
+P1, RESUME = "phase1", "resume"  # which runs must agree on a field (train.options.MATCH)
+
+
+def variant_list(text: str) -> tuple[str, ...]:
+    """"none,samsg" -> ("none", "samsg"), each one of VARIANTS."""
+    variants = comma_list(text)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}: use {','.join(VARIANTS)}")
+    return variants
 
 
 @dataclasses.dataclass
 class RunConfig:
-    corpus: str = "emodb"
-    data: str | None = None
-    protocol: str = "loso"
-    model: str = "cnn"  # cnn | deit
-    seconds: float = 2.0  # clip length fed to the model (crop/pad), seconds
-    n_mels: int = 64
-    # Per-clip per-band z-scoring, done by the runtime's extractor too (FeatureConfig.normalize):
-    # "none" | "utterance".
-    normalize: str = "none"
-    epochs: int = 60  # phase 1 (or the only phase)
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    batch_size: int = 32
-    warmup_epochs: float = 2.0
-    ema: float = 0.0  # phase 1: end with the moving average of the weights, this decay per step; 0 = off
-    variants: tuple[str, ...] = ()  # empty: one phase; else a subset of VARIANTS
-    continue_epochs: int = 10  # phase 2, in passes over originals + masked copies
-    continue_lr: float = 3e-4
-    mask_ratio: float = 0.25
-    mask_fill: str = "mean"
-    head_fusion: str = "mean"
-    patch: tuple[int, int] = (16, 16)
-    depth: int = 4
-    dim: int = 192
-    heads: int = 3
-    drop_path: float = 0.1
-    stem: str = "patch"  # DeiT token embedding: patch (linear, as DeiT) | conv (models.conv_stem)
-    # Augmentation (defaults: none beyond the circular time shift, as in the first runs).
-    freq_masks: int = 0  # SpecAugment frequency masks per clip
-    freq_mask_width: int = 8  # mel bands, each mask 0..width wide
-    time_masks: int = 0  # SpecAugment time masks per clip
-    time_mask_width: int = 20  # frames (10 ms each), each mask 0..width wide
-    mixup: float = 0.0  # mixup Beta(alpha, alpha); 0 = off
-    freq_warp: float = 0.0  # VTLP-style warp of each clip's mel bands by a factor in [1 - w, 1 + w]
-    crop_seconds: float | None = None  # train on random `seconds` windows of clips fixed to this length
-    noise_train: str | None = None  # folder of noise mixed into training clips (train.copies)
-    noise_snr: tuple[float, float] = (0.0, 20.0)  # dB range of that noise
-    reverb_train: tuple[float, float] | None = None  # RT60 range (s) of the simulated rooms clips are put in
-    noise_p: float = 0.5  # chance that a training clip is replaced by one of its degraded copies, each time it is drawn
-    noise_copies: int = 4  # degraded copies made of each clip (waveform, once per run)
-    # Labelled clips of another corpus added to every fold's training set (never to a test set),
-    # relabelled into this corpus's labels (train.data.relabel_into).
-    extra_train: str | None = None
-    # Weight of the speaker-confusion loss (train.adversary); 0 = no adversary.
-    speaker_adversary: float = 0.0
-    speaker_norm: bool = False  # z-score each speaker's clips over its own clips (transductive)
-    # With speaker_norm: statistics from each speaker's clips of these labels only (e.g. neutral:
-    # what a user could record at set-up); empty: all its clips.
-    speaker_norm_labels: tuple[str, ...] = ()
-    init_from: str | None = None
-    # A finished run or ensemble of this protocol whose per-fold predictions on the training clips
-    # the model is distilled from (train.distil), instead of learning from the labels alone.
-    distil_from: str | None = None
-    # With distil_from: train on this many augmented views of each clip (time shift + the
-    # SpecAugment masks below), each with the teacher's targets on that very view; 0 = the clips.
-    distil_views: int = 0
-    phase1_from: str | None = None  # reuse another run's phase-1 checkpoints (same config)
-    pretrain_epochs: int = 0  # DeiT only: MAE pretraining per fold on the training speakers' audio
-    pretrain_lr: float = 1e-3
-    pretrain_extra: str | None = None  # folder of more unlabelled audio for pretraining
-    seed: int = 0
-    threads: int = 1
-    max_folds: int | None = None
-    only_folds: tuple[str, ...] = ()  # train just these folds in this process (others may run elsewhere)
-    quick: bool = False
-    cache: str | None = None
-    progress: bool = True
+    """Everything a training run depends on. Each field is also its command-line option
+    (`train.options`), and says which other runs must agree on it."""
+    corpus: str = option("emodb", "emodb | ravdess | path/to/manifest.csv | several joined by + (common labels)",
+                         match=P1)
+    data: str | None = option(None, "data root (default: EDGE_SER_DATA or ../shared/data)")
+    protocol: str = option("loso", "spk5: 5 speaker-disjoint folds (combined corpora); all: train on every clip, "
+                           "no test", choices=PROTOCOLS, match=P1)
+    model: str = option("cnn", "the network", choices=("cnn", "deit"), match=P1)
+    seconds: float = option(2.0, "clip length fed to the model (centre crop / zero pad), seconds", match=P1)
+    n_mels: int = option(64, "mel bands of the log-mel features", match=P1)
+    normalize: str = option("none", "utterance: z-score each band over the clip's own frames (the runtime does the "
+                            "same)", choices=("none", "utterance"), match=P1)
+    epochs: int = option(60, "phase 1 (or the only phase), passes over the training clips", match=P1)
+    lr: float = option(1e-3, "peak learning rate of phase 1", match=P1)
+    weight_decay: float = option(0.05, "AdamW weight decay", match=P1)
+    batch_size: int = option(32, "clips per step", match=P1)
+    warmup_epochs: float = option(2.0, "linear warm-up before the cosine decay, epochs", match=P1)
+    ema: float = option(0.0, "end phase 1 with the exponential moving average of the weights, this decay per step "
+                        "(e.g. 0.99); 0 = the last step's weights", match=P1)
+    variants: tuple[str, ...] = option((), "comma list of none,random,samsg,samsg_speech: phase 2 continues phase 1 "
+                                       "once per variant (empty: one phase)", parse=variant_list, match=RESUME)
+    continue_epochs: int = option(10, "phase 2, in passes over originals + masked copies", match=RESUME)
+    continue_lr: float = option(3e-4, "learning rate of phase 2", match=RESUME)
+    mask_ratio: float = option(0.25, "share of the patches masked in phase 2", match=RESUME)
+    mask_fill: str = option("mean", '"mean" or a number (log-mel value) for masked patches', match=RESUME)
+    head_fusion: str = option("mean", "how attention rollout fuses the heads", choices=("mean", "max", "min"),
+                              match=RESUME)
+    patch: tuple[int, int] = option((16, 16), "DeiT patch, mel bands x frames", parse=patch_size, match=P1)
+    depth: int = option(4, "DeiT blocks", match=P1)
+    dim: int = option(192, "DeiT width", match=P1)
+    heads: int = option(3, "DeiT attention heads", match=P1)
+    drop_path: float = option(0.1, "DeiT stochastic depth", match=P1)
+    stem: str = option("patch", "DeiT token embedding: patch (linear, as DeiT) or conv (small conv stem, same 16x16 "
+                       "token grid)", choices=("patch", "conv"), match=P1)
+    freq_masks: int = option(0, "SpecAugment frequency masks per clip", match=P1)
+    freq_mask_width: int = option(8, "max mel bands per frequency mask", match=P1)
+    time_masks: int = option(0, "SpecAugment time masks per clip", match=P1)
+    time_mask_width: int = option(20, "max frames (10 ms each) per time mask", match=P1)
+    mixup: float = option(0.0, "mixup Beta(alpha, alpha); 0 = off", match=P1)
+    freq_warp: float = option(0.0, "VTLP-style frequency warp: each training clip's bands rescaled in Hz by a factor "
+                              "uniform in [1-W, 1+W]; 0 = off", match=P1)
+    crop_seconds: float | None = option(None, "train on random --seconds windows of clips fixed to this length "
+                                        "(test: centre crop)", match=P1)
+    noise_train: str | None = option(None, "folder of noise recordings mixed into training clips (train.copies), e.g. "
+                                     "DATA/noise/background; test noise should come from another folder", match=P1)
+    noise_snr: tuple[float, float] = option((0.0, 20.0), "low,high dB of the training noise", parse=snr_range,
+                                            match=P1)
+    reverb_train: tuple[float, float] | None = option(
+        None, "low,high RT60 (s) of simulated rooms training clips are put in (train.copies; before any noise), "
+        "e.g. 0.2,1.0", parse=rt60_range, match=P1)
+    noise_p: float = option(0.5, "chance that a drawn training clip is replaced by one of its degraded copies",
+                            match=P1)
+    noise_copies: int = option(4, "degraded copies made of each clip (on the waveform, through the extractor, once "
+                               "per run)", match=P1)
+    extra_train: str | None = option(None, "another labelled corpus added to every fold's training set (never "
+                                     "tested on), relabelled into this corpus's labels, e.g. --corpus emodb "
+                                     "--extra-train ravdess", match=P1)
+    speaker_adversary: float = option(0.0, "weight of the confusion loss against a speaker classifier on the "
+                                      "embedding (train.adversary; 0 = off; not with --mixup)", match=P1)
+    speaker_norm: bool = option(False, "z-score each speaker's clips over its own clips (uses test speakers' "
+                                "unlabelled audio: report apart)", match=P1)
+    speaker_norm_labels: tuple[str, ...] = option(
+        (), "with --speaker-norm: each speaker's statistics from its clips of these labels only, e.g. neutral (what a "
+        "user could record at set-up)", parse=comma_list, match=P1)
+    init_from: str | None = option(None, "local checkpoint to start from (its head stays fresh): a train run's "
+                                   "checkpoint (runs/RUN/checkpoints/FOLD/phase1.pt) of the same model, or for DeiT "
+                                   "a timm ViT state dict", match=P1)
+    distil_from: str | None = option(None, "a finished run or ensemble of this protocol: distil from its per-fold "
+                                     "predictions on the training clips (train.teachers; the same clips and "
+                                     "features)", match=P1)
+    distil_views: int = option(0, "with --distil-from: train on this many augmented views of each clip (time shift, "
+                               "plus --freq-masks/--time-masks), each with the teacher's targets on that view; "
+                               "--epochs then counts passes over all the views", match=P1)
+    phase1_from: str | None = option(None, "reuse the phase-1 checkpoints of this run directory", match=RESUME)
+    pretrain_epochs: int = option(0, "DeiT: MAE pretraining epochs per fold on the training speakers' audio first",
+                                  match=P1)
+    pretrain_lr: float = option(1e-3, "learning rate of that pretraining", match=P1)
+    pretrain_extra: str | None = option(None, "folder of more unlabelled audio for the pretraining", match=P1)
+    seed: int = option(0, "seed of initialisation, batches and augmentation", match=P1)
+    threads: int = option(1, "torch threads")
+    max_folds: int | None = option(None, "only the first folds", match=RESUME)
+    only_folds: tuple[str, ...] = option((), "comma list of fold names to train in this process, e.g. to run the "
+                                         "folds of one run directory in two processes at once (default: all)",
+                                         parse=comma_list, flag="--folds")
+    quick: bool = option(False, "a few clips, tiny model, 1 epoch (tests)", match=P1)
+    cache: str | None = option(None, "feature cache folder (default <repo>/.cache/features)")
+    progress: bool = option(True, "progress bars")
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(n_mels=self.n_mels, normalize=self.normalize)
@@ -113,24 +145,7 @@ def run_fields(cfg: RunConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-# What must match for another run's phase-1 checkpoints to be this run's phase 1.
-PHASE1_FIELDS = ("corpus", "protocol", "model", "seconds", "n_mels", "epochs", "lr", "weight_decay", "batch_size",
-                 "warmup_epochs", "patch", "depth", "dim", "heads", "drop_path", "stem", "init_from", "pretrain_epochs",
-                 "pretrain_lr", "pretrain_extra", "seed", "quick", "freq_masks", "freq_mask_width", "time_masks",
-                 "time_mask_width", "mixup", "crop_seconds", "extra_train", "speaker_norm", "speaker_norm_labels", "normalize",
-                 "freq_warp", "speaker_adversary", "distil_from", "distil_views", "ema", "noise_train", "noise_snr", "noise_p", "noise_copies",
-                 "reverb_train")
-
-
-# What else must match for a run directory to be resumed (or shared by --folds processes).
-RESUME_FIELDS = PHASE1_FIELDS + ("variants", "continue_epochs", "continue_lr", "mask_ratio", "mask_fill",
-                                 "head_fusion", "phase1_from", "max_folds")
-
-
-def patch_size(text: str) -> tuple[int, int]:
-    """"16x16" -> (16, 16); "64x4" spans 64 mel bands by 4 frames."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"patch must look like 16x16, got {text!r}") from None
-    return h, w
+# What must match for another run's phase-1 checkpoints to be this run's phase 1, and for a run
+# directory to be resumed (or shared by --folds processes).
+PHASE1_FIELDS = fields_matching(RunConfig, P1)
+RESUME_FIELDS = fields_matching(RunConfig, RESUME)

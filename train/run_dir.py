@@ -13,9 +13,9 @@ import torch
 
 from edge_ser.config import FeatureConfig
 
-from . import models
+from .arch import arch_of, build
 from .data import Corpus, label_indices
-from .features import corpus_features, speaker_normalise
+from .features import cache_dir, corpus_features, speaker_normalise
 from .run_config import RunConfig
 
 
@@ -33,7 +33,7 @@ def quick_corpus(corpus: Corpus, n_speakers: int = 3, per_speaker: int = 10) -> 
 
 
 def feature_cache(cfg: RunConfig) -> pathlib.Path:
-    return pathlib.Path(cfg.cache) if cfg.cache else pathlib.Path(__file__).resolve().parents[1] / ".cache" / "features"
+    return cache_dir(cfg.cache)
 
 
 def clip_features(cfg: RunConfig, corpus: Corpus, seconds: float) -> torch.Tensor:
@@ -78,12 +78,9 @@ def load_fold_model(run_dir: pathlib.Path, fold: str, checkpoint: str = "phase1"
     """(model in eval mode, the run's config.json) from a fold's saved checkpoint; `checkpoint`
     is phase1 (the only one of a single-phase run) or a variant's name."""
     config = read_run_config(run_dir)
-    run = config["run"]
     path = run_dir / "checkpoints" / fold / f"{checkpoint}.pt"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint (folds: {', '.join(config['folds'])})")
-    options = {"patch": tuple(run["patch"]), "depth": run["depth"], "dim": run["dim"], "heads": run["heads"],
-               "stem": run.get("stem", "patch")}
-    model = models.build(run["model"], len(config["labels"]), tuple(config["input_shape"]), **options)
+    model = build(arch_of(config))
     model.load_state_dict(torch.load(path, weights_only=True))
     return model.eval(), config

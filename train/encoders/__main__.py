@@ -10,21 +10,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: spin-waiting ruins 2-core machines
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import pathlib  # noqa: E402
 import sys  # noqa: E402
-import typing  # noqa: E402
+
+from ..options import add_config_options, config_values  # noqa: E402
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-
-
-def add_config_options(parser: argparse.ArgumentParser, config_class) -> None:
-    """One option per dataclass field, its help from the field's metadata."""
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        kind = next((t for t in typing.get_args(hints[field.name]) if t is not type(None)), hints[field.name])
-        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=field.default,
-                            help=f"{field.metadata.get('help', '')} (default: {field.default})")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             from .baseline import BaselineConfig, run
 
             torch.set_num_threads(args.threads)
-            fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(BaselineConfig)}
-            summary = run(BaselineConfig(**fields), args.out, progress=lambda line: print(line, flush=True))
+            summary = run(BaselineConfig(**config_values(args, BaselineConfig)), args.out, progress=lambda line: print(line, flush=True))
             print(f"{args.out}: pooled UA {100 * summary['pooled']['ua']:.1f}%, WA {100 * summary['pooled']['wa']:.1f}%")
         else:
             from .report import write_results

@@ -18,17 +18,13 @@ import torch
 
 from .. import metrics, protocols
 from ..data import Corpus, load_corpus
+from ..options import option
 from ..records import environment, write_json
 from . import finetune, layer_stats, probe, superb
 from .sources import PUBLISHED, load_encoder
 
 HEADS = ("probe", "superb", "finetune")
 MIN_SECONDS, MAX_SECONDS = 0.1, 30.0  # a few encoder frames .. the positional table
-
-
-def option(default, help: str):
-    """A config field whose command-line option is generated from it (`train.encoders.__main__`)."""
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)

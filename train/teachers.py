@@ -1,6 +1,6 @@
-"""Knowledge distillation (Hinton et al., 2015): the teacher targets a training run distils
-from (`--distil-from`: a finished run or ensemble of the same protocol); the loss is
-`train.kd.kd_loss`.
+"""The teachers of knowledge distillation (Hinton et al., 2015): which finished run or ensemble
+a training run may distil from (`--distil-from`, same protocol), and that teacher's targets; the
+loss is `train.kd.kd_loss`.
 
 A teacher's targets for one fold are its class probabilities on that fold's *training* clips,
 computed from the checkpoints it trained on that fold (an ensemble: every member's, averaged),
