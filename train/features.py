@@ -99,13 +99,17 @@ def speaker_normalise(features: np.ndarray, speakers: np.ndarray, reference: np.
 
 
 def clip_speech(path: pathlib.Path, seconds: float) -> np.ndarray:
-    """bool [frames of a `seconds` clip]: the runtime's VAD over the whole file, cut to the window
-    `clip_log_mel` keeps (centre crop; frames of end padding are pauses). Over the whole file, as
-    the runtime runs it: the VAD's noise floor starts at the first frame it sees, so a window that
-    opens mid-sentence would begin as "pause"."""
+    """`window_speech` of the file at `path`."""
+    return window_speech(read_audio(path), seconds)
+
+
+def window_speech(audio: np.ndarray, seconds: float) -> np.ndarray:
+    """bool [frames of a `seconds` clip]: the runtime's VAD over the whole recording, cut to the
+    window `clip_log_mel` keeps (centre crop; frames of end padding are pauses). Over the whole
+    recording, as the runtime runs it: the VAD's noise floor starts at the first frame it sees, so
+    a window that opens mid-sentence would begin as "pause"."""
     from edge_ser.vad import VAD_CONFIG, speech_frames
 
-    audio = read_audio(path)
     speech = speech_frames(log_mel(audio, VAD_CONFIG))
     n_samples = VAD_CONFIG.n_samples(seconds)
     start = round(crop_start(len(audio), n_samples) / VAD_CONFIG.hop_length)

@@ -3,8 +3,10 @@
 
 A run directory holds config.json, one fold_<name>.json per finished fold (a rerun skips them:
 resumable) and summary.json. Heads: `probe` (one layer chosen by inner cross-validation, linear;
-probe.py), `superb` (weighted sum of all layers, projector, linear; superb.py) and `finetune` (the
-encoder cut after `depth` blocks, its top `tune` blocks trained with a head; finetune.py).
+probe.py), `superb` (weighted sum of all layers, projector, linear; superb.py), `finetune` (the
+encoder cut after `depth` blocks, its top `tune` blocks trained with a head; finetune.py) and
+`fusion` (the same cut, fused by cross-attention with an acoustic branch, pooled by GAP and/or
+SAP; train/fusion/).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from ..records import environment, write_json
 from . import finetune, layer_stats, probe, superb
 from .sources import PUBLISHED, load_encoder
 
-HEADS = ("probe", "superb", "finetune")
+HEADS = ("probe", "superb", "finetune", "fusion")
+TUNED_HEADS = ("finetune", "fusion")  # heads that cut the encoder and train its top blocks
 MIN_SECONDS, MAX_SECONDS = 0.1, 30.0  # a few encoder frames .. the positional table
 
 
@@ -34,11 +37,16 @@ class BaselineConfig:
     corpus: str = option("emodb", "emodb | ravdess | manifest.csv | several joined by + (common labels)")
     protocol: str = option("loso", "loso | groups4 | spk5 (speaker-independent folds)")
     head: str = option("probe", "probe (one layer, linear) | superb (weighted sum of layers, projector, linear) | "
-                                "finetune (top blocks of the cut encoder trained with a head)")
-    depth: int = option(0, "finetune: blocks of the encoder kept; 0 = per fold, one block above the layer the "
+                                "finetune (top blocks of the cut encoder trained with a head) | "
+                                "fusion (finetune's cut, fused with an acoustic branch by cross-attention)")
+    fusion: str = option("fusion+gap+sap", "fusion: a named model of train.fusion.model.MODELS (encoder+gap, "
+                                           "encoder+sap, encoder+gap+sap, fusion+gap, fusion+sap, fusion+gap+sap)")
+    direction: str = option("a2s", "fusion: a2s (acoustic frames query the encoder's) | s2a | both (gated sum)")
+    combine: str = option("mean", "fusion with SAP: segments combined by mean | attention")
+    depth: int = option(0, "finetune, fusion: blocks of the encoder kept; 0 = per fold, one block above the layer the "
                            "probe chose on that fold's training speakers (needs --probe-run)")
-    tune: int = option(1, "finetune: top blocks (of those kept) that train")
-    probe_run: str | None = option(None, "finetune with --depth 0: the probe run (same encoder, corpus, protocol, "
+    tune: int = option(1, "finetune, fusion: top blocks (of those kept) that train")
+    probe_run: str | None = option(None, "finetune, fusion with --depth 0: the probe run (same encoder, corpus, protocol, "
                                          "window) whose per-fold layer choices set the depth")
     seconds: float = option(2.0, "window each clip is fixed to (centre crop / zero pad), seconds")
     seed: int = option(0, "seed of the head's training")
@@ -58,7 +66,11 @@ class BaselineConfig:
                             "(Whisper's positional table covers 30 s)")
         if self.tune < 1 or self.depth < 0 or (self.depth and self.tune > self.depth):
             problems.append(f"--depth {self.depth} --tune {self.tune}: need 1 <= tune <= depth (or depth 0)")
-        if self.head == "finetune" and not self.depth and not self.probe_run:
+        if self.head == "fusion":
+            from ..fusion.head import fusion_config
+
+            fusion_config(self.fusion, self.direction, self.combine)  # raises on unknown names
+        if self.head in TUNED_HEADS and not self.depth and not self.probe_run:
             problems.append("--depth 0 takes each fold's depth from a probe run: give --probe-run")
         if self.max_folds is not None and self.max_folds < 1:
             problems.append(f"--max-folds {self.max_folds}: must be at least 1")
@@ -75,7 +87,14 @@ def head_settings(cfg: BaselineConfig) -> dict:
         return {"c_grid": list(probe.C_GRID), "inner_folds": probe.INNER_FOLDS}
     if cfg.head == "superb":
         return dataclasses.asdict(superb.SuperbSettings())
-    fixed = dataclasses.asdict(finetune.FinetuneSettings(depth=max(cfg.depth, cfg.tune), tune=cfg.tune))
+    if cfg.head == "fusion":
+        from ..fusion.fit import FusionSettings
+        from ..fusion.head import fusion_config
+
+        fixed = {**dataclasses.asdict(FusionSettings()),
+                 "model": dataclasses.asdict(fusion_config(cfg.fusion, cfg.direction, cfg.combine))}
+    else:
+        fixed = dataclasses.asdict(finetune.FinetuneSettings(depth=max(cfg.depth, cfg.tune), tune=cfg.tune))
     return {**fixed, "depth": cfg.depth or "per fold: the probe's layer + 1"}
 
 
@@ -91,6 +110,10 @@ def load_inputs(cfg: BaselineConfig, corpus: Corpus) -> tuple[object, dict]:
                 "layer_parameters": layer_parameters(encoder)}
     if cfg.head == "finetune":
         return finetune.FrozenFrames(encoder, corpus, features, cfg.seconds), produced
+    if cfg.head == "fusion":
+        from ..fusion.inputs import EncodedWindows
+
+        return EncodedWindows(encoder, corpus, features, cfg.seconds), produced
     stats, cpu_seconds = layer_stats.corpus_layer_stats(corpus, encoder, info.sha256, features, cfg.seconds,
                                                         cfg.cache_dir())
     return stats, {**produced, "encoder_cpu_seconds": cpu_seconds}
@@ -141,7 +164,7 @@ def fold_depth(cfg: BaselineConfig, fold: protocols.Fold, n_layers: int) -> int:
 
 def check_probe_run(cfg: BaselineConfig) -> None:
     """The probe run that sets the depths must be of the same encoder, corpus, protocol and window."""
-    if cfg.head != "finetune" or cfg.depth:
+    if cfg.head not in TUNED_HEADS or cfg.depth:
         return
     path = pathlib.Path(cfg.probe_run) / "config.json"
     if not path.is_file():
@@ -167,7 +190,13 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
         return {"probabilities": superb.predict_superb(head, scaler, means[test]),
                 "choice": {"layer_weights": head.layer_weights().detach().numpy().round(4).tolist()},
                 "n_states_used": inputs.shape[1], "head_parameters": sum(p.numel() for p in head.parameters())}
-    settings = finetune.FinetuneSettings(depth=fold_depth(cfg, fold, inputs.encoder.config.n_layers), tune=cfg.tune)
+    depth = fold_depth(cfg, fold, inputs.encoder.config.n_layers)
+    if cfg.head == "fusion":
+        from ..fusion import head
+
+        config = head.fusion_config(cfg.fusion, cfg.direction, cfg.combine)
+        return head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed)
+    settings = finetune.FinetuneSettings(depth=depth, tune=cfg.tune)
     frames = inputs.upto(settings.depth - settings.tune)
     top = finetune.fit_top(inputs.encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
     head_parameters = sum(p.numel() for name, p in top.named_parameters() if not name.startswith("blocks."))
@@ -212,7 +241,7 @@ def run(cfg: BaselineConfig, out: pathlib.Path, progress=print) -> dict:
     summary = metrics.summarise(results, corpus.labels)
     summary["complete"] = cfg.max_folds is None
     summary["train_seconds"] = float(sum(r["train_seconds"] for r in results))
-    if cfg.head == "finetune":  # the frozen blocks' pass, counted once however many cuts it needed
+    if cfg.head in TUNED_HEADS:  # the frozen blocks' pass, counted once however many cuts it needed
         config["produced"]["encoder_cpu_seconds"] = inputs.cpu_seconds
     write_json(out / "config.json", config)
     write_json(out / "summary.json", summary)
@@ -226,8 +255,9 @@ def check_resume(cfg: BaselineConfig, produced: dict, out: pathlib.Path) -> None
     if not path.exists():
         return
     stored = json.loads(path.read_text())
+    defaults = dataclasses.asdict(BaselineConfig())  # runs from before a field existed had its default
     differing = [k for k, v in dataclasses.asdict(cfg).items()
-                 if k not in ("data", "cache", "max_folds") and stored["run"].get(k) != v]
+                 if k not in ("data", "cache", "max_folds") and stored["run"].get(k, defaults[k]) != v]
     differing += [k for k in ("head_settings", "features") if stored["produced"].get(k) != produced[k]]
     if stored["produced"]["encoder"]["sha256"] != produced["encoder"]["sha256"]:
         differing.append("encoder weights")

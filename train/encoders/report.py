@@ -12,7 +12,7 @@ from ..data import corpus_of, load_corpus
 from ..records import write_json, write_text
 from .baseline import encoder_label
 
-RESULT_SETS = {"probe": "frozen", "superb": "frozen", "finetune": "finetuned"}  # benchmarks/accuracy.py reads these
+RESULT_SETS = {"probe": "frozen", "superb": "frozen", "finetune": "finetuned", "fusion": "fusion"}  # benchmarks/accuracy.py reads these
 HEAD_NAMES = {
     "probe": "mean+std of one layer (chosen by inner speaker-disjoint CV on the training speakers), standardised, "
              "logistic regression (C chosen with the layer)",
@@ -21,7 +21,18 @@ HEAD_NAMES = {
     "finetune": "the encoder cut after `depth` blocks (per fold: one above the layer the probe chose on that "
                 "fold's training speakers), its top block fine-tuned with a head (LayerNorm, mean+std pooling, "
                 "linear); the frozen blocks run once per clip; settings fixed in advance",
+    "fusion": "finetune's cut and tuned block, then (fusion+*) cross-attention with an acoustic branch (1-D convs over "
+              "the same log-mel, stride 2 to the encoder's rate), pooled by GAP (mean over real frames), SAP (mean "
+              "over each VAD speech segment, segments combined) or both concatenated, linear; settings fixed in advance",
 }
+
+
+def model_name(run: dict) -> str:
+    """"whisper-tiny.en+probe"; a fusion run by its named model and any non-default option."""
+    if run["head"] != "fusion":
+        return f"{encoder_label(run['encoder'])}+{run['head']}"
+    options = [o for o in (run.get("direction", "a2s"), run.get("combine", "mean")) if o not in ("a2s", "mean")]
+    return f"{encoder_label(run['encoder'])} {run['fusion']}" + (f" ({', '.join(options)})" if options else "")
 
 
 def per_corpus(folds: list[dict], targets: np.ndarray, speakers: np.ndarray, n_classes: int) -> dict:
@@ -44,7 +55,7 @@ def row(run_dir: pathlib.Path) -> dict:
     deepest = max(f["n_states_used"] for f in folds)
     corpus = load_corpus(run["corpus"], run.get("data") and pathlib.Path(run["data"]))
     result = {
-        "run": run_dir.name, "result_set": RESULT_SETS[run["head"]], "model": f"{encoder_label(run['encoder'])}+{run['head']}",
+        "run": run_dir.name, "result_set": RESULT_SETS[run["head"]], "model": model_name(run),
         "head": HEAD_NAMES[run["head"]],
         "n_parameters": int(layers[deepest - 1] + max(f["head_parameters"] for f in folds)),
         "summary": summary, "config": config,
