@@ -281,14 +281,11 @@ def _family(path: pathlib.Path) -> str:
 
 
 def _detect_precision(path: pathlib.Path, fmt: str, session) -> str:
-    import numpy as np
+    """The file's precision: "int8" when `edge-ser info` finds quantized ops or int8 tensors, else "fp32"."""
+    from edge_ser.describe import onnx_details, tflite_details
 
-    if fmt == "onnx":
-        from edge_ser.cli import onnx_details
-
-        return "int8" if onnx_details(str(path))["quantized"].startswith("yes") else "fp32"
-    tensors = session._interpreter.get_tensor_details()
-    return "int8" if any(np.dtype(t["dtype"]) in (np.int8, np.uint8) for t in tensors) else "fp32"
+    details = onnx_details(str(path)) if fmt == "onnx" else tflite_details(session)
+    return "int8" if details["quantized"].startswith("yes") else "fp32"
 
 
 def _onnx_parameters(path: pathlib.Path) -> int | None:

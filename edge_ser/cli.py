@@ -28,28 +28,28 @@ CHECK_WINDOWS_PER_FILE per file): one line, exit code 0 when they agree, 1 when 
 an input failed. Run it once on a new device with a few speech files.
 
 No tracebacks: errors are one line; EDGE_SER_DEBUG=1 shows the traceback of unexpected ones.
+
+This module holds the commands only: the output formats are edge_ser.outputs, the fields `info`
+prints edge_ser.describe.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
 import os
 import pathlib
 import sys
-import tempfile
 import traceback
 
 from . import __version__
 from .errors import EdgeSerError, ModelError
+from .outputs import WRITERS, LiveWriter, SegmentWriter, write_atomically, write_fields
 
 PROG = "edge-ser"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory walk picks up
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how stdin is named in output and messages
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
-TOP_SCORES = 3  # scores shown per row in table output
 CHECK_WINDOWS_PER_FILE = 8
 DEBUG_ENV = "EDGE_SER_DEBUG"
 
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --- infer -----------------------------------------------------------------------------------
+# --- inputs ----------------------------------------------------------------------------------
 
 
 def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
@@ -169,111 +169,6 @@ def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
         else:
             found.append((item, "no such file or directory"))
     return found
-
-
-def _top(scores: dict[str, float], n: int = TOP_SCORES) -> str:
-    best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]
-    return "  ".join(f"{label} {p:.2f}" for label, p in best)
-
-
-def _rows(prediction, segments: bool, timeline: bool):
-    """(kind, row, depth) for the rows below a file's: segments, windows, or segments each
-    followed by its windows (depth 1 below a segment)."""
-    if not segments:
-        return [("window", w, 0) for w in prediction.timeline] if timeline else []
-    rows = []
-    for segment in prediction.segments:
-        rows.append(("segment", segment, 0))
-        rows.extend(("window", w, 1) for w in segment.windows if timeline)
-    return rows
-
-
-class TableWriter:
-    """Readable text: one row per file (label and top scores), segment and window rows indented."""
-
-    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
-        self.out, self.timeline, self.segments = out, timeline, segments
-        self.width = max(len(x) for x in labels)
-
-    def write(self, path: str, prediction) -> None:
-        self.out.write(f"{path}  {prediction.label:<{self.width}}  {_top(prediction.scores)}"
-                       f"  ({prediction.duration:.2f} s)\n")
-        for _, w, depth in _rows(prediction, self.segments, self.timeline):
-            self.out.write(f"    {'    ' * depth}{w.start:7.2f}-{w.end:<7.2f} {w.label:<{self.width}}"
-                           f"  {_top(w.scores)}\n")
-
-    def close(self) -> None:
-        pass
-
-
-class CsvWriter:
-    """CSV: file,row,start,end,label,<one column per label>; row is "file", "segment" or
-    "window" (a segment's windows follow it)."""
-
-    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
-        self.timeline, self.labels, self.segments = timeline, labels, segments
-        self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(["file", "row", "start", "end", "label", *labels])
-
-    def _row(self, path, kind, start, end, label, scores):
-        self.csv.writerow([path, kind, f"{start:.3f}", f"{end:.3f}", label,
-                           *(f"{scores[x]:.6f}" for x in self.labels)])
-
-    def write(self, path: str, prediction) -> None:
-        self._row(path, "file", 0.0, prediction.duration, prediction.label, prediction.scores)
-        for kind, w, _ in _rows(prediction, self.segments, self.timeline):
-            self._row(path, kind, w.start, w.end, w.label, w.scores)
-
-    def close(self) -> None:
-        pass
-
-
-def _span(w) -> dict:
-    return {"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
-
-
-class JsonWriter:
-    """One JSON document: a list of {file, label, scores, duration[, segments][, timeline]}."""
-
-    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
-        self.out, self.timeline, self.segments, self.results = out, timeline, segments, []
-
-    def write(self, path: str, prediction) -> None:
-        result = {"file": path, "label": prediction.label, "scores": prediction.scores,
-                  "duration": prediction.duration}
-        if self.segments:
-            result["segments"] = [_span(s) for s in prediction.segments]
-        if self.timeline:
-            result["timeline"] = [_span(w) for w in prediction.timeline]
-        self.results.append(result)
-
-    def close(self) -> None:
-        json.dump(self.results, self.out, indent=2)
-        self.out.write("\n")
-
-
-WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter}
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise UsageError(f"{path}: cannot write output ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise UsageError(f"{path}: cannot write output ({e.strerror or e})") from None
-        raise
 
 
 def for_each_input(args, process, writer) -> int:
@@ -310,6 +205,9 @@ def for_each_input(args, process, writer) -> int:
     return EXIT_INPUT_FAILED if failed else EXIT_OK
 
 
+# --- infer -----------------------------------------------------------------------------------
+
+
 def run_infer(args) -> int:
     from .recognizer import Recognizer  # imported here so --version/--help stay fast
 
@@ -320,32 +218,6 @@ def run_infer(args) -> int:
 
 
 # --- stream ----------------------------------------------------------------------------------
-
-
-class LiveWriter:
-    """One line per streamed window, flushed at once: table, CSV (header first) or JSON Lines.
-    Columns: start, end (s from the start of the stream), label, the share of VAD speech
-    frames, the inference latency in ms, then the scores (table: the top TOP_SCORES)."""
-
-    def __init__(self, out, fmt: str, labels: list[str]):
-        self.out, self.fmt, self.labels = out, fmt, labels
-        self.width = max(len(x) for x in labels)
-        if fmt == "csv":
-            self.csv = csv.writer(out, lineterminator="\n")
-            self.csv.writerow(["start", "end", "label", "speech", "latency_ms", *labels])
-            out.flush()
-
-    def write(self, w) -> None:
-        if self.fmt == "json":
-            self.out.write(json.dumps({**_span(w), "speech": round(w.speech, 3),
-                                       "latency_ms": round(w.latency_ms, 3)}) + "\n")
-        elif self.fmt == "csv":
-            self.csv.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.label, f"{w.speech:.3f}",
-                               f"{w.latency_ms:.3f}", *(f"{w.scores[x]:.6f}" for x in self.labels)])
-        else:
-            self.out.write(f"{w.start:8.2f}-{w.end:<8.2f} {w.label:<{self.width}}  {_top(w.scores)}"
-                           f"  speech {w.speech:.2f}  {w.latency_ms:6.1f} ms\n")
-        self.out.flush()
 
 
 def stream_source(args):
@@ -374,27 +246,7 @@ def run_stream(args) -> int:
     return EXIT_OK
 
 
-class SegmentWriter:
-    """Speech segments per file: table (one line per segment), csv (file,start,end) or json."""
-
-    def __init__(self, out, fmt: str):
-        self.out, self.fmt, self.results = out, fmt, []
-        if fmt == "csv":
-            self.out.write("file,start,end\n")
-
-    def write(self, path: str, segments) -> None:
-        if self.fmt == "json":
-            self.results.append({"file": path, "segments": [[round(a, 3), round(b, 3)] for a, b in segments]})
-        elif self.fmt == "csv":
-            self.out.writelines(f"{path},{a:.3f},{b:.3f}\n" for a, b in segments)
-        else:
-            self.out.write(f"{path}  {len(segments)} speech segment{'s' * (len(segments) != 1)}\n")
-            self.out.writelines(f"    {a:7.2f}-{b:<7.2f}\n" for a, b in segments)
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            json.dump(self.results, self.out, indent=2)
-            self.out.write("\n")
+# --- vad -------------------------------------------------------------------------------------
 
 
 def run_vad(args) -> int:
@@ -460,116 +312,16 @@ def run_check(args) -> int:
 
 # --- info ------------------------------------------------------------------------------------
 
-QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-                 "ConvInteger")
-
-
-def onnx_details(path: str) -> dict[str, str]:
-    """Parameter count, opset and quantization of an ONNX file, read with `onnx` if installed."""
-    try:
-        import onnx
-    except ImportError:
-        unknown = "unknown (needs the onnx package)"
-        return {"parameters": unknown, "opset": unknown, "quantized": unknown}
-    import numpy as np
-
-    model = onnx.load(path, load_external_data=False)
-    graph = model.graph
-    params = sum(int(np.prod(t.dims)) for t in graph.initializer)
-    opset = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
-    int8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
-    ops = sorted({n.op_type for n in graph.node
-                  if n.op_type in QUANTIZED_OPS or n.op_type.startswith("QLinear")})
-    int8_tensors = sum(t.data_type in int8 for t in graph.initializer)
-    quantized = "no"
-    if ops or int8_tensors:
-        quantized = "yes (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])
-                                        + weight_width(graph)) + ")"
-    return {"parameters": f"{params:,}", "opset": opset, "quantized": quantized}
-
-
-def weight_width(graph) -> list[str]:
-    """["7-bit weights"] or ["8-bit weights ..."] from the signed int8 initializers' range (the
-    weights; activation zero points are uint8), [] without any. 8-bit weights can saturate on
-    x86 CPUs with AVX2 but no VNNI (edge_ser.kernel_check)."""
-    import numpy as np
-    from onnx import TensorProto, numpy_helper
-
-    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == TensorProto.INT8 and t.dims]
-    if not weights:
-        return []
-    largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
-    return ["7-bit weights"] if largest <= 64 else ["8-bit weights: run `edge-ser check` on x86 without VNNI"]
-
-
-def tflite_details(session) -> dict[str, str]:
-    """Quantization of a TFLite model from its tensor types (parameter count: not read)."""
-    import numpy as np
-
-    tensors = session._interpreter.get_tensor_details()
-    int8 = sum(np.dtype(t["dtype"]) in (np.int8, np.uint8) for t in tensors)
-    return {"parameters": "unknown (not read from TFLite files)", "opset": "n/a (TFLite)",
-            "quantized": f"yes ({int8} int8 tensors)" if int8 else "no"}
-
-
-def _size(n_bytes: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n_bytes < 1024 or unit == "GB":
-            return f"{n_bytes} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-
-
-def card_summary(card: dict) -> list[tuple[str, str]]:
-    """Readable lines for the card fields a user asks about first (the rest stays JSON)."""
-    rows = []
-    if "cross_validation" in card:
-        cv = card["cross_validation"]
-        for model, scores in cv.get("models", {}).items():
-            if "shipped" in model:
-                per = ", ".join(f"{c} {100 * s['ua']:.1f}" for c, s in scores.get("per_corpus", {}).items())
-                rows.append((f"UA ({model})", f"{100 * scores['pooled']['ua']:.1f} % (WA "
-                                              f"{100 * scores['pooled']['wa']:.1f} %; {per}), {cv.get('protocol', '')}"))
-    if "training_data" in card:
-        rows.append(("trained on", f"{card['training_data'].get('corpus')}, {card['training_data'].get('clips')} clips"))
-    if "licence" in card:
-        rows.append(("licence", card["licence"]))
-    return rows
-
 
 def run_info(args) -> int:
+    from .describe import describe
     from .recognizer import DEFAULT_MODEL
-    from .session import OnnxSession, open_session
 
     if args.model is None:
         if not DEFAULT_MODEL.is_file():
             raise ModelError("no default model is installed yet; pass --model PATH")
         args.model = str(DEFAULT_MODEL)
-    session = open_session(args.model)
-    info, cfg = session.info, session.info.feature_config
-    is_onnx = isinstance(session, OnnxSession)
-    details = onnx_details(args.model) if is_onnx else tflite_details(session)
-    features = (f"log-mel, {cfg.n_mels} bands, {cfg.fmin:g}-{cfg.fmax:g} Hz, "
-                f"{cfg.win_length}-sample window / {cfg.hop_length}-sample hop / n_fft {cfg.n_fft} "
-                f"at {cfg.sample_rate} Hz, {cfg.pad} padding{', last frame dropped' * cfg.drop_last_frame}, "
-                f"log {cfg.log}, normalize {cfg.normalize}")
-    rows = [
-        ("model", args.model),
-        ("format", "ONNX" if is_onnx else "TFLite"),
-        ("format version", info.format_version),
-        ("labels", f"{', '.join(info.labels)} ({len(info.labels)})"),
-        ("window", f"{info.window_seconds:g} s"),
-        ("features", features),
-        ("parameters", details["parameters"]),
-        ("file size", _size(os.path.getsize(args.model))),
-        ("opset", details["opset"]),
-        ("quantized", details["quantized"]),
-    ]
-    if info.card:
-        rows += card_summary(info.card)
-        rows.append(("model card", json.dumps(info.card, sort_keys=True)))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key + ':':<{width + 1}} {value}")
+    write_fields(sys.stdout, describe(args.model))
     return EXIT_OK
 
 

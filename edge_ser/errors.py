@@ -1,4 +1,5 @@
-"""Errors the runtime raises for bad input; the CLI prints each as one line, no traceback."""
+"""Errors the runtime raises for bad input or unwritable output; the CLI prints each as one line,
+no traceback."""
 
 
 class EdgeSerError(Exception):
@@ -11,3 +12,7 @@ class AudioError(EdgeSerError):
 
 class ModelError(EdgeSerError):
     """A model file that cannot be used: missing, unreadable, bad metadata, wrong input."""
+
+
+class OutputError(EdgeSerError):
+    """A results file that cannot be written: missing directory, no permission, full disk."""

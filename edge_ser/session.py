@@ -148,6 +148,7 @@ class TFLiteSession:
     run one item at a time); int8/uint8 tensors are (de)quantized with their own scale and zero
     point. `fixed_frames` is the static frame count of models converted with a fixed shape
     (litert-torch exports fixed shapes), or None; the recognizer pads or cuts windows to it.
+    `tensor_details()` lists the model's tensors (name, shape, dtype, quantization).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False):
@@ -192,6 +193,15 @@ class TFLiteSession:
         self.fixed_frames = int(shape[2]) if shape[2] > 0 else None
         self._input, self._output = x, y
 
+    def tensor_details(self, which: str = "all") -> list[dict]:
+        """The model's tensors ("all", in file order), or its "inputs" or "outputs": each a dict
+        of name, shape (a tuple, -1 on a dynamic axis), dtype (a numpy dtype) and quantization
+        (scale, zero_point), as the interpreter reports it: (0.0, 0) for float tensors and
+        per-channel quantized ones."""
+        read = {"all": self._interpreter.get_tensor_details, "inputs": self._interpreter.get_input_details,
+                "outputs": self._interpreter.get_output_details}[which]
+        return [_public_detail(d) for d in read()]
+
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """log_mel float32 [B, n_mels, T] -> logits float32 [B, n_classes]."""
         log_mel = np.ascontiguousarray(log_mel, dtype=np.float32)
@@ -217,6 +227,13 @@ class TFLiteSession:
         logits = _dequantize(interp.get_tensor(self._output["index"]), self._output)
         _check_classes(self.path, logits.shape[-1], self.info)
         return logits
+
+
+def _public_detail(detail: dict) -> dict:
+    """An interpreter tensor detail -> {name, shape, dtype, quantization} (see tensor_details)."""
+    shape = detail.get("shape_signature", detail["shape"])
+    return {"name": detail["name"], "shape": tuple(int(n) for n in shape), "dtype": np.dtype(detail["dtype"]),
+            "quantization": tuple(detail["quantization"])}
 
 
 @contextlib.contextmanager

@@ -86,3 +86,18 @@ def test_info_without_model_shows_the_card():
     assert code == 0, err
     assert "UA (student INT8 ONNX (shipped))" in out
     assert "non-commercial" in out
+
+
+def test_tflite_tensor_details_name_shape_dtype_and_quantization():
+    pytest.importorskip("ai_edge_litert", reason="the TFLite default model needs the tflite extra")
+    from edge_ser.describe import tflite_details
+
+    session = open_session(MODELS / "default.tflite")
+    (x,), (y,) = session.tensor_details("inputs"), session.tensor_details("outputs")
+    assert len(x["shape"]) == 3 and x["shape"][1] == session.info.feature_config.n_mels
+    assert y["shape"][-1] == len(session.info.labels) and y["dtype"] == np.float32
+    tensors = session.tensor_details()
+    assert {x["name"], y["name"]} <= {t["name"] for t in tensors}
+    int8 = [t for t in tensors if t["dtype"] in (np.int8, np.uint8)]
+    assert int8 and all(len(t["quantization"]) == 2 for t in int8)
+    assert tflite_details(session)["quantized"] == f"yes ({len(int8)} int8 tensors)"

@@ -80,7 +80,7 @@ def test_weight_bits_are_checked():
 
 
 def test_info_tells_the_weight_width(tmp_path):
-    from edge_ser.cli import onnx_details
+    from edge_ser.describe import onnx_details
 
     fp32 = worst_case_conv(tmp_path / "conv.onnx")
     calibration = loud_features(8)

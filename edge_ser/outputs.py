@@ -1,0 +1,181 @@
+"""How the `edge-ser` command writes results: table, CSV and JSON writers, and atomic files.
+
+Per-file writers (`WRITERS`, `SegmentWriter`) take `write(path, result)` once per input and
+`close()` at the end (JSON is one document, so it is written then); `LiveWriter` writes and
+flushes one line per streamed window; `write_fields` writes "field: value" lines (`edge-ser
+info`). `write_atomically` puts a finished text in place, so a results file is never half written.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+
+from .errors import OutputError
+
+TOP_SCORES = 3  # scores shown per row in table output
+
+
+def _top(scores: dict[str, float], n: int = TOP_SCORES) -> str:
+    """The n best "label score" pairs, best first."""
+    best = sorted(scores.items(), key=lambda kv: -kv[1])[:n]
+    return "  ".join(f"{label} {p:.2f}" for label, p in best)
+
+
+def _rows(prediction, segments: bool, timeline: bool):
+    """(kind, row, depth) for the rows below a file's: segments, windows, or segments each
+    followed by its windows (depth 1 below a segment)."""
+    if not segments:
+        return [("window", w, 0) for w in prediction.timeline] if timeline else []
+    rows = []
+    for segment in prediction.segments:
+        rows.append(("segment", segment, 0))
+        rows.extend(("window", w, 1) for w in segment.windows if timeline)
+    return rows
+
+
+def _span(w) -> dict:
+    """A segment or window as a JSON object: start, end, label, scores."""
+    return {"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
+
+
+class TableWriter:
+    """Readable text: one row per file (label and top scores), segment and window rows indented."""
+
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.out, self.timeline, self.segments = out, timeline, segments
+        self.width = max(len(x) for x in labels)
+
+    def write(self, path: str, prediction) -> None:
+        self.out.write(f"{path}  {prediction.label:<{self.width}}  {_top(prediction.scores)}"
+                       f"  ({prediction.duration:.2f} s)\n")
+        for _, w, depth in _rows(prediction, self.segments, self.timeline):
+            self.out.write(f"    {'    ' * depth}{w.start:7.2f}-{w.end:<7.2f} {w.label:<{self.width}}"
+                           f"  {_top(w.scores)}\n")
+
+    def close(self) -> None:
+        pass
+
+
+class CsvWriter:
+    """CSV: file,row,start,end,label,<one column per label>; row is "file", "segment" or
+    "window" (a segment's windows follow it)."""
+
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.timeline, self.labels, self.segments = timeline, labels, segments
+        self.csv = csv.writer(out, lineterminator="\n")
+        self.csv.writerow(["file", "row", "start", "end", "label", *labels])
+
+    def _row(self, path, kind, start, end, label, scores):
+        self.csv.writerow([path, kind, f"{start:.3f}", f"{end:.3f}", label,
+                           *(f"{scores[x]:.6f}" for x in self.labels)])
+
+    def write(self, path: str, prediction) -> None:
+        self._row(path, "file", 0.0, prediction.duration, prediction.label, prediction.scores)
+        for kind, w, _ in _rows(prediction, self.segments, self.timeline):
+            self._row(path, kind, w.start, w.end, w.label, w.scores)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonWriter:
+    """One JSON document: a list of {file, label, scores, duration[, segments][, timeline]}."""
+
+    def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
+        self.out, self.timeline, self.segments, self.results = out, timeline, segments, []
+
+    def write(self, path: str, prediction) -> None:
+        result = {"file": path, "label": prediction.label, "scores": prediction.scores,
+                  "duration": prediction.duration}
+        if self.segments:
+            result["segments"] = [_span(s) for s in prediction.segments]
+        if self.timeline:
+            result["timeline"] = [_span(w) for w in prediction.timeline]
+        self.results.append(result)
+
+    def close(self) -> None:
+        json.dump(self.results, self.out, indent=2)
+        self.out.write("\n")
+
+
+WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter}  # per --format, for predictions
+
+
+class LiveWriter:
+    """One line per streamed window, flushed at once: table, CSV (header first) or JSON Lines.
+    Columns: start, end (s from the start of the stream), label, the share of VAD speech
+    frames, the inference latency in ms, then the scores (table: the top TOP_SCORES)."""
+
+    def __init__(self, out, fmt: str, labels: list[str]):
+        self.out, self.fmt, self.labels = out, fmt, labels
+        self.width = max(len(x) for x in labels)
+        if fmt == "csv":
+            self.csv = csv.writer(out, lineterminator="\n")
+            self.csv.writerow(["start", "end", "label", "speech", "latency_ms", *labels])
+            out.flush()
+
+    def write(self, w) -> None:
+        if self.fmt == "json":
+            self.out.write(json.dumps({**_span(w), "speech": round(w.speech, 3),
+                                       "latency_ms": round(w.latency_ms, 3)}) + "\n")
+        elif self.fmt == "csv":
+            self.csv.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.label, f"{w.speech:.3f}",
+                               f"{w.latency_ms:.3f}", *(f"{w.scores[x]:.6f}" for x in self.labels)])
+        else:
+            self.out.write(f"{w.start:8.2f}-{w.end:<8.2f} {w.label:<{self.width}}  {_top(w.scores)}"
+                           f"  speech {w.speech:.2f}  {w.latency_ms:6.1f} ms\n")
+        self.out.flush()
+
+
+class SegmentWriter:
+    """Speech segments per file: table (one line per segment), csv (file,start,end) or json."""
+
+    def __init__(self, out, fmt: str):
+        self.out, self.fmt, self.results = out, fmt, []
+        if fmt == "csv":
+            self.out.write("file,start,end\n")
+
+    def write(self, path: str, segments) -> None:
+        if self.fmt == "json":
+            self.results.append({"file": path, "segments": [[round(a, 3), round(b, 3)] for a, b in segments]})
+        elif self.fmt == "csv":
+            self.out.writelines(f"{path},{a:.3f},{b:.3f}\n" for a, b in segments)
+        else:
+            self.out.write(f"{path}  {len(segments)} speech segment{'s' * (len(segments) != 1)}\n")
+            self.out.writelines(f"    {a:7.2f}-{b:<7.2f}\n" for a, b in segments)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            json.dump(self.results, self.out, indent=2)
+            self.out.write("\n")
+
+
+def write_fields(out, rows: list[tuple[str, str]]) -> None:
+    """Write (field, value) rows as "field: value" lines, the values in one column."""
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.write(f"{key + ':':<{width + 1}} {value}\n")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place; OutputError
+    naming `path` when it cannot be written (no file is left behind)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+        raise
