@@ -7,6 +7,7 @@ A result file is {"name", "results": [row, ...]} with, per row, "model", "result
 "environment": {"date"}} and "train_seconds_per_protocol" (train/report.py writes these).
 Files of another shape (e.g. vad_emodb.json) are not accuracy tables and are skipped, and so are
 files marked "diagnostic" (partial feature sets of the baselines: where information sits, not results).
+The accuracy targets judged on these rows are defined in targets.py.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import dataclasses
 import json
 import pathlib
 
-from train.result_sets import NOISE, Degradation, degraded
+from train.result_sets import NOISE, Degradation
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -113,7 +114,7 @@ def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
     return lines
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
@@ -126,87 +127,9 @@ def table(rows: list[AccuracyRow]) -> list[str]:
         params = "n/a" if not r.n_parameters else f"{r.n_parameters / 1e6:.2f} M"
         cost = "n/a" if r.cost_seconds is None else f"{r.cost_seconds / 60:.1f} min"
         folds = f"{r.n_folds}" + ("" if r.complete else " (incomplete)")
-        out.append(f"| {r.corpus} | {r.protocol} | {r.model} | {r.result_set} | {params} | {_pct(r.ua)} | "
-                   f"{_pct(r.wa)} | {_pct(r.macro_f1)} | {_pct(r.fold_ua_mean)} ± {_pct(r.fold_ua_std)} | {folds} | "
-                   f"{'' if r.peer_ua is None else _pct(r.peer_ua)} | {r.date} | {cost} | `{r.source}` |")
-    return out
-
-
-@dataclasses.dataclass(frozen=True)
-class AccuracyTarget:
-    """A training issue's accuracy target: beat a peer figure (UA and WA both, pooled) or reach
-    an aim, on one corpus and protocol, by result sets of one kind."""
-
-    corpus: str
-    protocol: str
-    kind: str  # see KINDS
-    ua: float | None  # required pooled UA (fraction), exceeded strictly when `beat`
-    wa: float | None
-    beat: bool  # True: "beat the peer" (>), False: "reach the aim" (>=)
-    what: str
-
-
-KINDS = {
-    "model": "one trained network on the runtime's features, no speaker statistics (what `edge-ser` runs)",
-    "ensemble": "several such networks, their probabilities averaged (deployable in principle; not one model file)",
-    "speaker-normalised": "trained models with per-speaker statistics (transductive, or from enrolment)",
-    "hybrid": "a trained model fused with openSMILE + SVM (needs openSMILE: not deployable)",
-    "encoder": "a frozen pretrained speech encoder (Whisper) + a head, on the runtime's Whisper features "
-               "(python -m train.encoders; a fine-tuned one counts as `model`)",
-}
-# From the training issue (#3): peers measured on this machine with ComParE_2016 + linear SVM.
-TARGETS = (
-    AccuracyTarget("emodb", "loso", "model", 0.758, 0.779, True, "beat ComParE + SVM"),
-    AccuracyTarget("emodb", "loso", "model", 0.88, None, False, "aim"),
-    AccuracyTarget("emodb", "loso", "ensemble", 0.758, 0.779, True, "beat ComParE + SVM"),
-    AccuracyTarget("emodb", "loso", "speaker-normalised", 0.811, 0.832, True, "beat speaker-normalised ComParE + SVM"),
-    AccuracyTarget("emodb", "loso", "hybrid", 0.758, 0.779, True, "beat ComParE + SVM"),
-    AccuracyTarget("ravdess", "groups4", "model", 0.576, 0.575, True, "beat ComParE + SVM"),
-    AccuracyTarget("ravdess", "groups4", "model", None, 0.72, False, "aim"),
-    AccuracyTarget("ravdess", "groups4", "ensemble", 0.576, 0.575, True, "beat ComParE + SVM"),
-    AccuracyTarget("ravdess", "groups4", "speaker-normalised", 0.670, 0.678, True,
-                   "beat speaker-normalised ComParE + SVM"),
-    AccuracyTarget("ravdess", "groups4", "hybrid", 0.576, 0.575, True, "beat ComParE + SVM"),
-    # From the pretrained-encoder issue (#18): frozen encoder + head.
-    AccuracyTarget("emodb", "loso", "encoder", 0.88, None, False, "aim"),
-    AccuracyTarget("ravdess", "groups4", "encoder", None, 0.72, False, "aim"),
-    AccuracyTarget("emodb+ravdess", "spk5", "encoder", 0.80, None, False, "aim"),
-)
-FROZEN_ENCODER = "frozen"  # train/encoders/report.py's result set of frozen encoder + head rows
-
-
-def row_kind(r: AccuracyRow) -> str | None:
-    """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
-    if r.result_set == FROZEN_ENCODER:
-        return "encoder" if r.complete else None
-    if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
-        return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
-    if not r.model.startswith(("cnn", "deit", "whisper")) or not r.complete or degraded(r.result_set) \
-            or r.result_set.startswith("shifts"):
-        return None  # noisy_*, reverb_*: not the targets' clean clips; shifts*: five passes per clip, not what edge-ser runs
-    if "+spknorm" in r.model:
-        return "speaker-normalised"
-    return "ensemble" if "+ens" in r.model else "model"
-
-
-def _meets(target: AccuracyTarget, r: AccuracyRow) -> bool:
-    above = (lambda x, t: x > t) if target.beat else (lambda x, t: x >= t)
-    return all(above(x, t) for x, t in ((r.ua, target.ua), (r.wa, target.wa)) if t is not None)
-
-
-def target_lines(rows: list[AccuracyRow]) -> list[str]:
-    """Markdown table: each target, the best complete result set of its kind (by UA), pass/fail."""
-    out = ["| corpus, protocol | kind | target | best result set (UA / WA %) | of | result |",
-           "|---|---|---|---|---:|---|"]
-    for t in TARGETS:
-        mine = [r for r in rows if r.corpus == t.corpus and r.protocol == t.protocol and row_kind(r) == t.kind]
-        need = " / ".join(f"{'>' if t.beat else '>='} {name} {100 * v:.1f}" for name, v in (("UA", t.ua), ("WA", t.wa))
-                          if v is not None)
-        passing = [r for r in mine if _meets(t, r)]
-        best = max(passing or mine, key=lambda r: r.ua, default=None)
-        shown = "none" if best is None else f"{best.model} {best.result_set}: {_pct(best.ua)} / {_pct(best.wa)}"
-        out.append(f"| {t.corpus} {t.protocol} | {t.kind} | {t.what}: {need} | {shown} | {len(mine)} | "
-                   f"{'PASS' if passing else 'FAIL'} |")
+        out.append(f"| {r.corpus} | {r.protocol} | {r.model} | {r.result_set} | {params} | {pct(r.ua)} | "
+                   f"{pct(r.wa)} | {pct(r.macro_f1)} | {pct(r.fold_ua_mean)} ± {pct(r.fold_ua_std)} | {folds} | "
+                   f"{'' if r.peer_ua is None else pct(r.peer_ua)} | {r.date} | {cost} | `{r.source}` |")
     return out
 
 
@@ -225,8 +148,8 @@ def degraded_lines(rows: list[AccuracyRow], kind: Degradation = NOISE) -> list[s
         at = {kind.value_of(r.result_set): r for r in mine
               if (r.source, r.corpus, r.protocol, r.model) == (source, corpus, protocol, model)}
         clean = clean_row(rows, corpus, protocol, model)
-        cells = [_pct(at[v].ua) if v in at else "" for v in levels]
-        out.append(f"| {corpus} {protocol} | {model} | {'' if clean is None else _pct(clean.ua)} | "
+        cells = [pct(at[v].ua) if v in at else "" for v in levels]
+        out.append(f"| {corpus} {protocol} | {model} | {'' if clean is None else pct(clean.ua)} | "
                    + " | ".join(cells) + f" | `{source}` |")
     return out
 

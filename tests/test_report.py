@@ -1,5 +1,6 @@
-"""The benchmark report: its figures are the input's, a missed target shows as FAIL, the accuracy
-table and report.html come from the files given, and the benchmark suite runs in quick mode."""
+"""The benchmark report: its figures are the input's, a missed target shows as FAIL, a required
+target's FAIL (and no informational one's) makes it exit 1, the accuracy table and report.html
+come from the files given, and the benchmark suite runs in quick mode."""
 import json
 import os
 import subprocess
@@ -8,9 +9,11 @@ import sys
 import pytest
 
 import models
-from benchmarks import report
+from benchmarks import report, targets
 
 REPO = report.pathlib.Path(__file__).resolve().parents[1]
+VS_NUMPY, VS_LIBRARY = "C features vs the best numpy path", "C features vs the library"
+INFO = "(informational)"
 
 
 def feature(impl: str, ms: float, seconds: int = 3) -> dict:
@@ -42,41 +45,43 @@ def bench(c_ms: float, scipy_ms: float, librosa_ms: float, extra=()) -> dict:
                            feature("numpy_reference", scipy_ms * 3), feature("librosa", librosa_ms), *extra]}
 
 
-def run(tmp_path, data: dict, results=None, with_html: bool = False) -> str:
+def run(tmp_path, data: dict, results=None, with_html: bool = False, status: int | None = 0) -> str:
+    """The report's markdown; its exit status must be `status` (None: not asserted)."""
     src = tmp_path / "bench.json"
     src.write_text(json.dumps(data))
     out = tmp_path / "report.md"
     results = results or tmp_path / "no_results"
     results.mkdir(exist_ok=True)
     html = [] if with_html else ["--no-html"]
-    assert report.main([str(src), "--out", str(out), "--results", str(results), *html]) == 0
+    code = report.main([str(src), "--out", str(out), "--results", str(results), *html])
+    assert status is None or code == status
     return out.read_text()
 
 
 def test_passing_targets_and_input_figures(tmp_path):
     text = run(tmp_path, bench(c_ms=0.2, scipy_ms=0.5, librosa_ms=1.6))
-    assert "| C log-mel vs best numpy path, 3 s | <= 0.50x | 0.40x (0.200 ms vs scipy_fft 0.500 ms) | PASS |" in text
-    assert "| C log-mel vs librosa, 3 s | >= 6x faster | 8.0x faster | PASS |" in text
+    assert f"| {VS_NUMPY}: log-mel, 3 s clip | <= 0.50x | 0.40x (0.200 ms vs scipy_fft 0.500 ms) | PASS |" in text
+    assert f"| {VS_LIBRARY}: log-mel vs librosa, 3 s clip | >= 6x faster | 8.0x faster | PASS |" in text
     assert "0.50 / 0.40 / 0.30" in text
 
 
 def test_missed_targets_fail(tmp_path):
-    text = run(tmp_path, bench(c_ms=0.3, scipy_ms=0.5, librosa_ms=1.5))
-    assert "| C log-mel vs best numpy path, 3 s | <= 0.50x | 0.60x (0.300 ms vs scipy_fft 0.500 ms) | FAIL |" in text
-    assert "| C log-mel vs librosa, 3 s | >= 6x faster | 5.0x faster | FAIL |" in text
+    text = run(tmp_path, bench(c_ms=0.3, scipy_ms=0.5, librosa_ms=1.5), status=1)
+    assert f"| {VS_NUMPY}: log-mel, 3 s clip | <= 0.50x | 0.60x (0.300 ms vs scipy_fft 0.500 ms) | FAIL |" in text
+    assert f"| {VS_LIBRARY}: log-mel vs librosa, 3 s clip | >= 6x faster | 5.0x faster | FAIL |" in text
 
 
 def test_whisper_target_passes_and_fails_on_its_own_figures(tmp_path):
     fast = [whisper_feature("edge_ser_c", 0.25), whisper_feature("scipy_fft", 0.6),
             whisper_feature("numpy_reference", 2.0), whisper_feature("transformers_numpy", 5.0)]
     text = run(tmp_path, bench(0.2, 0.5, 1.6, fast))
-    assert "| C whisper log-mel vs best numpy path, 3 s | <= 0.50x | 0.42x (0.250 ms vs scipy_fft 0.600 ms) | PASS |" in text
+    assert f"| {VS_NUMPY}: whisper log-mel, 3 s clip | <= 0.50x | 0.42x (0.250 ms vs scipy_fft 0.600 ms) | PASS |" in text
     assert "| whisper log-mel | 3 s | 0.250 | scipy_fft 0.600 | 0.42x | transformers_numpy 5.000 | 20.0x |" in text
     assert "| log-mel | 3 s | 0.200 | scipy_fft 0.500 | 0.40x | librosa 1.600 | 8.0x |" in text
     # The default set's figures never count for Whisper's: its own best numpy path is what C meets.
     slow = [whisper_feature("edge_ser_c", 0.8), whisper_feature("numpy_reference", 1.0)]
-    text = run(tmp_path, bench(0.2, 0.5, 1.6, slow))
-    assert "| C whisper log-mel vs best numpy path, 3 s | <= 0.50x | 0.80x (0.800 ms vs numpy_reference 1.000 ms) | FAIL |" in text
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, slow), status=1)
+    assert f"| {VS_NUMPY}: whisper log-mel, 3 s clip | <= 0.50x | 0.80x (0.800 ms vs numpy_reference 1.000 ms) | FAIL |" in text
 
 
 def test_model_targets_pass_and_fail_with_input_figures(tmp_path):
@@ -85,14 +90,15 @@ def test_model_targets_pass_and_fail_with_input_figures(tmp_path):
     slow = model_info("big-int8", "big", "onnx", "int8", 3_500_000, params=2_000_000, teacher=5_000_000)
     slow_fp32 = model_info("big-fp32", "big", "onnx", "fp32", 10_000_000, params=2_000_000, teacher=5_000_000)
     runs = [e2e(fast, 3, 2.5, 3.5), e2e(fast_fp32, 3, 5.0, 6.0), e2e(slow, 3, 20.0, 30.0), e2e(slow_fp32, 10, 70.0, 80.0)]
-    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs))
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs), status=1)
     name = "end-to-end p95, 3 s clip, 1 thread"
     assert f"| {name}: small-int8 | <= 24 ms | 3.50 ms | PASS |" in text
-    assert f"| {name}: small-int8 (Pi 4 budget here) | <= 4 ms | 3.50 ms | PASS |" in text
-    assert f"| {name}: small-fp32 (Pi 4 budget here) | <= 4 ms | 6.00 ms | FAIL |" in text
+    assert f"| {name}, Pi 4 budget here: small-int8 | <= 4 ms | 3.50 ms | PASS (informational) |" in text
+    assert f"| {name}, Pi 4 budget here: small-fp32 | <= 4 ms | 6.00 ms | FAIL (informational) |" in text
     assert f"| {name}: big-int8 | <= 24 ms | 30.00 ms | FAIL |" in text
-    assert "| parameters: small (test) vs its teacher | >= 3x fewer | 5.0x fewer (1.00 M vs 5.00 M) | PASS |" in text
-    assert "| parameters: big (test) vs its teacher | >= 3x fewer | 2.5x fewer (2.00 M vs 5.00 M) | FAIL |" in text
+    params = "parameters, fewer than the teacher's"
+    assert f"| {params}: small (test) | >= 3x fewer | 5.0x fewer (1.00 M vs 5.00 M) | PASS |" in text
+    assert f"| {params}: big (test) | >= 3x fewer | 2.5x fewer (2.00 M vs 5.00 M) | FAIL |" in text
     assert "| INT8 file size: small onnx | <= 30 % of FP32 | 25.0 % (0.25 MB vs 1.00 MB) | PASS |" in text
     assert "| INT8 file size: big onnx | <= 30 % of FP32 | 35.0 % (3.50 MB vs 10.00 MB) | FAIL |" in text
     assert "| big-fp32 | test | onnx | fp32 | 10.00 | 2.00 M | n/a | 70.00 / 80.00 |" in text
@@ -101,8 +107,8 @@ def test_model_targets_pass_and_fail_with_input_figures(tmp_path):
 def test_no_teacher_is_not_a_pass(tmp_path):
     lone = model_info("m", "m", "onnx", "fp32", 1000, params=10)
     text = run(tmp_path, bench(0.2, 0.5, 1.6, [e2e(lone, 3, 1.0, 2.0)]))
-    assert "| parameters: deployed model vs its teacher | >= 3x fewer | no benchmarked model card names its " \
-           "teacher_parameters | n/a |" in text
+    assert "| parameters, fewer than the teacher's: deployed model | >= 3x fewer | no benchmarked model card names its " \
+           "teacher_parameters | n/a |" in text  # n/a is no FAIL: the exit status stays 0
 
 
 def kernels(info: dict, agreement: float, max_diff: float) -> dict:
@@ -112,18 +118,64 @@ def kernels(info: dict, agreement: float, max_diff: float) -> dict:
             "stats": {"median": 0.5, "min": 0.5, "rounds": 1}}
 
 
+LOGITS, AGREEMENT = "kernels vs reference kernels, max logit difference", "kernels vs reference kernels, top-1 agreement"
+ON = "(40 windows of 40 EmoDB clips; CPU int8 dot product: none)"
+
+
 def test_kernel_check_targets_judge_trained_models_only(tmp_path):
     good = model_info("good-int8", "good", "onnx", "int8", 1000)
     saturated = model_info("bad-int8", "bad", "onnx", "int8", 1000)
     stand_in = {**model_info("cnn-onnx-int8", "cnn", "onnx", "int8", 1000), "origin": "stand-in (random weights)"}
     runs = [kernels(good, 1.0, 0.02), kernels(saturated, 0.725, 5.8), kernels(stand_in, 0.5, 0.3)]
-    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs))
-    name = "kernels compute the file's arithmetic"
-    target = ">= 99 % top-1 agreement, max |logit diff| <= 1"
-    assert f"| {name}: good-int8 | {target} | 100.0 %, max |logit diff| 0.02 (40 windows" in text
-    assert f"| {name}: bad-int8 | {target} | 72.5 %, max |logit diff| 5.8 (" in text
-    assert "CPU int8 dot product: none) | FAIL |" in text and "CPU int8 dot product: none) | PASS |" in text
-    assert f"| {name}: cnn-onnx-int8 | {target} (stand-in: not judged) | 50.0 %" in text
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, runs), status=1)
+    assert f"| {LOGITS}: good-int8 | <= 1 | 0.02 {ON} | PASS |" in text
+    assert f"| {AGREEMENT}: good-int8 | >= 99 % | 100.0 % {ON} | PASS (informational) |" in text
+    assert f"| {LOGITS}: bad-int8 | <= 1 | 5.8 {ON} | FAIL |" in text
+    assert f"| {AGREEMENT}: bad-int8 | >= 99 % | 72.5 % {ON} | FAIL (informational) |" in text
+    assert f"| {LOGITS}: cnn-onnx-int8 | <= 1 (stand-in: not judged) | 0.3 {ON} | n/a |" in text
+    assert f"| {AGREEMENT}: cnn-onnx-int8 | >= 99 % (stand-in: not judged) | 50.0 % {ON} | n/a (informational) |" in text
+
+
+def test_a_required_fail_exits_1_naming_it_after_writing_the_report(tmp_path, capsys):
+    slow = model_info("slow.onnx", "slow", "onnx", "fp32", 1000)
+    saturated = model_info("sat.int8.onnx", "sat", "onnx", "int8", 1000)
+    (tmp_path / "report.md").write_text("an earlier report")
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, [e2e(slow, 3, 20.0, 30.0), kernels(saturated, 1.0, 5.8)]), status=1)
+    assert "an earlier report" not in text and ": slow.onnx | <= 24 ms | 30.00 ms | FAIL |" in text
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # The Pi-budget row fails too (30 ms > 4 ms), but it is informational: no line for it.
+    assert capsys.readouterr().err.splitlines() == [
+        "report: required target FAILED: end-to-end p95, 3 s clip, 1 thread: slow.onnx: measured 30.00 ms, limit <= 24 ms",
+        f"report: required target FAILED: {LOGITS}: sat.int8.onnx: measured 5.8 {ON}, limit <= 1"]
+
+
+def test_only_informational_fails_exit_0(tmp_path, capsys):
+    """A Pi-budget miss on a loaded host, a near-tie changing one label of 40, an unmet training goal."""
+    model = model_info("m.tflite", "m", "tflite", "int8", 1000)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "runs.json").write_text(json.dumps({"name": "runs", "results": [accuracy_row(0.5, 0.5, model="cnn")]}))
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, [e2e(model, 3, 2.0, 6.0), kernels(model, 0.975, 0.02)]), results)
+    assert f"| end-to-end p95, 3 s clip, 1 thread, Pi 4 budget here: m.tflite | <= 4 ms | 6.00 ms | FAIL {INFO} |" in text
+    assert f"| {AGREEMENT}: m.tflite | >= 99 % | 97.5 % {ON} | FAIL {INFO} |" in text
+    assert f"| {LOGITS}: m.tflite | <= 1 | 0.02 {ON} | PASS |" in text
+    assert f"| emodb loso, model: aim | >= UA 88.0 | cnn single: 50.0 / 50.0 (UA / WA %; best of 1) | FAIL {INFO} |" in text
+    assert "| FAIL |" not in text and capsys.readouterr().err == ""
+    assert f"Why the rows marked {INFO} fail nothing:" in text and targets.E2E_PI_BUDGET_HERE.informational in text
+
+
+def test_docs_say_which_targets_are_informational():
+    """docs/benchmarks.md's table of which targets fail CI agrees with the flags in targets.py."""
+    section = (REPO / "docs" / "benchmarks.md").read_text().split("### Which targets fail CI")[1].split("\n#")[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if line.startswith("|")][2:]
+    said = {cells[0].strip(): cells[1].strip() for cells in rows}
+    verdict = {None: "fails CI"}
+    declared = {t.name: verdict.get(t.informational, "informational") for t in vars(targets).values()
+                if isinstance(t, targets.Target)}
+    accuracy_verdicts = {verdict.get(t.informational, "informational") for t in targets.ACCURACY_TARGETS}
+    assert len(accuracy_verdicts) == 1, "the docs give one verdict for all accuracy targets"
+    declared["accuracy targets"] = accuracy_verdicts.pop()
+    assert said == declared
 
 
 def accuracy_row(ua: float, wa: float = 0.5, model: str = "tiny", result_set: str = "single", n_parameters=None,
@@ -151,6 +203,7 @@ def test_accuracy_table_and_html_from_the_files_given(tmp_path):
             "10.0 min | `emodb_tiny.json` |") in text
     page = (tmp_path / "report.html").read_text()
     assert "<td>12.3</td>" in page and '<td class="PASS">PASS</td>' in page
+    assert f'<td class="FAIL info">FAIL {INFO}</td>' in page  # no result set of any target's kind
     assert "http://" not in page and "https://" not in page  # self-contained
     pytest.importorskip("matplotlib")
     assert page.count("data:image/png;base64,") >= 3  # latency, timings, trade-off (+ confusion)
@@ -168,16 +221,17 @@ def test_accuracy_targets_pass_only_on_a_row_of_their_kind_beating_both_figures(
     (results / "part.json").write_text(json.dumps({"name": "part", "diagnostic": True, "results": [
         accuracy_row(0.99, 0.99, model="opensmile_compare2016_linear_svm", result_set="plain + runs_x")]}))
     text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
-    assert ("| emodb loso | ensemble | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn+ens3 ensemble: 77.0 / 78.0 | 1 | "
-            "PASS |") in text
-    assert ("| emodb loso | model | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn single: 80.0 / 77.0 | 1 | "
-            "FAIL |") in text  # an ensemble's pass is not one network's
-    assert "| emodb loso | model | aim: >= UA 88.0 | cnn single: 80.0 / 77.0 | 1 | FAIL |" in text
-    assert "| emodb loso | speaker-normalised | beat speaker-normalised ComParE + SVM: > UA 81.1 / > WA 83.2 | " \
-           "cnn+spknorm single: 99.0 / 99.0 | 1 | PASS |" in text
-    assert "| emodb loso | hybrid | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | none | 0 | FAIL |" in text  # diagnostic
+    beat = "beat ComParE + SVM | > UA 75.8 / > WA 77.9"
+    assert f"| emodb loso, ensemble: {beat} | cnn+ens3 ensemble: 77.0 / 78.0 (UA / WA %; best of 1) | PASS {INFO} |" in text
+    # an ensemble's pass is not one network's
+    assert f"| emodb loso, model: {beat} | cnn single: 80.0 / 77.0 (UA / WA %; best of 1) | FAIL {INFO} |" in text
+    assert f"| emodb loso, model: aim | >= UA 88.0 | cnn single: 80.0 / 77.0 (UA / WA %; best of 1) | FAIL {INFO} |" in text
+    assert ("| emodb loso, speaker-normalised: beat speaker-normalised ComParE + SVM | > UA 81.1 / > WA 83.2 | "
+            f"cnn+spknorm single: 99.0 / 99.0 (UA / WA %; best of 1) | PASS {INFO} |") in text
+    assert f"| emodb loso, hybrid: {beat} | none (UA / WA %; best of 0) | FAIL {INFO} |" in text  # diagnostic
     assert "`part.json`" not in text
-    assert "| ravdess groups4 | model | beat ComParE + SVM: > UA 57.6 / > WA 57.5 | cnn single: 60.0 / 59.0 | 1 | PASS |" in text
+    assert ("| ravdess groups4, model: beat ComParE + SVM | > UA 57.6 / > WA 57.5 | cnn single: 60.0 / 59.0 (UA / WA %; "
+            f"best of 1) | PASS {INFO} |") in text
 
 
 def test_enrolment_results_are_summarised_from_the_file(tmp_path):
@@ -215,7 +269,7 @@ def test_benchmark_suite_runs_in_quick_mode(tmp_path):
     bench = json.loads(out.read_text())
     kinds = {b["extra_info"]["kind"] for b in bench["benchmarks"]}
     assert kinds == {"features", "whisper_features", "vad", "e2e", "coldstart", "kernels"}
-    text = run(tmp_path, bench)
+    text = run(tmp_path, bench, status=None)  # real timings: speed targets are never asserted in tests
     assert "end-to-end p95, 3 s clip, 1 thread: tiny.onnx" in text
     assert "| tiny.onnx | $EDGE_SER_BENCH_MODELS | onnx | fp32 |" in text
 
@@ -237,7 +291,8 @@ def test_noisy_result_sets_get_their_own_table_and_never_meet_a_clean_target(tmp
     assert "| emodb loso | cnn |  | 99.0 |  |  | `noise.json` |" in text
     assert "| corpus, protocol | model | clean UA % | 0.3 s | 0.9 s | source |" in text
     assert "| emodb loso | cnn+noise | 70.0 |  | 50.0 | `noise.json` |" in text
-    assert "| emodb loso | model | beat ComParE + SVM: > UA 75.8 / > WA 77.9 | cnn+noise single: 70.0 / 70.0 | 1 | FAIL |" in text
+    assert ("| emodb loso, model: beat ComParE + SVM | > UA 75.8 / > WA 77.9 | cnn+noise single: 70.0 / 70.0 (UA / WA %; "
+            f"best of 1) | FAIL {INFO} |") in text
     pytest.importorskip("matplotlib")
     run(tmp_path, bench(0.2, 0.5, 1.6, []), results, with_html=True)
     page = (tmp_path / "report.html").read_text()
@@ -274,7 +329,9 @@ def test_encoder_targets_count_frozen_encoder_rows_and_a_fine_tuned_one_is_a_mod
                          protocol="spk5")]
     (results / "encoders.json").write_text(json.dumps({"name": "encoders", "results": rows}))
     text = run(tmp_path, bench(0.2, 0.5, 1.6, []), results)
-    assert "| emodb loso | encoder | aim: >= UA 88.0 | whisper-base+probe frozen: 87.0 / 88.0 | 1 | FAIL |" in text
-    assert "| emodb loso | model | aim: >= UA 88.0 | whisper-base+finetune finetuned: 89.0 / 90.0 | 1 | PASS |" in text
-    assert "| emodb+ravdess spk5 | encoder | aim: >= UA 80.0 | whisper-base+probe frozen: 81.0 / 81.0 | 1 | PASS |" in text
-    assert "| ravdess groups4 | encoder | aim: >= WA 72.0 | none | 0 | FAIL |" in text
+    best = "(UA / WA %; best of 1)"
+    assert f"| emodb loso, encoder: aim | >= UA 88.0 | whisper-base+probe frozen: 87.0 / 88.0 {best} | FAIL {INFO} |" in text
+    assert f"| emodb loso, model: aim | >= UA 88.0 | whisper-base+finetune finetuned: 89.0 / 90.0 {best} | PASS {INFO} |" in text
+    assert ("| emodb+ravdess spk5, encoder: aim | >= UA 80.0 | whisper-base+probe frozen: 81.0 / 81.0 "
+            f"{best} | PASS {INFO} |") in text
+    assert f"| ravdess groups4, encoder: aim | >= WA 72.0 | none (UA / WA %; best of 0) | FAIL {INFO} |" in text
