@@ -68,7 +68,7 @@ def test_layer_stats_come_from_the_runtime_features(checkpoint):
 
 @pytest.mark.parametrize("head", baseline.HEADS)
 def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, head):
-    cfg = config(checkpoint, manifest, tmp_path, head=head, depth=2 if head == "finetune" else 0)
+    cfg = config(checkpoint, manifest, tmp_path, head=head, depth=2 if head in baseline.TUNED_HEADS else 0)
     out = tmp_path / "run"
     summary = baseline.run(cfg, out, progress=lambda line: None)
     assert summary["n_folds"] == 4 and summary["complete"]
@@ -81,7 +81,8 @@ def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, hea
 
     md = report.write_results("toy", [out], tmp_path)
     row = json.loads((tmp_path / "toy.json").read_text())["results"][0]
-    assert row["model"] == f"tiny.pt+{head}" and row["result_set"] == report.RESULT_SETS[head]
+    name = "tiny.pt fusion+gap+sap" if head == "fusion" else f"tiny.pt+{head}"
+    assert row["model"] == name and row["result_set"] == report.RESULT_SETS[head]
     assert row["n_parameters"] > 0 and (tmp_path / row["confusion_png"]).is_file()
     assert (tmp_path / "toy_layers.png").is_file() == (head == "probe")
     assert "toy" in md.read_text()
@@ -143,3 +144,25 @@ def test_the_command_line_reports_a_bad_depth_in_one_line(checkpoint, manifest, 
                "finetune", "--depth", "9", "--seconds", "1", "--cache", str(tmp_path), "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--depth 9" in err and len(err.splitlines()) == 1
+
+
+def test_a_fusion_runs_fold_checkpoints_reproduce_its_predictions(checkpoint, manifest, tmp_path):
+    from train.data import load_corpus
+    from train.encoders.sources import load_encoder
+    from train.fusion import head, inputs
+
+    cfg = config(checkpoint, manifest, tmp_path, head="fusion", depth=2, max_folds=2, fusion="fusion+sap",
+                 direction="both", combine="attention")
+    out = tmp_path / "run"
+    baseline.run(cfg, out, progress=lambda line: None)
+    encoder, _ = load_encoder(checkpoint)
+    windows = inputs.EncodedWindows(encoder.eval(), load_corpus(str(manifest)), baseline.encoder_feature_config(encoder),
+                                    cfg.seconds, progress=False)
+    for fold_file in sorted(out.glob("fold_*.json")):
+        fold = json.loads(fold_file.read_text())
+        model, meta = head.load_fold_model(out / "checkpoints" / f"{fold['fold']}.pt", encoder)
+        test = np.array(fold["test_clips"])
+        x = (windows.mel, windows.upto(meta["depth"] - meta["tune"]), windows.valid, windows.segments)
+        with torch.no_grad():
+            predicted = model(*(v[test] for v in x)).argmax(dim=1)
+        assert predicted.tolist() == fold["predicted"]

@@ -177,7 +177,7 @@ def check_probe_run(cfg: BaselineConfig) -> None:
 
 
 def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndarray,
-             fold: protocols.Fold, n_classes: int) -> dict:
+             fold: protocols.Fold, n_classes: int, out: pathlib.Path | None = None) -> dict:
     """The head of `cfg.head` fitted on the fold's training clips; probabilities of its test clips."""
     train, test = fold.train, fold.test
     if cfg.head == "probe":
@@ -195,7 +195,9 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
         from ..fusion import head
 
         config = head.fusion_config(cfg.fusion, cfg.direction, cfg.combine)
-        return head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed)
+        checkpoint = out / "checkpoints" / f"{fold.name}.pt" if out is not None else None
+        return head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed,
+                             checkpoint=checkpoint)
     settings = finetune.FinetuneSettings(depth=depth, tune=cfg.tune)
     frames = inputs.upto(settings.depth - settings.tune)
     top = finetune.fit_top(inputs.encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
@@ -212,7 +214,7 @@ def run_fold(cfg: BaselineConfig, out: pathlib.Path, fold: protocols.Fold, input
         return json.loads(path.read_text())
     start = time.process_time()
     torch.manual_seed(cfg.seed)
-    fitted = fit_fold(cfg, inputs, targets, speakers, fold, n_classes)
+    fitted = fit_fold(cfg, inputs, targets, speakers, fold, n_classes, out)
     predicted = fitted.pop("probabilities").argmax(axis=1)
     matrix = metrics.confusion(targets[fold.test], predicted, n_classes)
     result = {"fold": fold.name, "scores": metrics.scores(matrix), "confusion": matrix.tolist(),

@@ -1,0 +1,132 @@
+"""The fusion model's parts: segment ids from VAD decisions, SAP arithmetic on hand-built
+segments (and its GAP fall-back), padded frames masked in cross-attention, part sizes, and a
+fold checkpoint that reloads and scores the same."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edge_ser.config import SAMPLE_RATE, WHISPER_FEATURES  # noqa: E402
+from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig  # noqa: E402
+from train.fusion import cross_attention, head, inputs, model, segment_pool  # noqa: E402
+
+TINY = WhisperEncoderConfig(n_mels=80, n_ctx=150, d_model=32, n_heads=2, n_layers=2)
+
+
+def test_segment_ids_number_speech_runs():
+    speech = np.array([0, 1, 1, 0, 0, 1, 1, 1, 0, 1], dtype=bool)
+    assert segment_pool.segment_ids(speech).tolist() == [-1, 0, 0, -1, -1, 1, 1, 1, -1, 2]
+    # stride 2: an output frame is speech if either 10-ms frame is; the pauses here are too short to survive
+    assert segment_pool.segment_ids(speech, 2).tolist() == [0, 0, 0, 0, 0]
+    assert segment_pool.segment_ids(np.array([1, 1, 0, 0, 0, 0, 1], bool), 2).tolist() == [0, -1, -1, 1]
+    many = np.tile([True, False], 40)
+    assert segment_pool.segment_ids(many).max() == segment_pool.MAX_SEGMENTS - 1
+
+
+def frames_of(values):
+    """[T] numbers -> frames [1, T, 2]: (value, 10 * value) per frame."""
+    v = torch.tensor(values, dtype=torch.float32)
+    return torch.stack([v, 10 * v], dim=1)[None]
+
+
+def test_sap_averages_segment_means_and_concatenates_gap():
+    frames = frames_of([1.0, 3.0, 100.0, 5.0, 7.0, 9.0, 0.0])
+    valid = torch.tensor([[True] * 6 + [False]])
+    ids = torch.tensor([[0, 0, -1, 1, 1, 1, -1]])
+    pool = segment_pool.SegmentPooling(2, "gap+sap", "mean")
+    out = pool(frames, valid, ids)[0]
+    gap = (1 + 3 + 100 + 5 + 7 + 9) / 6  # the padded last frame is left out
+    sap = (2.0 + 7.0) / 2  # the mean of the two segments' means, not of their frames
+    assert torch.allclose(out, torch.tensor([gap, 10 * gap, sap, 10 * sap]))
+    assert segment_pool.SegmentPooling(2, "sap")(frames, valid, ids).shape == (1, 2)
+
+
+def test_attention_combine_starts_as_a_weighted_mean_of_segments():
+    pool = segment_pool.SegmentPooling(2, "sap", "attention")
+    torch.nn.init.zeros_(pool.score.weight)
+    torch.nn.init.zeros_(pool.score.bias)  # equal scores: the plain mean of the segment means
+    frames, valid = frames_of([1.0, 3.0, 5.0, 7.0, 9.0]), torch.ones(1, 5, dtype=torch.bool)
+    out = pool(frames, valid, torch.tensor([[0, 0, 1, 1, 1]]))
+    assert torch.allclose(out, torch.tensor([[(2.0 + 7.0) / 2, 45.0]]))
+
+
+@pytest.mark.parametrize("ids", [[-1, -1, -1, -1], [-1, 0, -1, -1]])
+def test_no_segment_or_one_speech_frame_falls_back_to_gap(ids):
+    frames, valid = frames_of([1.0, 2.0, 3.0, 6.0]), torch.ones(1, 4, dtype=torch.bool)
+    for combine in segment_pool.COMBINES:
+        out = segment_pool.SegmentPooling(2, "sap", combine)(frames, valid, torch.tensor([ids]))
+        assert torch.allclose(out, torch.tensor([[3.0, 30.0]])) and torch.isfinite(out).all()
+
+
+def test_cross_attention_ignores_padded_key_frames():
+    torch.manual_seed(0)
+    block = cross_attention.CrossAttention(16, 2).eval()
+    queries, keys = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    valid = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    changed = keys.clone()
+    changed[1, 4:] = 1000 * torch.randn(3, 16)  # what padding holds must not matter
+    assert torch.allclose(block(queries, keys, valid), block(queries, changed, valid), atol=1e-5)
+    assert not torch.allclose(block(queries, keys, valid)[0], block(queries, changed, valid)[0] + 1)
+
+
+@pytest.mark.parametrize("direction", cross_attention.DIRECTIONS)
+def test_fusion_directions_keep_the_frame_shape(direction):
+    fusion = cross_attention.CrossFusion(16, 2, direction).eval()
+    out = fusion(torch.randn(2, 6, 16), torch.randn(2, 6, 16), torch.ones(2, 6, dtype=torch.bool))
+    assert out.shape == (2, 6, 16)
+
+
+def encoder():
+    torch.manual_seed(0)
+    return WhisperEncoder(TINY).eval()
+
+
+def window(n_clips=3, seconds=1.0):
+    """Inputs of `n_clips` random 1-s windows: mel, frozen frames after block 1, valid, segments."""
+    rng = np.random.default_rng(0)
+    arrays = [inputs.window_arrays(rng.normal(scale=0.1, size=int(SAMPLE_RATE * s)).astype(np.float32),
+                                   WHISPER_FEATURES, seconds) for s in (1.0, 0.5, 0.02)[:n_clips]]
+    mel = torch.from_numpy(np.stack([a[0] for a in arrays]))
+    valid = torch.from_numpy(np.stack([a[1] for a in arrays]))
+    segments = torch.from_numpy(np.stack([a[2] for a in arrays]))
+    return mel, inputs.frozen_frames(encoder(), mel, 1), valid, segments
+
+
+def test_window_arrays_mark_end_padding_invalid():
+    mel, frames, valid, segments = window()
+    assert mel.shape == (3, 80, 100) and frames.shape == (3, 50, TINY.d_model)
+    assert valid.sum(dim=1).tolist() == [50, 25, 1]  # 1 s, 0.5 s, 20 ms of audio in a 1-s window
+    assert (segments[~valid] == -1).all()
+
+
+@pytest.mark.parametrize("name", list(model.MODELS))
+def test_named_models_run_and_count_their_parts(name):
+    net = model.FusionModel(model.MODELS[name], encoder(), 1, 1, n_classes=4).eval()
+    logits = net(*window())
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    parts = net.part_parameters()
+    assert sum(parts.values()) == sum(p.numel() for p in net.parameters())
+    assert (parts["acoustic"] > 0) == name.startswith("fusion")
+
+
+def test_a_fold_checkpoint_reloads_and_scores_the_same(tmp_path):
+    config = model.FusionConfig(direction="both", combine="attention")
+    torch.manual_seed(1)
+    net = model.FusionModel(config, encoder(), 1, 1, n_classes=3)
+    net.train()(*window())  # one training-mode pass moves the BatchNorm statistics off their defaults
+    net.eval()
+    head.save_fold_model(net, tmp_path / "fold.pt", depth=2, tune=1, n_classes=3)
+    loaded, meta = head.load_fold_model(tmp_path / "fold.pt", encoder())
+    assert meta == {"depth": 2, "tune": 1, "n_classes": 3}
+    with torch.no_grad():
+        assert torch.equal(net(*window()), loaded(*window()))
+    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a fusion checkpoint"):
+        head.load_fold_model(tmp_path / "other.pt", encoder())
+
+
+def test_unknown_fusion_settings_are_refused():
+    with pytest.raises(ValueError, match="fusion"):
+        head.fusion_config("fusion+max", "a2s", "mean")
+    with pytest.raises(ValueError, match="direction"):
+        model.FusionConfig(direction="sideways")
