@@ -166,3 +166,25 @@ def test_a_fusion_runs_fold_checkpoints_reproduce_its_predictions(checkpoint, ma
         with torch.no_grad():
             predicted = model(*(v[test] for v in x)).argmax(dim=1)
         assert predicted.tolist() == fold["predicted"]
+
+
+def test_samsg_phase_two_continues_from_another_runs_phase_one(checkpoint, manifest, tmp_path):
+    base = dict(head="fusion", depth=2, max_folds=2)
+    first = tmp_path / "phase1"
+    baseline.run(config(checkpoint, manifest, tmp_path, **base), first, progress=lambda line: None)
+    for variant in ("none", "random", "samsg"):
+        out = tmp_path / variant
+        cfg = config(checkpoint, manifest, tmp_path, **base, masking=variant, phase1_from=str(first))
+        summary = baseline.run(cfg, out, progress=lambda line: None)
+        assert summary["n_folds"] == 2
+        fold = json.loads(next(out.glob("fold_*.json")).read_text())
+        assert fold["masking"]["variant"] == variant and fold["phase1_from"] == "phase1"
+        assert (fold["masking"]["masked_share"] is None) == (variant == "none")
+        if variant != "none":
+            assert 0.2 < fold["masking"]["masked_share"] < 0.3
+    samsg = json.loads(next((tmp_path / "samsg").glob("fold_*.json")).read_text())["masking"]
+    random = json.loads(next((tmp_path / "random").glob("fold_*.json")).read_text())["masking"]
+    assert samsg["rollout_share_masked"] > random["rollout_share_masked"]  # SAMSG masks what rollout ranks highest
+    other = config(checkpoint, manifest, tmp_path, **{**base, "seed": 1}, masking="samsg", phase1_from=str(first))
+    with pytest.raises(ValueError, match="seed"):
+        baseline.run(other, tmp_path / "other", progress=lambda line: None)

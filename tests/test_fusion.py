@@ -130,3 +130,38 @@ def test_unknown_fusion_settings_are_refused():
         head.fusion_config("fusion+max", "a2s", "mean")
     with pytest.raises(ValueError, match="direction"):
         model.FusionConfig(direction="sideways")
+
+
+def test_rollout_over_the_encoders_attention_gives_one_importance_per_real_token():
+    from train.fusion import samsg
+
+    enc = encoder()
+    net = model.FusionModel(model.MODELS["fusion+gap+sap"], enc, 1, 1, n_classes=2).eval()
+    mel, _, valid, _ = window()
+    with samsg.recorded_attention(list(enc.blocks)) as attentions:
+        enc.hidden_states(mel, upto=2)
+    assert [a.shape for a in attentions] == [(3, TINY.n_heads, 50, 50)] * 2
+    assert all(block.attn.recorded is None for block in enc.blocks)  # switched off again
+    importance = samsg.token_importance(enc, net, mel, 1, valid)
+    assert importance.shape == (3, 50) and (importance[~valid] == 0).all()
+    # rows of the rolled-out attention sum to 1: a window without padding has importance summing to 1;
+    # Whisper's frames also attend to end padding (it has no padding mask), whose share is dropped
+    assert torch.allclose(importance[0].sum(), torch.tensor(1.0), atol=1e-5)
+    assert (importance[1:].sum(dim=1) < 1).all()
+
+
+def test_top_tokens_mask_the_ratio_of_real_tokens_and_masked_mel_fills_their_frames():
+    from train.fusion import samsg
+
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3, 0.8, 0.0], [0.9, 0.8, 0.1, 0.2, 0.0, 0.0]])
+    valid = torch.tensor([[True] * 6, [True, True, True, True, False, False]])
+    tokens = samsg.top_tokens(scores, valid, 0.5)
+    assert tokens.tolist() == [[False, True, True, False, True, False], [True, True, False, False, False, False]]
+    mel = torch.arange(2 * 2 * 12, dtype=torch.float32).view(2, 2, 12)
+    masked = samsg.masked_mel(mel, tokens)
+    fill = mel.mean(dim=(1, 2))
+    assert (masked[0, :, 2:6] == fill[0]).all() and (masked[0, :, 8:10] == fill[0]).all()
+    assert torch.equal(masked[0, :, :2], mel[0, :, :2]) and torch.equal(masked[1, :, 4:], mel[1, :, 4:])
+    random = samsg.variant_tokens("random", scores, valid, 0.5, seed=0)
+    assert random.sum(dim=1).tolist() == [3, 2] and not (random & ~valid).any()
+    assert samsg.variant_tokens("none", scores, valid, 0.5, seed=0) is None

@@ -43,6 +43,10 @@ class BaselineConfig:
                                            "encoder+sap, encoder+gap+sap, fusion+gap, fusion+sap, fusion+gap+sap)")
     direction: str = option("a2s", "fusion: a2s (acoustic frames query the encoder's) | s2a | both (gated sum)")
     combine: str = option("mean", "fusion with SAP: segments combined by mean | attention")
+    masking: str = option("", "fusion: phase 2 on the originals plus copies masked by none (the originals again) | "
+                              "random | samsg (frames under the top rolled-out tokens); empty: no phase 2")
+    phase1_from: str | None = option(None, "fusion with --masking: the fusion run (same settings) whose fold models "
+                                           "are phase 1, instead of training them again")
     depth: int = option(0, "finetune, fusion: blocks of the encoder kept; 0 = per fold, one block above the layer the "
                            "probe chose on that fold's training speakers (needs --probe-run)")
     tune: int = option(1, "finetune, fusion: top blocks (of those kept) that train")
@@ -68,8 +72,13 @@ class BaselineConfig:
             problems.append(f"--depth {self.depth} --tune {self.tune}: need 1 <= tune <= depth (or depth 0)")
         if self.head == "fusion":
             from ..fusion.head import fusion_config
+            from ..fusion.samsg import VARIANTS
 
             fusion_config(self.fusion, self.direction, self.combine)  # raises on unknown names
+            if self.masking not in ("", *VARIANTS):
+                problems.append(f"--masking {self.masking}: use one of {', '.join(VARIANTS)} (or none given)")
+            if self.phase1_from and not self.masking:
+                problems.append("--phase1-from is for phase 2: give --masking")
         if self.head in TUNED_HEADS and not self.depth and not self.probe_run:
             problems.append("--depth 0 takes each fold's depth from a probe run: give --probe-run")
         if self.max_folds is not None and self.max_folds < 1:
@@ -91,8 +100,12 @@ def head_settings(cfg: BaselineConfig) -> dict:
         from ..fusion.fit import FusionSettings
         from ..fusion.head import fusion_config
 
+        from ..fusion.samsg import MaskingSettings
+
         fixed = {**dataclasses.asdict(FusionSettings()),
                  "model": dataclasses.asdict(fusion_config(cfg.fusion, cfg.direction, cfg.combine))}
+        if cfg.masking:
+            fixed["masking"] = dataclasses.asdict(MaskingSettings())
     else:
         fixed = dataclasses.asdict(finetune.FinetuneSettings(depth=max(cfg.depth, cfg.tune), tune=cfg.tune))
     return {**fixed, "depth": cfg.depth or "per fold: the probe's layer + 1"}
@@ -176,6 +189,25 @@ def check_probe_run(cfg: BaselineConfig) -> None:
                          f"window ({', '.join(differing) or 'head'} differ)")
 
 
+# What a phase-1 source run must share with a masking run (all but the masking and paths).
+PHASE1_SHARED = ("encoder", "corpus", "protocol", "head", "fusion", "direction", "combine", "depth", "tune",
+                 "probe_run", "seconds", "seed")
+
+
+def check_phase1_run(cfg: BaselineConfig) -> None:
+    """`--phase1-from` must be a fusion run of the same settings (its phase 1 is this run's)."""
+    if not cfg.phase1_from:
+        return
+    path = pathlib.Path(cfg.phase1_from) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: --phase1-from is not a run directory")
+    stored = json.loads(path.read_text())["run"]
+    differing = [k for k in PHASE1_SHARED if stored.get(k) != getattr(cfg, k)]
+    if differing:
+        raise ValueError(f"--phase1-from {cfg.phase1_from}: its phase 1 was trained differently "
+                         f"({', '.join(differing)})")
+
+
 def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndarray,
              fold: protocols.Fold, n_classes: int, out: pathlib.Path | None = None) -> dict:
     """The head of `cfg.head` fitted on the fold's training clips; probabilities of its test clips."""
@@ -195,9 +227,10 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
         from ..fusion import head
 
         config = head.fusion_config(cfg.fusion, cfg.direction, cfg.combine)
-        checkpoint = out / "checkpoints" / f"{fold.name}.pt" if out is not None else None
         return head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed,
-                             checkpoint=checkpoint)
+                             checkpoints=out / "checkpoints" if out is not None else None, fold=fold.name,
+                             masking=cfg.masking,
+                             phase1_from=pathlib.Path(cfg.phase1_from) / "checkpoints" if cfg.phase1_from else None)
     settings = finetune.FinetuneSettings(depth=depth, tune=cfg.tune)
     frames = inputs.upto(settings.depth - settings.tune)
     top = finetune.fit_top(inputs.encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
@@ -227,6 +260,7 @@ def run_fold(cfg: BaselineConfig, out: pathlib.Path, fold: protocols.Fold, input
 def run(cfg: BaselineConfig, out: pathlib.Path, progress=print) -> dict:
     """The whole protocol; returns (and writes) the summary."""
     check_probe_run(cfg)
+    check_phase1_run(cfg)
     corpus = load_corpus(cfg.corpus, cfg.data and pathlib.Path(cfg.data))
     targets, speakers = corpus.targets(), corpus.speakers()
     folds = protocols.make_folds(cfg.protocol, targets, speakers, cfg.seed)[: cfg.max_folds]

@@ -32,7 +32,8 @@ def model_name(run: dict) -> str:
     if run["head"] != "fusion":
         return f"{encoder_label(run['encoder'])}+{run['head']}"
     options = [o for o in (run.get("direction", "a2s"), run.get("combine", "mean")) if o not in ("a2s", "mean")]
-    return f"{encoder_label(run['encoder'])} {run['fusion']}" + (f" ({', '.join(options)})" if options else "")
+    masks = f" + phase 2 {run['masking']}" if run.get("masking") else ""
+    return f"{encoder_label(run['encoder'])} {run['fusion']}" + (f" ({', '.join(options)})" if options else "") + masks
 
 
 def per_corpus(folds: list[dict], targets: np.ndarray, speakers: np.ndarray, n_classes: int) -> dict:

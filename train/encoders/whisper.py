@@ -69,12 +69,16 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(d_model, d_model, bias=False)
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
+        self.recorded: list[torch.Tensor] | None = None  # a list: each forward appends its weights (rollout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, frames, width = x.shape
         q, k, v = (self._split_heads(proj(x)) for proj in (self.query, self.key, self.value))
         scores = q @ k.transpose(-2, -1) * (width // self.n_heads) ** -0.5  # [B, H, T, T]
-        mixed = scores.softmax(dim=-1) @ v  # [B, H, T, D/H]
+        weights = scores.softmax(dim=-1)
+        if self.recorded is not None:
+            self.recorded.append(weights.detach())
+        mixed = weights @ v  # [B, H, T, D/H]
         return self.out(mixed.transpose(1, 2).reshape(batch, frames, width))
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:

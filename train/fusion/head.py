@@ -11,6 +11,7 @@ import torch
 from .fit import FusionSettings, fit, predict
 from .inputs import EncodedWindows
 from .model import MODELS, FusionConfig, FusionModel
+from .samsg import MaskingSettings, continue_with_masks
 
 CHECKPOINT_FORMAT = "edge-ser-fusion/1"
 
@@ -23,20 +24,42 @@ def fusion_config(name: str, direction: str, combine: str) -> FusionConfig:
 
 
 def fit_fold(windows: EncodedWindows, config: FusionConfig, depth: int, tune: int, targets: np.ndarray,
-             train: np.ndarray, test: np.ndarray, n_classes: int, seed: int,
-             settings: FusionSettings = FusionSettings(), checkpoint: pathlib.Path | None = None) -> dict:
-    """The fold's model fitted on clips `train` (saved to `checkpoint` if given); its
-    probabilities on clips `test` and its sizes."""
-    torch.manual_seed(seed)
-    model = FusionModel(config, windows.encoder, depth - tune, tune, n_classes)
+             train: np.ndarray, test: np.ndarray, n_classes: int, seed: int, *,
+             settings: FusionSettings = FusionSettings(), checkpoints: pathlib.Path | None = None,
+             fold: str = "fold", masking: str = "", phase1_from: pathlib.Path | None = None,
+             masking_settings: MaskingSettings = MaskingSettings()) -> dict:
+    """The fold's model fitted on clips `train` (phase 1; then with `masking`, phase 2 on masked
+    copies, samsg.py), saved as `checkpoints/<fold>.pt` (and its phase 1 as `<fold>.phase1.pt`);
+    its probabilities on clips `test` and its sizes. `phase1_from`: another run's checkpoints
+    folder whose phase 1 of this fold is taken instead of training one."""
     inputs = (windows.mel, windows.upto(depth - tune), windows.valid, windows.segments)
-    history = fit(model, tuple(x[train] for x in inputs), targets[train], settings, seed)
-    if checkpoint is not None:
-        save_fold_model(model, checkpoint, depth, tune, n_classes)
+    train_inputs = tuple(x[train] for x in inputs)
+    result = {}
+    if phase1_from is not None:
+        model, _ = load_fold_model(phase1_path(phase1_from, fold), windows.encoder)
+        result["phase1_from"] = phase1_path(phase1_from, fold).parent.parent.name
+    else:
+        torch.manual_seed(seed)
+        model = FusionModel(config, windows.encoder, depth - tune, tune, n_classes)
+        result["loss"] = fit(model, train_inputs, targets[train], settings, seed)
+    if masking:
+        if checkpoints is not None and phase1_from is None:
+            save_fold_model(model, checkpoints / f"{fold}.phase1.pt", depth, tune, n_classes)
+        result["masking"] = continue_with_masks(model, windows.encoder, train_inputs, depth - tune, targets[train],
+                                                masking, masking_settings, settings, seed)
+    if checkpoints is not None:
+        save_fold_model(model, checkpoints / f"{fold}.pt", depth, tune, n_classes)
     new = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("blocks."))
     return {"probabilities": predict(model, tuple(x[test] for x in inputs)), "choice": {"depth": depth},
             "n_states_used": depth + 1, "head_parameters": new, "part_parameters": model.part_parameters(),
-            "loss": history}
+            **result}
+
+
+def phase1_path(checkpoints: pathlib.Path, fold: str) -> pathlib.Path:
+    """A run's phase-1 model of `fold`: the one a masking run kept, else (a run without masking)
+    its only model."""
+    kept = checkpoints / f"{fold}.phase1.pt"
+    return kept if kept.is_file() else checkpoints / f"{fold}.pt"
 
 
 def save_fold_model(model: FusionModel, path: pathlib.Path, depth: int, tune: int, n_classes: int) -> None:
@@ -52,6 +75,8 @@ def save_fold_model(model: FusionModel, path: pathlib.Path, depth: int, tune: in
 def load_fold_model(path: pathlib.Path, encoder) -> tuple[FusionModel, dict]:
     """(model in eval mode, its depth/tune/classes) from `save_fold_model`'s file; `encoder` is the
     pretrained encoder the run used (its sizes shape the model)."""
+    if not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such fusion checkpoint")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises a different error type for each way a file can be broken
