@@ -27,6 +27,16 @@ def test_spk5_deals_each_corpus_over_all_folds():
     assert protocols.is_speaker_independent("spk5")
 
 
+def test_cross_trains_on_one_corpus_and_tests_on_the_other():
+    speakers = np.array(["emodb:03", "emodb:08", "ravdess:01", "ravdess:02", "ravdess:03"])
+    folds = protocols.make_folds("cross", np.zeros(5, dtype=np.int64), speakers)
+    assert [(f.name, f.train.tolist(), f.test.tolist()) for f in folds] == [
+        ("ravdess->emodb", [2, 3, 4], [0, 1]), ("emodb->ravdess", [0, 1], [2, 3, 4])]
+    assert protocols.is_speaker_independent("cross")
+    with pytest.raises(ValueError, match="combined corpus"):
+        protocols.make_folds("cross", np.zeros(2, dtype=np.int64), np.array(["03", "08"]))
+
+
 def test_all_protocol_trains_on_every_clip():
     labels = np.array([0, 1, 2, 0])
     (fold,) = protocols.make_folds("all", labels, np.array(["a", "a", "b", "b"]))

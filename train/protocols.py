@@ -1,5 +1,6 @@
 """Evaluation splits. Speaker-independent (the headline): leave-one-speaker-out, groups of
-speakers (RAVDESS: actors 1-4, 5-8, ...) and 5 speaker-disjoint folds for combined corpora.
+speakers (RAVDESS: actors 1-4, 5-8, ...), 5 speaker-disjoint folds for combined corpora, and
+cross-corpus folds for combined corpora (train on all corpora but one, test on that one).
 Speaker-dependent: stratified k-fold over clips. `all` is no evaluation split: one "fold" that
 trains on every clip (a model to ship), its scores are on the training clips themselves."""
 from __future__ import annotations
@@ -8,8 +9,8 @@ import dataclasses
 
 import numpy as np
 
-PROTOCOLS = ("loso", "groups4", "spk5", "sd10", "all")
-SPEAKER_INDEPENDENT = ("loso", "groups4", "spk5")
+PROTOCOLS = ("loso", "groups4", "spk5", "cross", "sd10", "all")
+SPEAKER_INDEPENDENT = ("loso", "groups4", "spk5", "cross")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,17 @@ def dealt_speaker_folds(speakers: np.ndarray, k: int = 5) -> list[Fold]:
     return folds
 
 
+def corpus_folds(speakers: np.ndarray) -> list[Fold]:
+    """One fold per corpus of a combined corpus ("emodb:03" speakers): test on that corpus, train on
+    the others, named "ravdess->emodb" (training corpora, then the tested one)."""
+    corpora = np.array([s.rpartition(":")[0] for s in speakers])
+    names = sorted(set(corpora.tolist()))
+    if len(names) < 2 or "" in names:
+        raise ValueError("the cross protocol needs a combined corpus, e.g. emodb+ravdess")
+    return [Fold("+".join(n for n in names if n != tested) + "->" + tested, np.flatnonzero(corpora != tested),
+                 np.flatnonzero(corpora == tested)) for tested in names]
+
+
 def stratified_folds(labels: np.ndarray, k: int = 10, seed: int = 0) -> list[Fold]:
     """Speaker-DEPENDENT k-fold: each class's clips are shuffled and dealt round-robin to folds."""
     rng = np.random.default_rng(seed)
@@ -66,7 +78,7 @@ def stratified_folds(labels: np.ndarray, k: int = 10, seed: int = 0) -> list[Fol
 
 
 def make_folds(protocol: str, labels: np.ndarray, speakers: np.ndarray, seed: int = 0) -> list[Fold]:
-    """`loso` | `groups4` | `spk5` | `sd10` | `all`; speaker-independent folds are checked to share
+    """`loso` | `groups4` | `spk5` | `cross` | `sd10` | `all`; speaker-independent folds are checked to share
     no speaker."""
     if protocol == "loso":
         folds = speaker_folds(speakers, 1)
@@ -74,6 +86,8 @@ def make_folds(protocol: str, labels: np.ndarray, speakers: np.ndarray, seed: in
         folds = speaker_folds(speakers, 4)
     elif protocol == "spk5":
         folds = dealt_speaker_folds(speakers, 5)
+    elif protocol == "cross":
+        folds = corpus_folds(speakers)
     elif protocol == "sd10":
         return stratified_folds(labels, 10, seed)
     elif protocol == "all":

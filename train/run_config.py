@@ -12,9 +12,9 @@ from edge_ser.config import FeatureConfig
 
 from .augment import Augmentation, band_centres_hz
 from .options import comma_list, fields_matching, option, patch_size, rt60_range, snr_range
+from .protocols import PROTOCOLS
 
 VARIANTS = ("none", "random", "samsg", "samsg_speech")
-PROTOCOLS = ("loso", "groups4", "spk5", "sd10", "all")
 P1, RESUME = "phase1", "resume"  # which runs must agree on a field (train.options.MATCH)
 
 
@@ -34,8 +34,8 @@ class RunConfig:
     corpus: str = option("emodb", "emodb | ravdess | path/to/manifest.csv | several joined by + (common labels)",
                          match=P1)
     data: str | None = option(None, "data root (default: EDGE_SER_DATA or ../shared/data)")
-    protocol: str = option("loso", "spk5: 5 speaker-disjoint folds (combined corpora); all: train on every clip, "
-                           "no test", choices=PROTOCOLS, match=P1)
+    protocol: str = option("loso", "spk5: 5 speaker-disjoint folds (combined corpora); cross: train on one corpus of a "
+                           "combined corpus, test on the other; all: train on every clip, no test", choices=PROTOCOLS, match=P1)
     model: str = option("cnn", "the network", choices=("cnn", "deit"), match=P1)
     seconds: float = option(2.0, "clip length fed to the model (centre crop / zero pad), seconds", match=P1)
     n_mels: int = option(64, "mel bands of the log-mel features", match=P1)
