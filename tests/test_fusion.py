@@ -106,7 +106,20 @@ def test_named_models_run_and_count_their_parts(name):
     assert logits.shape == (3, 4) and torch.isfinite(logits).all()
     parts = net.part_parameters()
     assert sum(parts.values()) == sum(p.numel() for p in net.parameters())
-    assert (parts["acoustic"] > 0) == name.startswith("fusion")
+    assert (parts["acoustic"] > 0) == (not name.startswith("encoder"))
+
+
+def test_closed_gates_start_the_gated_model_as_the_encoder_alone():
+    torch.manual_seed(0)
+    enc = encoder()
+    gated = model.FusionModel(model.MODELS["gated+gap+sap"], enc, 1, 1, n_classes=3).eval()
+    alone = model.FusionModel(model.MODELS["encoder+gap+sap"], enc, 1, 1, n_classes=3).eval()
+    alone.load_state_dict({k: v for k, v in gated.state_dict().items() if k in alone.state_dict()})
+    x = window()
+    with torch.no_grad():
+        assert torch.allclose(gated(*x), alone(*x), atol=1e-6)
+        gated.fusion.s2a.gates.fill_(0.5)
+        assert not torch.allclose(gated(*x), alone(*x), atol=1e-3)
 
 
 def test_a_fold_checkpoint_reloads_and_scores_the_same(tmp_path):

@@ -41,7 +41,8 @@ class BaselineConfig:
                                 "fusion (finetune's cut, fused with an acoustic branch by cross-attention)")
     fusion: str = option("fusion+gap+sap", "fusion: a named model of train.fusion.model.MODELS (encoder+gap, "
                                            "encoder+sap, encoder+gap+sap, fusion+gap, fusion+sap, fusion+gap+sap)")
-    direction: str = option("a2s", "fusion: a2s (acoustic frames query the encoder's) | s2a | both (gated sum)")
+    direction: str = option("", "fusion: a2s (acoustic frames query the encoder's) | s2a | both (gated sum); "
+                                "empty: the named model's own")
     combine: str = option("mean", "fusion with SAP: segments combined by mean | attention")
     masking: str = option("", "fusion: phase 2 on the originals plus copies masked by none (the originals again) | "
                               "random | samsg (frames under the top rolled-out tokens); empty: no phase 2")

@@ -16,11 +16,12 @@ from .samsg import MaskingSettings, continue_with_masks
 CHECKPOINT_FORMAT = "edge-ser-fusion/1"
 
 
-def fusion_config(name: str, direction: str, combine: str) -> FusionConfig:
-    """A named model of MODELS with the run's cross-attention direction and segment combining."""
+def fusion_config(name: str, direction: str | None, combine: str) -> FusionConfig:
+    """A named model of MODELS with the run's segment combining, and cross-attention direction
+    when given (None: the named model's own)."""
     if name not in MODELS:
         raise ValueError(f"--fusion {name}: use one of {', '.join(MODELS)}")
-    return dataclasses.replace(MODELS[name], direction=direction, combine=combine)
+    return dataclasses.replace(MODELS[name], direction=direction or MODELS[name].direction, combine=combine)
 
 
 def fit_fold(windows: EncodedWindows, config: FusionConfig, depth: int, tune: int, targets: np.ndarray,

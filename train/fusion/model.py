@@ -25,6 +25,7 @@ class FusionConfig:
 
     acoustic: bool = True  # False: the encoder's frames alone (the SAP-on-encoder ablation)
     direction: str = "a2s"  # CrossFusion: acoustic queries the encoder (the paper's direction)
+    gated: bool = False  # Flamingo-style tanh gates starting at 0 on the cross-attention's branches
     pooling: str = "gap+sap"
     combine: str = "mean"  # how SAP combines the segments
     acoustic_width: int = 128
@@ -45,6 +46,10 @@ MODELS = {
     "fusion+gap": FusionConfig(pooling="gap"),
     "fusion+sap": FusionConfig(pooling="sap"),
     "fusion+gap+sap": FusionConfig(pooling="gap+sap"),
+    # The encoder's frames query the acoustic ones through gates that start closed: the model
+    # starts as encoder+pooling and lets the acoustic branch in as far as training finds it useful.
+    "gated+gap": FusionConfig(direction="s2a", gated=True, pooling="gap"),
+    "gated+gap+sap": FusionConfig(direction="s2a", gated=True, pooling="gap+sap"),
 }
 
 
@@ -61,7 +66,7 @@ class FusionModel(nn.Module):
         self.norm = copy.deepcopy(encoder.ln_post) if full else nn.LayerNorm(dim)
         self.acoustic = (AcousticBranch(encoder.config.n_mels, dim, config.acoustic_width, config.acoustic_layers)
                          if config.acoustic else None)
-        self.fusion = CrossFusion(dim, heads, config.direction, config.dropout) if config.acoustic else None
+        self.fusion = CrossFusion(dim, heads, config.direction, config.dropout, config.gated) if config.acoustic else None
         self.pool = SegmentPooling(dim, config.pooling, config.combine)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(self.pool.out_dim, n_classes)
