@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import pathlib
 
 import numpy as np
@@ -16,8 +15,10 @@ MAKE_CLIP = REPO / "examples" / "make_clip.py"
 
 
 def data_root() -> pathlib.Path:
-    """EDGE_SER_DATA, default <repo>/../shared/data."""
-    return pathlib.Path(os.environ.get("EDGE_SER_DATA", REPO.parent / "shared" / "data"))
+    """The corpora's folder, as every command finds it (train.data.default_data_root)."""
+    from train.data import default_data_root
+
+    return default_data_root()
 
 
 def emodb_windows(recognizer, n_clips: int) -> np.ndarray | None:

@@ -10,8 +10,9 @@ DATA_SKIP_REASON = "speech data not found: set EDGE_SER_DATA"
 
 
 def data_root() -> pathlib.Path:
-    # A relative EDGE_SER_DATA (CI passes ../shared/data) is taken from the repository root.
-    return REPO / os.environ.get("EDGE_SER_DATA", "../shared/data")
+    from train.data import default_data_root  # numpy only: fine where torch is not installed
+
+    return default_data_root()
 
 
 @pytest.fixture(scope="session")

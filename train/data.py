@@ -59,9 +59,10 @@ class Corpus:
 
 
 def default_data_root() -> pathlib.Path:
-    """`EDGE_SER_DATA`, else `<repo>/../shared/data`."""
+    """`EDGE_SER_DATA`, else `<repo>/../shared/data`: the one default of every command, test and
+    benchmark. A relative EDGE_SER_DATA (CI passes ../shared/data) is taken from the repository root."""
     repo = pathlib.Path(__file__).resolve().parents[1]
-    return pathlib.Path(os.environ.get("EDGE_SER_DATA", repo.parent / "shared" / "data"))
+    return repo / os.environ.get("EDGE_SER_DATA", "../shared/data")
 
 
 def read_audio(path: pathlib.Path) -> np.ndarray:

@@ -1,9 +1,12 @@
 """The peer baseline rebuilt: openSMILE ComParE_2016 functionals + linear SVM, speaker-independent.
 
     OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm [--corpus emodb ravdess]
+    OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm --corpus emodb+ravdess
 
 Protocols are the training code's (`train.protocols`): EmoDB leave-one-speaker-out, RAVDESS 6
-folds of 4 actors. In every outer fold the SVM's C is chosen by an inner cross-validation over
+folds of 4 actors, and for the combined corpus `emodb+ravdess` (`train.data.load_corpus`: the six
+shared classes) cross-corpus: one fold per direction, `ravdess->emodb` (train on RAVDESS, test on
+EmoDB) and `emodb->ravdess`. In every outer fold the SVM's C is chosen by an inner cross-validation over
 the *training* speakers only (GroupKFold, INNER_FOLDS groups, UA as the score); the test fold is
 never used for a choice. Features are standardised with the outer training fold's statistics
 (also inside the inner folds: training speakers' features only, no labels). Two variants:
@@ -12,8 +15,12 @@ never used for a choice. Features are standardised with the outer training fold'
               of that speaker's clips (for the test speakers: their unlabelled clips, i.e.
               transductive, as the peer's per-speaker figure), then as plain.
 Writes benchmarks/results/opensmile_<corpus>.json (the training results' schema: rows with a
-`summary` of pooled/fold UA, WA, macro-F1 and the pooled confusion) and a .md beside it.
-Features are cached outside the repository (they are derived from the licensed corpora).
+`summary` of pooled/fold UA, WA, macro-F1 and the pooled confusion) and a .md beside it; a
+combined corpus's file also names its protocol (`opensmile_emodb_ravdess_cross`), and its .md has
+each fold's (direction's) UA and WA. Under `cross` the inner choice of C is within the training
+corpus (its speakers), and `spknorm` z-scores each speaker of either corpus with their own clips.
+Features are cached outside the repository (they are derived from the licensed corpora), per
+single corpus: a combined corpus's rows are those of its corpora's clips.
 
 `--fuse RUN` (a finished train run or ensemble directory of the same corpus and protocol, not
 speaker-normalised) adds
@@ -42,13 +49,36 @@ from train import data, metrics, protocols
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results"
 CACHE = pathlib.Path(tempfile.gettempdir()) / "edge-ser-opensmile"
-PROTOCOL = {"emodb": "loso", "ravdess": "groups4"}
+PROTOCOL = {"emodb": "loso", "ravdess": "groups4", "emodb+ravdess": "cross"}
+DEFAULT_CORPORA = ["emodb", "ravdess"]  # what a bare command evaluates
 C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # linear SVM on ~6k standardised features: small C
 INNER_FOLDS = 5
 VARIANTS = {"plain": "features standardised on the training fold (inductive)",
             "spknorm": "per-speaker z-scoring with each speaker's own clips (test speakers' unlabelled "
                        "clips included: transductive), then standardised on the training fold"}
 PEER = {"emodb": {"plain": 0.758, "spknorm": 0.811}, "ravdess": {"plain": 0.576, "spknorm": 0.670}}
+DATA = {"emodb": "(the processed EmoDB copy: every utterance cut to 2.0 s or zero-padded; not one-to-one comparable "
+                 "with full-utterance figures).",
+        "ravdess": "(RAVDESS speech, 8 classes, full clips).",
+        "emodb+ravdess": "(EmoDB, processed copy, 2.0 s per utterance, and RAVDESS speech, full clips, relabelled to "
+                         "the six classes both have: RAVDESS calm as neutral, EmoDB boredom and RAVDESS surprise left "
+                         "out; speakers of each corpus kept apart)."}
+
+
+def corpus_features(extractor, corpus: data.Corpus, root: pathlib.Path) -> tuple[np.ndarray, float, list]:
+    """`extractor`'s features of every clip of `corpus` -> (features, seconds spent, the clips
+    extracted). A combined corpus ("emodb+ravdess") takes its rows from each whole corpus's
+    features (their caches are the single-corpus runs'), matched by clip path."""
+    if "+" not in corpus.name:
+        feats, seconds = extractor(corpus)
+        return feats, seconds, corpus.clips
+    rows, seconds, extracted = {}, 0.0, []
+    for part in corpus.name.split("+"):
+        whole = data.load_corpus(part, root)
+        feats, spent = extractor(whole)
+        rows.update(zip((c.path for c in whole.clips), feats))
+        seconds, extracted = seconds + spent, extracted + whole.clips
+    return np.stack([rows[c.path] for c in corpus.clips]), seconds, extracted
 
 
 def extract(corpus: data.Corpus) -> tuple[np.ndarray, float]:
@@ -288,11 +318,11 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
              groups: list[str] = ()) -> dict:
     corpus = data.load_corpus(name, root)
     extractor, described = FEATURES[features]
-    feats, extract_seconds = extractor(corpus)
+    feats, extract_seconds, extracted = corpus_features(extractor, corpus, root)
     if groups:
         feats = feats[:, compare_columns(groups)]
         described += f", only the {'+'.join(groups)} descriptors"
-    audio_seconds = sum(len(data.read_audio(c.path)) for c in corpus.clips) / 16000 if extract_seconds else None
+    audio_seconds = sum(len(data.read_audio(c.path)) for c in extracted) / 16000 if extract_seconds else None
     rows = []
     for variant, meaning in VARIANTS.items():
         result = run_protocol(feats, corpus, variant)
@@ -302,7 +332,7 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
         model = ("opensmile_compare2016" + "".join(f"[{g}]" for g in groups) if features == "compare"
                  else f"{features}_functionals") + "_linear_svm"
         rows.append({"model": model, "result_set": variant, "meaning": meaning,
-                     "n_parameters": None, "peer_ua": PEER[name][variant], **result,
+                     "n_parameters": None, "peer_ua": PEER.get(name, {}).get(variant), **result,
                      "config": {"run": {"corpus": name, "protocol": PROTOCOL[name], "features": f"{described}: {feats.shape[1]}",
                                         "classifier": "standardised on the training fold, SVC(linear kernel, precomputed; class_weight=balanced)",
                                         "c_grid": list(C_GRID), "inner_folds": INNER_FOLDS},
@@ -310,7 +340,7 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
                      "train_seconds_per_protocol": result["summary"]["train_seconds"]})
     for run_dir in fuse_with:
         fused = fuse(plain, run_dir, corpus)
-        rows.append({**rows[0], **fused, "result_set": f"plain + {run_dir.name}", "peer_ua": PEER[name]["plain"],
+        rows.append({**rows[0], **fused, "result_set": f"plain + {run_dir.name}", "peer_ua": PEER.get(name, {}).get("plain"),
                      "meaning": f"late fusion: mean of the plain SVM's and {run_dir}'s class probabilities "
                                 "(equal weights, fixed in advance)"})
     if fuse_with and features == "compare" and not groups:
@@ -318,7 +348,8 @@ def evaluate(name: str, root: pathlib.Path, fuse_with: list[pathlib.Path] = (), 
     fuse_options = "".join(f" --fuse {r}" for r in fuse_with) + ("" if features == "compare" else f" --features {features}")
     fuse_options += f" --compare-groups {','.join(groups)}" if groups else ""
     prefix = "opensmile" if features == "compare" else f"{features}_functionals"
-    return {"name": f"{prefix}_{name}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
+    stem = name if "+" not in name else f"{name.replace('+', '_')}_{PROTOCOL[name]}"
+    return {"name": f"{prefix}_{stem}" + "".join(f"_{g}" for g in groups) + ("_fusion" if fuse_with else ""),
             "command": "OMP_NUM_THREADS=1 taskset -c 0 python -m benchmarks.baselines.opensmile_svm "
             f"--corpus {name}{fuse_options}", "features": described,
             # Partial feature sets answer "where does the information sit", they are not results to
@@ -337,11 +368,12 @@ def markdown(payload: dict) -> str:
              f"{run['corpus']}, {run['protocol']}", "",
              f"Date {env['date']}; opensmile {env['opensmile']}, scikit-learn {env['sklearn']}, Python {env['python']}, "
              f"one core of a shared 2-core machine. Data: {payload['n_clips']} clips from ../shared/data "
-             + ("(the processed EmoDB copy: every utterance cut to 2.0 s or zero-padded; not one-to-one comparable with "
-                "full-utterance figures)." if run["corpus"] == "emodb" else "(RAVDESS speech, 8 classes, full clips)."), "",
+             + DATA.get(run["corpus"], f"({run['corpus']})."), "",
              f"Command: `{payload['command']}`. Cost: {cost}.", "",
              f"Protocol: {run['protocol']} (train.protocols); C from {run['c_grid']} chosen per outer fold by "
-             f"{run['inner_folds']}-fold GroupKFold over the training speakers only, best pooled UA.", "",
+             f"{run['inner_folds']}-fold GroupKFold over the training speakers only, best pooled UA."
+             + (" Cross-corpus: the training speakers are all of the training corpus's; the tested corpus takes no "
+                "part in any choice." if run["protocol"] == "cross" else ""), "",
              "| variant | UA % (pooled) | WA % | macro-F1 % | fold UA % mean ± std | peer's UA % | SVM time |",
              "|---|---|---|---|---|---|---|"]
     fused = [row for row in payload["results"] if "fused_with" in row]
@@ -349,7 +381,13 @@ def markdown(payload: dict) -> str:
         s = row["summary"]
         lines.append(f"| {row['result_set']} | {100 * s['pooled']['ua']:.1f} | {100 * s['pooled']['wa']:.1f} | "
                      f"{100 * s['pooled']['macro_f1']:.1f} | {100 * s['fold_mean']['ua']:.1f} ± {100 * s['fold_std']['ua']:.1f} | "
-                     f"{100 * row['peer_ua']:.1f} | {s['train_seconds']:.0f} s |")
+                     f"{'–' if row['peer_ua'] is None else format(100 * row['peer_ua'], '.1f')} | {s['train_seconds']:.0f} s |")
+    if run["protocol"] == "cross":  # two folds, each a question of its own: show them
+        lines += ["", "Per direction (fold: training corpus -> tested corpus):", "",
+                  "| variant | direction | UA % | WA % | macro-F1 % | C |", "|---|---|---|---|---|---|"]
+        lines += [f"| {row['result_set']} | {f['fold']} | {100 * f['scores']['ua']:.1f} | {100 * f['scores']['wa']:.1f} | "
+                  f"{100 * f['scores']['macro_f1']:.1f} | {f['C']:g} |" for row in payload["results"] if "fused_with" not in row
+                  for f in row["folds"]]
     lines += ["", "Variants:"] + [f"- `{k}`: {v}" for k, v in VARIANTS.items()]
     lines += [f"- `{row['result_set']}`: {row['meaning']}; that run alone: UA "
               + (f"{100 * row['fused_with_ua']:.1f} %" if row["fused_with_ua"] is not None else "unknown")
@@ -362,7 +400,8 @@ def markdown(payload: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", nargs="+", choices=sorted(PROTOCOL), default=sorted(PROTOCOL))
+    ap.add_argument("--corpus", nargs="+", choices=sorted(PROTOCOL), default=DEFAULT_CORPORA,
+                    help="emodb+ravdess: the cross-corpus protocol, one fold per direction")
     ap.add_argument("--data", type=pathlib.Path, default=None, help="data root (default: EDGE_SER_DATA)")
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
     ap.add_argument("--features", choices=sorted(FEATURES), default="compare",
@@ -386,8 +425,11 @@ def main(argv=None) -> int:
         (args.out / f"{payload['name']}.json").write_text(json.dumps(payload, indent=1))
         (args.out / f"{payload['name']}.md").write_text(markdown(payload))
         for row in payload["results"]:
-            print(f"{name} {row['result_set']}: UA {100 * row['summary']['pooled']['ua']:.1f} % "
-                  f"(peer {100 * row['peer_ua']:.1f} %)", flush=True)
+            folds = ", ".join(f"{f['fold']} UA {100 * f['scores']['ua']:.1f} % WA {100 * f['scores']['wa']:.1f} %"
+                              for f in row["folds"]) if PROTOCOL[name] == "cross" else ""
+            peer = "" if row["peer_ua"] is None else f" (peer {100 * row['peer_ua']:.1f} %)"
+            print(f"{name} {row['result_set']}: UA {100 * row['summary']['pooled']['ua']:.1f} %{peer}"
+                  + (f"; {folds}" if folds else ""), flush=True)
     return 0
 
 
