@@ -3,7 +3,7 @@ parameters and FP32 latency for a 3-s clip at one thread; a cross-corpus table; 
 claim of the fusion paper, measured. Scores are read from the committed result files (each run's
 own file: nothing is re-scored here); latency is measured here, on random weights of each shape.
 
-    python -m train.fusion.compare --name fusion_comparison
+    python -m train.compare --name fusion_comparison
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from ..records import write_json, write_text
+from .records import write_json, write_text
 
-RESULTS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 PROTOCOLS = {"emodb_loso": "EmoDB LOSO", "ravdess_groups4": "RAVDESS 6 x 4", "spk5": "EmoDB+RAVDESS spk5"}
 CLIP_SECONDS = 3.0
 LATENCY_REPEATS = 30
@@ -85,7 +85,7 @@ def find(cell: Cell | None) -> dict | None:
 
 
 def whisper_tiny(n_layers: int):
-    from ..encoders.whisper import WhisperEncoder, WhisperEncoderConfig
+    from .encoders.whisper import WhisperEncoder, WhisperEncoderConfig
 
     return WhisperEncoder(WhisperEncoderConfig(n_layers=n_layers)).eval()
 
@@ -94,8 +94,8 @@ def latency_model(shape: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]
     """A network of each row's shape (random weights) and its inputs for one 3-s clip."""
     from edge_ser.config import WHISPER_FEATURES, FeatureConfig
 
-    from .. import models
-    from ..arch import build, cnn_arch
+    from . import models
+    from .arch import build, cnn_arch
 
     log_mel = FeatureConfig()
     frames = log_mel.n_frames(log_mel.n_samples(CLIP_SECONDS))
@@ -110,7 +110,7 @@ def latency_model(shape: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]
         depth = {"whisper-probe": 2, "whisper-finetune": 3, "whisper-superb": 4}[shape]
         return whisper_tiny(depth), (mel,)
     if shape == "whisper-base-finetune":
-        from ..encoders.whisper import WhisperEncoder, WhisperEncoderConfig
+        from .encoders.whisper import WhisperEncoder, WhisperEncoderConfig
 
         return WhisperEncoder(WhisperEncoderConfig(d_model=512, n_heads=8, n_layers=4)).eval(), (mel,)
     if shape == "fusion":
@@ -121,7 +121,7 @@ def latency_model(shape: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]
 def deployed_fusion(mel: torch.Tensor):
     """The fusion model as a device runs it: Whisper tiny.en's stem and 2 frozen blocks, one tuned
     block, the acoustic branch, cross-attention, GAP + SAP and the head."""
-    from .model import MODELS, FusionModel
+    from .fusion.model import MODELS, FusionModel
 
     encoder = whisper_tiny(4)
     fusion = FusionModel(MODELS["fusion+gap+sap"], encoder, 2, 1, 7).eval()
@@ -251,7 +251,7 @@ def markdown(name: str, rows: list[dict], bigger: dict, cross: list[dict], claim
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.fusion.compare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", default="fusion_comparison")
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
