@@ -312,6 +312,8 @@ KINDS = {
     "hybrid": "a trained model fused with openSMILE + SVM (needs openSMILE: not deployable)",
     "encoder": "a frozen pretrained speech encoder (Whisper) + a head, on the runtime's Whisper features "
                "(python -m train.encoders; a fine-tuned one counts as `model`)",
+    "fusion+SAP": "the cross-attention fusion of an acoustic branch with a pretrained encoder, pooled with "
+                  "segmental average pooling (train/fusion; python -m train.encoders run --head fusion)",
 }
 # From the training issue (#3): peers measured on this machine with ComParE_2016 + linear SVM.
 ACCURACY_TARGETS = (
@@ -330,14 +332,21 @@ ACCURACY_TARGETS = (
     AccuracyTarget("emodb", "loso", "encoder", 0.88, None, False, "aim"),
     AccuracyTarget("ravdess", "groups4", "encoder", None, 0.72, False, "aim"),
     AccuracyTarget("emodb+ravdess", "spk5", "encoder", 0.80, None, False, "aim"),
+    # From the fusion issue (#20): fusion + SAP.
+    AccuracyTarget("emodb", "loso", "fusion+SAP", 0.90, None, False, "aim"),
+    AccuracyTarget("ravdess", "groups4", "fusion+SAP", None, 0.75, False, "aim"),
+    AccuracyTarget("emodb+ravdess", "spk5", "fusion+SAP", 0.82, None, False, "aim"),
 )
 FROZEN_ENCODER = "frozen"  # train/encoders/report.py's result set of frozen encoder + head rows
+FUSION = "fusion"  # ... and of fusion-head rows
 
 
 def row_kind(r: AccuracyRow) -> str | None:
     """Which KINDS entry a result set is (None: a baseline, or an export step's row)."""
     if r.result_set == FROZEN_ENCODER:
         return "encoder" if r.complete else None
+    if r.result_set == FUSION and "sap" in r.model and " encoder+" not in r.model:
+        return "fusion+SAP" if r.complete else None
     if r.model.endswith("_linear_svm"):  # a baseline: only its full-ComParE fusion rows count
         return "hybrid" if r.model == "opensmile_compare2016_linear_svm" and r.result_set.startswith("plain + ") else None
     if not r.model.startswith(("cnn", "deit", "whisper")) or not r.complete or degraded(r.result_set) \
