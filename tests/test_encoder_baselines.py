@@ -81,7 +81,7 @@ def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, hea
 
     md = report.write_results("toy", [out], tmp_path)
     row = json.loads((tmp_path / "toy.json").read_text())["results"][0]
-    name = "tiny.pt fusion+gap+sap" if head == "fusion" else f"tiny.pt+{head}"
+    name = "tiny.pt gated+gap+sap" if head == "fusion" else f"tiny.pt+{head}"
     assert row["model"] == name and row["result_set"] == report.RESULT_SETS[head]
     assert row["n_parameters"] > 0 and (tmp_path / row["confusion_png"]).is_file()
     assert (tmp_path / "toy_layers.png").is_file() == (head == "probe")

@@ -39,8 +39,9 @@ class BaselineConfig:
     head: str = option("probe", "probe (one layer, linear) | superb (weighted sum of layers, projector, linear) | "
                                 "finetune (top blocks of the cut encoder trained with a head) | "
                                 "fusion (finetune's cut, fused with an acoustic branch by cross-attention)")
-    fusion: str = option("fusion+gap+sap", "fusion: a named model of train.fusion.model.MODELS (encoder+gap, "
-                                           "encoder+sap, encoder+gap+sap, fusion+gap, fusion+sap, fusion+gap+sap)")
+    fusion: str = option("gated+gap+sap", "fusion: a named model of train.fusion.model.MODELS (encoder+gap, "
+                                           "encoder+sap, encoder+gap+sap, fusion+gap, fusion+sap, fusion+gap+sap, gated+gap, "
+                                           "gated+sap, gated+gap+sap)")
     direction: str = option("", "fusion: a2s (acoustic frames query the encoder's) | s2a | both (gated sum); "
                                 "empty: the named model's own")
     combine: str = option("mean", "fusion with SAP: segments combined by mean | attention")

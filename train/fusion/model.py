@@ -49,6 +49,7 @@ MODELS = {
     # The encoder's frames query the acoustic ones through gates that start closed: the model
     # starts as encoder+pooling and lets the acoustic branch in as far as training finds it useful.
     "gated+gap": FusionConfig(direction="s2a", gated=True, pooling="gap"),
+    "gated+sap": FusionConfig(direction="s2a", gated=True, pooling="sap"),
     "gated+gap+sap": FusionConfig(direction="s2a", gated=True, pooling="gap+sap"),
 }
 
