@@ -68,7 +68,10 @@ def test_layer_stats_come_from_the_runtime_features(checkpoint):
 
 @pytest.mark.parametrize("head", baseline.HEADS)
 def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, head):
-    cfg = config(checkpoint, manifest, tmp_path, head=head, depth=2 if head in baseline.TUNED_HEADS else 0)
+    # fusion: the acoustic branch's direction, which learns the tones from the mel itself (a random
+    # encoder's frames alone need more steps than 24 clips give)
+    extra = {"fusion": "fusion+gap+sap"} if head == "fusion" else {}
+    cfg = config(checkpoint, manifest, tmp_path, head=head, depth=2 if head in baseline.TUNED_HEADS else 0, **extra)
     out = tmp_path / "run"
     summary = baseline.run(cfg, out, progress=lambda line: None)
     assert summary["n_folds"] == 4 and summary["complete"]
@@ -81,7 +84,7 @@ def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, hea
 
     md = report.write_results("toy", [out], tmp_path)
     row = json.loads((tmp_path / "toy.json").read_text())["results"][0]
-    name = "tiny.pt gated+gap+sap" if head == "fusion" else f"tiny.pt+{head}"
+    name = "tiny.pt fusion+gap+sap" if head == "fusion" else f"tiny.pt+{head}"
     assert row["model"] == name and row["result_set"] == report.RESULT_SETS[head]
     assert row["n_parameters"] > 0 and (tmp_path / row["confusion_png"]).is_file()
     assert (tmp_path / "toy_layers.png").is_file() == (head == "probe")
