@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
 import numpy as np
 
@@ -157,9 +158,10 @@ def plot_layers(rows: list[dict], path: pathlib.Path, title: str) -> bool:
 def write_results(name: str, run_dirs: list[pathlib.Path], out_dir: pathlib.Path) -> pathlib.Path:
     """`<out_dir>/<name>.json`, `.md` and one confusion PNG per run; returns the .md path."""
     rows = [row(pathlib.Path(d)) for d in run_dirs]
+    out_dir.mkdir(parents=True, exist_ok=True)
     for r in rows:
         s = r["summary"]
-        r["confusion_png"] = f"{name}_{r['model'].replace('+', '_')}_confusion.png"
+        r["confusion_png"] = f"{name}_{re.sub(r'[^A-Za-z0-9._-]+', '_', r['model'])}_confusion.png"
         metrics.plot_confusion(s["pooled_confusion"], s["labels"], out_dir / r["confusion_png"],
                                f"{name} {r['model']}: pooled UA {100 * s['pooled']['ua']:.1f}% ({s['n_folds']} folds)")
     layers_png = f"{name}_layers.png"
