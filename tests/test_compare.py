@@ -47,6 +47,8 @@ def test_the_parameter_claim_needs_three_times_the_parameters_and_comparable_acc
     assert [c["holds"] for c in claims] == [True, False]  # 6.75x fewer and 0.5 points behind; DeiT is smaller
     assert claims[0]["parameter_ratio"] == 6.75
     assert not compare.parameter_claim([fusion, deit], entry("Whisper base, one block fine-tuned", 13_500_000, 90.0))[0]["holds"]
+    unscored = {**big, "scores": {p: None for p in compare.PROTOCOLS}}
+    assert not compare.parameter_claim([fusion, deit], unscored)[0]["holds"]  # no protocol in common: no evidence
 
 
 def test_cross_corpus_directions_from_fold_scores_or_per_corpus_scores():
@@ -57,7 +59,7 @@ def test_cross_corpus_directions_from_fold_scores_or_per_corpus_scores():
                                        "emodb->ravdess": {"ua": 30.0, "wa": 40.0}}
 
 
-@pytest.mark.parametrize("shape", ["cnn", "whisper-probe", "fusion"])
+@pytest.mark.parametrize("shape", sorted({r.shape for r in (*compare.ROWS, compare.BIGGER_ENCODER)}))
 def test_every_latency_shape_builds_and_runs_on_a_3_s_clip(shape):
     net, inputs = compare.latency_model(shape)
     with compare.torch.no_grad():

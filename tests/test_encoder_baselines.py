@@ -180,14 +180,23 @@ def test_samsg_phase_two_continues_from_another_runs_phase_one(checkpoint, manif
         cfg = config(checkpoint, manifest, tmp_path, **base, masking=variant, phase1_from=str(first))
         summary = baseline.run(cfg, out, progress=lambda line: None)
         assert summary["n_folds"] == 2
-        fold = json.loads(next(out.glob("fold_*.json")).read_text())
+        fold = json.loads(sorted(out.glob("fold_*.json"))[0].read_text())
         assert fold["masking"]["variant"] == variant and fold["phase1_from"] == "phase1"
         assert (fold["masking"]["masked_share"] is None) == (variant == "none")
         if variant != "none":
             assert 0.2 < fold["masking"]["masked_share"] < 0.3
-    samsg = json.loads(next((tmp_path / "samsg").glob("fold_*.json")).read_text())["masking"]
-    random = json.loads(next((tmp_path / "random").glob("fold_*.json")).read_text())["masking"]
+        # the phase 1 it started from is the source run's fold model, kept beside its own phase 2
+        kept = torch.load(out / "checkpoints" / f"{fold['fold']}.phase1.pt", weights_only=True)["state_dict"]
+        source = torch.load(first / "checkpoints" / f"{fold['fold']}.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(kept[k], source[k]) for k in source)
+    samsg = json.loads(sorted((tmp_path / "samsg").glob("fold_*.json"))[0].read_text())["masking"]
+    random = json.loads(sorted((tmp_path / "random").glob("fold_*.json"))[0].read_text())["masking"]
     assert samsg["rollout_share_masked"] > random["rollout_share_masked"]  # SAMSG masks what rollout ranks highest
+    # a chain starts from the same phase 1, never from a masking run's phase 2
+    chained = config(checkpoint, manifest, tmp_path, **base, masking="samsg", phase1_from=str(tmp_path / "none"))
+    baseline.run(chained, tmp_path / "chained", progress=lambda line: None)
+    assert json.loads(sorted((tmp_path / "chained").glob("fold_*.json"))[0].read_text())["predicted"] == \
+        json.loads(sorted((tmp_path / "samsg").glob("fold_*.json"))[0].read_text())["predicted"]
     other = config(checkpoint, manifest, tmp_path, **{**base, "seed": 1}, masking="samsg", phase1_from=str(first))
     with pytest.raises(ValueError, match="seed"):
         baseline.run(other, tmp_path / "other", progress=lambda line: None)

@@ -66,7 +66,9 @@ def test_cross_attention_ignores_padded_key_frames():
     changed = keys.clone()
     changed[1, 4:] = 1000 * torch.randn(3, 16)  # what padding holds must not matter
     assert torch.allclose(block(queries, keys, valid), block(queries, changed, valid), atol=1e-5)
-    assert not torch.allclose(block(queries, keys, valid)[0], block(queries, changed, valid)[0] + 1)
+    real = keys.clone()
+    real[1, 2] = 3 * torch.randn(16)  # ... while a real frame does
+    assert not torch.allclose(block(queries, keys, valid)[1], block(queries, real, valid)[1], atol=1e-3)
 
 
 @pytest.mark.parametrize("direction", cross_attention.DIRECTIONS)
@@ -82,21 +84,41 @@ def encoder():
 
 
 def window(n_clips=3, seconds=1.0):
-    """Inputs of `n_clips` random 1-s windows: mel, frozen frames after block 1, valid, segments."""
+    """Inputs of `n_clips` random 1-s windows: mel, frozen frames after block 1, valid, and
+    hand-made segments of 10 frames each (noise has none for the VAD: SAP would fall back to GAP)."""
     rng = np.random.default_rng(0)
     arrays = [inputs.window_arrays(rng.normal(scale=0.1, size=int(SAMPLE_RATE * s)).astype(np.float32),
                                    WHISPER_FEATURES, seconds) for s in (1.0, 0.5, 0.02)[:n_clips]]
     mel = torch.from_numpy(np.stack([a[0] for a in arrays]))
     valid = torch.from_numpy(np.stack([a[1] for a in arrays]))
-    segments = torch.from_numpy(np.stack([a[2] for a in arrays]))
+    segments = torch.where(valid, torch.arange(valid.shape[1]) // 10, -1)
     return mel, inputs.frozen_frames(encoder(), mel, 1), valid, segments
+
+
+def bursts(pause_seconds: float) -> np.ndarray:
+    """1 s: two voiced-like tone bursts of 0.25 s and 0.15 s, `pause_seconds` apart, in faint noise."""
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = 0.002 * np.random.default_rng(0).normal(size=SAMPLE_RATE)
+    for start, end in ((0.05, 0.3), (0.3 + pause_seconds, 0.45 + pause_seconds)):
+        inside = (t >= start) & (t < end)
+        audio[inside] += 0.3 * np.sin(2 * np.pi * 220 * t[inside]) + 0.1 * np.sin(2 * np.pi * 660 * t[inside])
+    return audio.astype(np.float32)
+
+
+def test_window_segments_follow_the_vads_speech_runs():
+    _, valid, apart = inputs.window_arrays(bursts(0.5), WHISPER_FEATURES, 1.0)
+    assert set(apart.tolist()) == {-1, 0, 1}  # a 0.5-s pause parts two segments ...
+    assert apart[0] == -1 and apart.max() == 1
+    _, _, bridged = inputs.window_arrays(bursts(0.2), WHISPER_FEATURES, 1.0)
+    assert set(bridged.tolist()) == {-1, 0}  # ... the VAD bridges a 0.2-s one (MIN_GAP 0.4 s)
+    _, short_valid, short = inputs.window_arrays(bursts(0.5)[:8000], WHISPER_FEATURES, 1.0)
+    assert short_valid.sum() == 25 and (short[~short_valid] == -1).all()
 
 
 def test_window_arrays_mark_end_padding_invalid():
     mel, frames, valid, segments = window()
     assert mel.shape == (3, 80, 100) and frames.shape == (3, 50, TINY.d_model)
     assert valid.sum(dim=1).tolist() == [50, 25, 1]  # 1 s, 0.5 s, 20 ms of audio in a 1-s window
-    assert (segments[~valid] == -1).all()
 
 
 @pytest.mark.parametrize("name", list(model.MODELS))
@@ -171,8 +193,8 @@ def test_top_tokens_mask_the_ratio_of_real_tokens_and_masked_mel_fills_their_fra
     tokens = samsg.top_tokens(scores, valid, 0.5)
     assert tokens.tolist() == [[False, True, True, False, True, False], [True, True, False, False, False, False]]
     mel = torch.arange(2 * 2 * 12, dtype=torch.float32).view(2, 2, 12)
-    masked = samsg.masked_mel(mel, tokens)
-    fill = mel.mean(dim=(1, 2))
+    masked = samsg.masked_mel(mel, tokens, valid)
+    fill = torch.stack([mel[0].mean(), mel[1, :, :8].mean()])  # the mean of the real frames only
     assert (masked[0, :, 2:6] == fill[0]).all() and (masked[0, :, 8:10] == fill[0]).all()
     assert torch.equal(masked[0, :, :2], mel[0, :, :2]) and torch.equal(masked[1, :, 4:], mel[1, :, 4:])
     random = samsg.variant_tokens("random", scores, valid, 0.5, seed=0)

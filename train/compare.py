@@ -131,12 +131,11 @@ def deployed_fusion(mel: torch.Tensor):
 
     encoder = whisper_tiny(4)
     fusion = FusionModel(MODELS["gated+gap+sap"], encoder, 2, 1, 7).eval()
-    frozen = encoder.truncate(2).eval()
     n = -(-mel.shape[2] // 2)
 
     class Deployed(torch.nn.Module):
-        def forward(self, mel, valid, segments):
-            return fusion(mel, frozen.hidden_states(mel)[-1], valid, segments)
+        def forward(self, mel, valid, segments):  # the frozen blocks' output without ln_post, as trained
+            return fusion(mel, encoder.hidden_states(mel, upto=2)[-1], valid, segments)
 
     return Deployed(), (mel, torch.ones(1, n, dtype=torch.bool), torch.zeros(1, n, dtype=torch.long))
 
@@ -185,7 +184,7 @@ def cross_corpus() -> list[dict]:
             ("Whisper tiny.en, one block fine-tuned", "fusion_cross.json", "cross_tiny_finetune", "finetuned"),
             ("encoder + GAP", "fusion_cross.json", "cross_encoder_gap", "fusion"),
             (MAIN_FUSION, "fusion_cross.json", "cross_gated_gap_sap", "fusion")):
-        found = find(Cell(file, run, result_set)) if run else first_row(file)
+        found = find(Cell(file, run, result_set)) if run else first_row(file, "plain")
         rows.append({"label": label, "directions": {} if found is None else directions(found)})
     return rows
 
@@ -199,13 +198,14 @@ def directions(found: dict) -> dict:
             for tested, s in found.get("per_corpus", {}).items()}
 
 
-def first_row(file: str) -> dict | None:
+def first_row(file: str, result_set: str) -> dict | None:
+    """The first row of `result_set` in a result file (None: no file or no such row)."""
     path = RESULTS / file
     if not path.is_file():
         return None
     found = json.loads(path.read_text())
     rows = found["results"] if isinstance(found, dict) else found
-    return rows[0] if rows else None
+    return next((r for r in rows if r.get("result_set") == result_set), None)
 
 
 def parameter_claim(rows: list[dict], bigger: dict) -> list[dict]:
@@ -222,7 +222,7 @@ def parameter_claim(rows: list[dict], bigger: dict) -> list[dict]:
                   if fusion["scores"][p] and other["scores"][p]}
         ratio = other["n_parameters"] / fusion["n_parameters"]
         claims.append({"against": other["label"], "parameter_ratio": round(ratio, 2), "ua_points_fusion_minus_other": deltas,
-                       "holds": ratio >= FEWER_PARAMETERS and all(d > -1.0 for d in deltas.values())})
+                       "holds": bool(deltas) and ratio >= FEWER_PARAMETERS and all(d > -1.0 for d in deltas.values())})
     return claims
 
 

@@ -35,7 +35,7 @@ class BaselineConfig:
     encoder: str = option("whisper-tiny.en", "whisper-tiny.en | whisper-base | PATH (CTranslate2 model.bin folder, "
                                              "transformers Whisper folder, or OpenAI .pt)")
     corpus: str = option("emodb", "emodb | ravdess | manifest.csv | several joined by + (common labels)")
-    protocol: str = option("loso", "loso | groups4 | spk5 (speaker-independent folds)")
+    protocol: str = option("loso", "loso | groups4 | spk5 | cross (speaker-independent folds)")
     head: str = option("probe", "probe (one layer, linear) | superb (weighted sum of layers, projector, linear) | "
                                 "finetune (top blocks of the cut encoder trained with a head) | "
                                 "fusion (finetune's cut, fused with an acoustic branch by cross-attention)")

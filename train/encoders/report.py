@@ -32,7 +32,10 @@ def model_name(run: dict) -> str:
     """"whisper-tiny.en+probe"; a fusion run by its named model and any non-default option."""
     if run["head"] != "fusion":
         return f"{encoder_label(run['encoder'])}+{run['head']}"
-    options = [o for o in (run.get("direction", ""), run.get("combine", "mean")) if o not in ("", "a2s", "mean")]
+    from ..fusion.model import MODELS
+
+    own = MODELS[run["fusion"]].direction if run["fusion"] in MODELS else ""
+    options = [o for o in (run.get("direction", ""), run.get("combine", "mean")) if o not in ("", own, "mean")]
     masks = f" + phase 2 {run['masking']}" if run.get("masking") else ""
     return f"{encoder_label(run['encoder'])} {run['fusion']}" + (f" ({', '.join(options)})" if options else "") + masks
 

@@ -34,7 +34,8 @@ class CrossAttention(nn.Module):
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
         """queries [B, Tq, D] attend to keys [B, Tk, D] whose real frames are key_valid [B, Tk]."""
-        attn_scale, ffn_scale = (1.0, 1.0) if self.gates is None else torch.tanh(self.gates)
+        attn_scale, ffn_scale = (1.0, 1.0) if self.gates is None else (torch.tanh(self.gates[0]),
+                                                                          torch.tanh(self.gates[1]))
         x = queries + attn_scale * self.dropout(self.attend(self.query_norm(queries), self.key_norm(keys), key_valid))
         return x + ffn_scale * self.dropout(self.ffn(x))
 

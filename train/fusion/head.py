@@ -3,6 +3,7 @@ one fold's model built, trained on its training clips, scored on its test clips 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 
 import numpy as np
@@ -37,14 +38,15 @@ def fit_fold(windows: EncodedWindows, config: FusionConfig, depth: int, tune: in
     train_inputs = tuple(x[train] for x in inputs)
     result = {}
     if phase1_from is not None:
-        model, _ = load_fold_model(phase1_path(phase1_from, fold), windows.encoder)
-        result["phase1_from"] = phase1_path(phase1_from, fold).parent.parent.name
+        source = phase1_path(phase1_from, fold)
+        model, _ = load_fold_model(source, windows.encoder)
+        result["phase1_from"] = source.parent.parent.name
     else:
         torch.manual_seed(seed)
         model = FusionModel(config, windows.encoder, depth - tune, tune, n_classes)
         result["loss"] = fit(model, train_inputs, targets[train], settings, seed)
     if masking:
-        if checkpoints is not None and phase1_from is None:
+        if checkpoints is not None:  # kept even when reused: a run that starts from this one finds it
             save_fold_model(model, checkpoints / f"{fold}.phase1.pt", depth, tune, n_classes)
         result["masking"] = continue_with_masks(model, windows.encoder, train_inputs, depth - tune, targets[train],
                                                 masking, masking_settings, settings, seed)
@@ -57,10 +59,15 @@ def fit_fold(windows: EncodedWindows, config: FusionConfig, depth: int, tune: in
 
 
 def phase1_path(checkpoints: pathlib.Path, fold: str) -> pathlib.Path:
-    """A run's phase-1 model of `fold`: the one a masking run kept, else (a run without masking)
-    its only model."""
+    """A run's phase-1 model of `fold`: the one a masking run kept, else its only model (which is
+    phase 1 only for a run without masking: a masking run's is its phase 2)."""
     kept = checkpoints / f"{fold}.phase1.pt"
-    return kept if kept.is_file() else checkpoints / f"{fold}.pt"
+    if kept.is_file():
+        return kept
+    config = checkpoints.parent / "config.json"
+    if config.is_file() and json.loads(config.read_text())["run"].get("masking"):
+        raise FileNotFoundError(f"{kept}: that masking run kept no phase 1 of fold {fold}")
+    return checkpoints / f"{fold}.pt"
 
 
 def save_fold_model(model: FusionModel, path: pathlib.Path, depth: int, tune: int, n_classes: int) -> None:

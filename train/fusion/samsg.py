@@ -72,12 +72,14 @@ def top_tokens(scores: torch.Tensor, valid: torch.Tensor, ratio: float) -> torch
     return (ranks < k[:, None]) & valid
 
 
-def masked_mel(mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Log-mel [N, n_mels, F] with the frames under masked tokens [N, T] set to each clip's mean
-    (so the hole carries no level cue); token t covers mel frames STRIDE * t ... STRIDE * t + 1."""
+def masked_mel(mel: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Log-mel [N, n_mels, F] with the frames under masked tokens [N, T] set to the mean of each
+    clip's real frames (valid [N, T]; so the hole carries no level cue, whatever the clip's
+    length); token t covers mel frames STRIDE * t ... STRIDE * t + 1."""
     frames = tokens.repeat_interleave(STRIDE, dim=1)[:, : mel.shape[2]]
-    fill = mel.mean(dim=(1, 2), keepdim=True).expand_as(mel)
-    return torch.where(frames[:, None, :], fill, mel)
+    real = valid.repeat_interleave(STRIDE, dim=1)[:, None, : mel.shape[2]].to(mel.dtype)
+    fill = (mel * real).sum(dim=(1, 2), keepdim=True) / (real.sum(dim=(1, 2), keepdim=True) * mel.shape[1]).clamp(min=1)
+    return torch.where(frames[:, None, :], fill.expand_as(mel), mel)
 
 
 def variant_tokens(variant: str, importance: torch.Tensor, valid: torch.Tensor, ratio: float,
@@ -100,13 +102,15 @@ def continue_with_masks(model, encoder, inputs: tuple[torch.Tensor, ...], first_
     mel, frames, valid, segments = inputs
     importance = token_importance(encoder, model, mel, first_tuned, valid, settings.head_fusion)
     tokens = variant_tokens(variant, importance, valid, settings.ratio, seed)
-    copies = frames if tokens is None else frozen_frames(encoder, masked_mel(mel, tokens), first_tuned)
-    copy_mel = mel if tokens is None else masked_mel(mel, tokens)
+    copy_mel = mel if tokens is None else masked_mel(mel, tokens, valid)
+    copies = frames if tokens is None else frozen_frames(encoder, copy_mel, first_tuned)
     both = (torch.cat([mel, copy_mel]), torch.cat([frames, copies]), torch.cat([valid, valid]),
             torch.cat([segments, segments]))
     lr = settings.lr_factor
     phase2 = dataclasses.replace(phase1, epochs=settings.epochs, lr_blocks=lr * phase1.lr_blocks,
                                  lr_new=lr * phase1.lr_new)
+    # Seeded here: phase 2's dropout draws must not depend on whether phase 1 ran in this process.
+    torch.manual_seed(seed + 1)
     history = fit(model, both, np.concatenate([y, y]), phase2, seed)
     covered = None if tokens is None else float(((importance * tokens).sum(1) / importance.sum(1)).mean())
     return {"variant": variant, "rollout_share_masked": covered, "loss": history,
