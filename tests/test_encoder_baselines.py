@@ -197,6 +197,11 @@ def test_samsg_phase_two_continues_from_another_runs_phase_one(checkpoint, manif
     baseline.run(chained, tmp_path / "chained", progress=lambda line: None)
     assert json.loads(sorted((tmp_path / "chained").glob("fold_*.json"))[0].read_text())["predicted"] == \
         json.loads(sorted((tmp_path / "samsg").glob("fold_*.json"))[0].read_text())["predicted"]
+    explicit = config(checkpoint, manifest, tmp_path, **base, direction="s2a", masking="none", phase1_from=str(first))
+    baseline.check_phase1_run(explicit)  # the named model's own direction, spelled out: the same model
+    flipped = config(checkpoint, manifest, tmp_path, **base, direction="a2s", masking="none", phase1_from=str(first))
+    with pytest.raises(ValueError, match="fusion model"):
+        baseline.check_phase1_run(flipped)
     other = config(checkpoint, manifest, tmp_path, **{**base, "seed": 1}, masking="samsg", phase1_from=str(first))
     with pytest.raises(ValueError, match="seed"):
         baseline.run(other, tmp_path / "other", progress=lambda line: None)

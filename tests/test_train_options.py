@@ -72,6 +72,8 @@ def test_generated_options_of_any_config():
     assert options.fields_matching(Config, "resume") == ("size",)
     with pytest.raises(ValueError, match="match"):
         options.option(1, "x", match="sometimes")
+    with pytest.raises(ValueError, match="no fields"):
+        options.add_config_options(argparse.ArgumentParser(), Config, only=("size", "colour"))
 
     @dataclasses.dataclass
     class Unparsable:

@@ -44,6 +44,9 @@ def add_config_options(parser: argparse.ArgumentParser, config_class, defaults: 
     unless `defaults` overrides it. A bool defaulting to False is a switch; one defaulting to True
     is turned off by `--no-NAME`."""
     hints = typing.get_type_hints(config_class)
+    unknown = set(only) - set(hints)
+    if unknown:
+        raise ValueError(f"{config_class.__name__} has no fields {sorted(unknown)}")
     for field in dataclasses.fields(config_class):
         if not field.metadata.get("cli", True) or (only and field.name not in only):
             continue

@@ -192,8 +192,7 @@ def check_probe_run(cfg: BaselineConfig) -> None:
 
 
 # What a phase-1 source run must share with a masking run (all but the masking and paths).
-PHASE1_SHARED = ("encoder", "corpus", "protocol", "head", "fusion", "direction", "combine", "depth", "tune",
-                 "probe_run", "seconds", "seed")
+PHASE1_SHARED = ("encoder", "corpus", "protocol", "head", "depth", "tune", "probe_run", "seconds", "seed")
 
 
 def check_phase1_run(cfg: BaselineConfig) -> None:
@@ -205,6 +204,11 @@ def check_phase1_run(cfg: BaselineConfig) -> None:
         raise FileNotFoundError(f"{path}: --phase1-from is not a run directory")
     stored = json.loads(path.read_text())["run"]
     differing = [k for k in PHASE1_SHARED if stored.get(k) != getattr(cfg, k)]
+    from ..fusion.head import fusion_config
+
+    theirs = fusion_config(stored.get("fusion", cfg.fusion), stored.get("direction") or None, stored.get("combine", "mean"))
+    if theirs != fusion_config(cfg.fusion, cfg.direction or None, cfg.combine):
+        differing.append("fusion model")  # compared as built: "" and the named model's own direction agree
     if differing:
         raise ValueError(f"--phase1-from {cfg.phase1_from}: its phase 1 was trained differently "
                          f"({', '.join(differing)})")
