@@ -30,10 +30,11 @@ MAIN_FUSION = "gated fusion + GAP + SAP"  # the fusion issue's "fusion + SAP"
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """Where a score lives: a result file, the run's name in it and the result set."""
+    """Where a score lives: a result file, the run's name in it (None: the set's first row) and
+    the result set."""
 
     file: str
-    run: str
+    run: str | None
     result_set: str
 
 
@@ -87,7 +88,7 @@ def find(cell: Cell | None) -> dict | None:
         return None
     found = json.loads((RESULTS / cell.file).read_text())
     rows = found["results"] if isinstance(found, dict) else found
-    return next((r for r in rows if r.get("run") == cell.run and r.get("result_set") == cell.result_set), None)
+    return next((r for r in rows if cell.run in (None, r.get("run")) and r.get("result_set") == cell.result_set), None)
 
 
 def whisper_tiny(n_layers: int):
@@ -179,12 +180,13 @@ def cross_corpus() -> list[dict]:
     """Per direction UA/WA of each model trained on one corpus and tested on the other."""
     rows = []
     for label, file, run, result_set in (
-            ("ComParE + SVM (plain: standardised on the training corpus)", "opensmile_emodb_ravdess_cross.json", None, None),
+            ("ComParE + SVM (plain: standardised on the training corpus)", "opensmile_emodb_ravdess_cross.json", None,
+             "plain"),
             ("Whisper tiny.en + linear probe", "fusion_cross.json", "cross_tiny_probe", "frozen"),
             ("Whisper tiny.en, one block fine-tuned", "fusion_cross.json", "cross_tiny_finetune", "finetuned"),
             ("encoder + GAP", "fusion_cross.json", "cross_encoder_gap", "fusion"),
             (MAIN_FUSION, "fusion_cross.json", "cross_gated_gap_sap", "fusion")):
-        found = find(Cell(file, run, result_set)) if run else first_row(file, "plain")
+        found = find(Cell(file, run, result_set))
         rows.append({"label": label, "directions": {} if found is None else directions(found)})
     return rows
 
@@ -196,16 +198,6 @@ def directions(found: dict) -> dict:
         return {f["fold"]: {"ua": 100 * f["scores"]["ua"], "wa": 100 * f["scores"]["wa"]} for f in found["folds"]}
     return {f"{'ravdess' if tested == 'emodb' else 'emodb'}->{tested}": {"ua": 100 * s["ua"], "wa": 100 * s["wa"]}
             for tested, s in found.get("per_corpus", {}).items()}
-
-
-def first_row(file: str, result_set: str) -> dict | None:
-    """The first row of `result_set` in a result file (None: no file or no such row)."""
-    path = RESULTS / file
-    if not path.is_file():
-        return None
-    found = json.loads(path.read_text())
-    rows = found["results"] if isinstance(found, dict) else found
-    return next((r for r in rows if r.get("result_set") == result_set), None)
 
 
 def parameter_claim(rows: list[dict], bigger: dict) -> list[dict]:

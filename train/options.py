@@ -16,7 +16,8 @@ from .result_sets import NOISE, REVERB
 
 # `match` values: what a field must equal for another run's phase 1 to be reused ("phase1", which
 # a resumed run must match too) or for a run directory to be resumed ("resume").
-MATCH = ("phase1", "resume")
+PHASE1, RESUME = "phase1", "resume"
+MATCH = (PHASE1, RESUME)
 
 
 def option(default, help: str = "", *, parse=None, choices=None, flag: str | None = None,

@@ -11,11 +11,11 @@ import json
 from edge_ser.config import FeatureConfig
 
 from .augment import Augmentation, band_centres_hz
-from .options import comma_list, fields_matching, option, patch_size, rt60_range, snr_range
+from .options import PHASE1 as P1
+from .options import RESUME, comma_list, fields_matching, option, patch_size, rt60_range, snr_range
 from .protocols import PROTOCOLS
 
 VARIANTS = ("none", "random", "samsg", "samsg_speech")
-P1, RESUME = "phase1", "resume"  # which runs must agree on a field (train.options.MATCH)
 
 
 def variant_list(text: str) -> tuple[str, ...]:

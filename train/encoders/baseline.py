@@ -20,6 +20,13 @@ import torch
 
 from .. import metrics, protocols
 from ..data import Corpus, load_corpus
+from ..fitting import predict_probabilities
+from ..fusion import head as fusion_head
+from ..fusion.fit import FusionSettings
+from ..fusion.head import fusion_config
+from ..fusion.inputs import EncodedWindows
+from ..fusion.samsg import VARIANTS as MASKING_VARIANTS
+from ..fusion.samsg import MaskingSettings
 from ..options import option
 from ..records import environment, write_json
 from . import finetune, layer_stats, probe, superb
@@ -73,12 +80,9 @@ class BaselineConfig:
         if self.tune < 1 or self.depth < 0 or (self.depth and self.tune > self.depth):
             problems.append(f"--depth {self.depth} --tune {self.tune}: need 1 <= tune <= depth (or depth 0)")
         if self.head == "fusion":
-            from ..fusion.head import fusion_config
-            from ..fusion.samsg import VARIANTS
-
             fusion_config(self.fusion, self.direction, self.combine)  # raises on unknown names
-            if self.masking not in ("", *VARIANTS):
-                problems.append(f"--masking {self.masking}: use one of {', '.join(VARIANTS)} (or none given)")
+            if self.masking not in ("", *MASKING_VARIANTS):
+                problems.append(f"--masking {self.masking}: use one of {', '.join(MASKING_VARIANTS)} (or none given)")
             if self.phase1_from and not self.masking:
                 problems.append("--phase1-from is for phase 2: give --masking")
         if self.head in TUNED_HEADS and not self.depth and not self.probe_run:
@@ -99,11 +103,6 @@ def head_settings(cfg: BaselineConfig) -> dict:
     if cfg.head == "superb":
         return dataclasses.asdict(superb.SuperbSettings())
     if cfg.head == "fusion":
-        from ..fusion.fit import FusionSettings
-        from ..fusion.head import fusion_config
-
-        from ..fusion.samsg import MaskingSettings
-
         fixed = {**dataclasses.asdict(FusionSettings()),
                  "model": dataclasses.asdict(fusion_config(cfg.fusion, cfg.direction, cfg.combine))}
         if cfg.masking:
@@ -126,8 +125,6 @@ def load_inputs(cfg: BaselineConfig, corpus: Corpus) -> tuple[object, dict]:
     if cfg.head == "finetune":
         return finetune.FrozenFrames(encoder, corpus, features, cfg.seconds), produced
     if cfg.head == "fusion":
-        from ..fusion.inputs import EncodedWindows
-
         return EncodedWindows(encoder, corpus, features, cfg.seconds), produced
     stats, cpu_seconds = layer_stats.corpus_layer_stats(corpus, encoder, info.sha256, features, cfg.seconds,
                                                         cfg.cache_dir())
@@ -204,8 +201,6 @@ def check_phase1_run(cfg: BaselineConfig) -> None:
         raise FileNotFoundError(f"{path}: --phase1-from is not a run directory")
     stored = json.loads(path.read_text())["run"]
     differing = [k for k in PHASE1_SHARED if stored.get(k) != getattr(cfg, k)]
-    from ..fusion.head import fusion_config
-
     theirs = fusion_config(stored.get("fusion", cfg.fusion), stored.get("direction") or None, stored.get("combine", "mean"))
     if theirs != fusion_config(cfg.fusion, cfg.direction or None, cfg.combine):
         differing.append("fusion model")  # compared as built: "" and the named model's own direction agree
@@ -230,10 +225,8 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
                 "n_states_used": inputs.shape[1], "head_parameters": sum(p.numel() for p in head.parameters())}
     depth = fold_depth(cfg, fold, inputs.encoder.config.n_layers)
     if cfg.head == "fusion":
-        from ..fusion import head
-
-        config = head.fusion_config(cfg.fusion, cfg.direction, cfg.combine)
-        return head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed,
+        config = fusion_config(cfg.fusion, cfg.direction, cfg.combine)
+        return fusion_head.fit_fold(inputs, config, depth, cfg.tune, targets, train, test, n_classes, cfg.seed,
                              checkpoints=out / "checkpoints" if out is not None else None, fold=fold.name,
                              masking=cfg.masking,
                              phase1_from=pathlib.Path(cfg.phase1_from) / "checkpoints" if cfg.phase1_from else None)
@@ -241,7 +234,7 @@ def fit_fold(cfg: BaselineConfig, inputs, targets: np.ndarray, speakers: np.ndar
     frames = inputs.upto(settings.depth - settings.tune)
     top = finetune.fit_top(inputs.encoder, frames[train], targets[train], n_classes, cfg.seed, settings)
     head_parameters = sum(p.numel() for name, p in top.named_parameters() if not name.startswith("blocks."))
-    return {"probabilities": finetune.predict_top(top, frames[test]), "choice": {"depth": settings.depth},
+    return {"probabilities": predict_probabilities(top, frames[test]), "choice": {"depth": settings.depth},
             "n_states_used": settings.depth + 1, "head_parameters": head_parameters}
 
 

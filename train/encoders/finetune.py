@@ -19,7 +19,7 @@ from edge_ser.config import FeatureConfig
 
 from ..data import Corpus, read_audio
 from ..features import clip_log_mel
-from .fitting import fit_epochs
+from ..fitting import fit_epochs, tuned_blocks_optimiser
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,13 +99,6 @@ def fit_top(encoder, frames: torch.Tensor, y: np.ndarray, n_classes: int, seed: 
     """Train the top blocks and head on training frames [N, T, D] with labels [N]; eval mode."""
     torch.manual_seed(seed)
     model = TunedTop(encoder, settings, n_classes)
-    head = [p for name, p in model.named_parameters() if not name.startswith("blocks.")]
-    optimiser = torch.optim.AdamW([{"params": model.blocks.parameters(), "lr": settings.lr_blocks},
-                                   {"params": head, "lr": settings.lr_head}], weight_decay=settings.weight_decay)
-    return fit_epochs(model, frames, y, optimiser, settings.epochs, settings.batch_size, seed)
-
-
-@torch.no_grad()
-def predict_top(model: TunedTop, frames: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities [N, n_classes]."""
-    return torch.cat([torch.softmax(model(b), dim=1) for b in frames.split(batch_size)]).numpy()
+    optimiser = tuned_blocks_optimiser(model, settings.lr_blocks, settings.lr_head, settings.weight_decay)
+    fit_epochs(model, frames, y, optimiser, settings.epochs, settings.batch_size, seed)
+    return model

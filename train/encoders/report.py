@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..data import corpus_of, load_corpus
+from ..fusion.model import MODELS
 from ..records import write_json, write_text
 from .baseline import encoder_label
 
@@ -32,8 +33,6 @@ def model_name(run: dict) -> str:
     """"whisper-tiny.en+probe"; a fusion run by its named model and any non-default option."""
     if run["head"] != "fusion":
         return f"{encoder_label(run['encoder'])}+{run['head']}"
-    from ..fusion.model import MODELS
-
     own = MODELS[run["fusion"]].direction if run["fusion"] in MODELS else ""
     options = [o for o in (run.get("direction", ""), run.get("combine", "mean")) if o not in ("", own, "mean")]
     masks = f" + phase 2 {run['masking']}" if run.get("masking") else ""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fitting import fit_epochs
+from ..fitting import fit_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +68,8 @@ def fit_superb(means: np.ndarray, y: np.ndarray, n_classes: int, seed: int,
     x = torch.from_numpy(((means - centre) / scale).astype(np.float32))
     head = SuperbHead(means.shape[1], means.shape[2], n_classes, settings)
     optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    return fit_epochs(head, x, y, optimiser, settings.epochs, settings.batch_size, seed), (centre, scale)
+    fit_epochs(head, x, y, optimiser, settings.epochs, settings.batch_size, seed)
+    return head, (centre, scale)
 
 
 @torch.no_grad()

@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 import torch
 
-from .fit import FusionSettings, fit, predict
+from ..fitting import predict_probabilities
+from .fit import FusionSettings, fit
 from .inputs import EncodedWindows
 from .model import MODELS, FusionConfig, FusionModel
 from .samsg import MaskingSettings, continue_with_masks
@@ -53,7 +54,7 @@ def fit_fold(windows: EncodedWindows, config: FusionConfig, depth: int, tune: in
     if checkpoints is not None:
         save_fold_model(model, checkpoints / f"{fold}.pt", depth, tune, n_classes)
     new = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("blocks."))
-    return {"probabilities": predict(model, tuple(x[test] for x in inputs)), "choice": {"depth": depth},
+    return {"probabilities": predict_probabilities(model, tuple(x[test] for x in inputs)), "choice": {"depth": depth},
             "n_states_used": depth + 1, "head_parameters": new, "part_parameters": model.part_parameters(),
             **result}
 
