@@ -42,7 +42,9 @@ class BaselineConfig:
     encoder: str = option("whisper-tiny.en", "whisper-tiny.en | whisper-base | PATH (CTranslate2 model.bin folder, "
                                              "transformers Whisper folder, or OpenAI .pt)")
     corpus: str = option("emodb", "emodb | ravdess | manifest.csv | several joined by + (common labels)")
-    protocol: str = option("loso", "loso | groups4 | spk5 | cross (speaker-independent folds)")
+    protocol: str = option("loso", "loso | groups4 | spk5 | cross (speaker-independent folds) | all (finetune, fusion "
+                                   "with --depth: one model on every clip, the one that ships; its scores are on "
+                                   "its own training clips)")
     head: str = option("probe", "probe (one layer, linear) | superb (weighted sum of layers, projector, linear) | "
                                 "finetune (top blocks of the cut encoder trained with a head) | "
                                 "fusion (finetune's cut, fused with an acoustic branch by cross-attention)")
@@ -71,9 +73,12 @@ class BaselineConfig:
         problems = []
         if self.head not in HEADS:
             problems.append(f"--head {self.head}: use one of {', '.join(HEADS)}")
-        if self.protocol not in protocols.SPEAKER_INDEPENDENT:
+        if self.protocol == "all":
+            if self.head not in TUNED_HEADS or not self.depth:
+                problems.append("--protocol all trains the model that ships: only for finetune or fusion with --depth")
+        elif self.protocol not in protocols.SPEAKER_INDEPENDENT:
             problems.append(f"--protocol {self.protocol}: use a speaker-independent one "
-                            f"({', '.join(protocols.SPEAKER_INDEPENDENT)})")
+                            f"({', '.join(protocols.SPEAKER_INDEPENDENT)}), or all")
         if not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
             problems.append(f"--seconds {self.seconds:g}: must be in {MIN_SECONDS:g}..{MAX_SECONDS:g} "
                             "(Whisper's positional table covers 30 s)")
