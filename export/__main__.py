@@ -1,5 +1,5 @@
 """`python -m export COMMAND ...`: teacher | distill | prune | onnx | quantize | tflite | fold | loso |
-report | default (the packaged model's whole recipe). Each model step reads a model file and writes
+report | default (the packaged CNN model's whole recipe) | encoder (a fusion run's model to ONNX/INT8, scored). Each model step reads a model file and writes
 one plus its `.card.json`. See docs/export.md and docs/default-model.md."""
 from __future__ import annotations
 
@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--key", default="deployed_onnx_int8", help="result.json's key (or a file name) of the file to score")
         p.add_argument("--data", default=None, help="data root (default: the run's, EDGE_SER_DATA or ../shared/data)")
         p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results"))
+    p = sub.add_parser("encoder", help="a fusion run's GAP model -> FP32 / INT8 ONNX per fold and on every clip, "
+                       "scored: a packaged-model candidate (export/encoder_models.py)")
+    p.add_argument("--cv", required=True, type=pathlib.Path, help="the cross-validation fusion run (its checkpoints)")
+    p.add_argument("--all", required=True, type=pathlib.Path, help="the same model's run on every clip (--protocol all)")
+    p.add_argument("--name", required=True, help="candidate name, e.g. tiny.en-3")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/encoder_export"))
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=None,
@@ -210,6 +216,17 @@ def dispatch(args) -> object:
         else:
             condition = degraded.room_condition(args.rt60, args.seed)
         return str(degraded.write(args.export_dir, condition, args.name, args.model, args.out, args.key, args.data))
+    if c == "encoder":
+        from . import encoder_models
+
+        candidate = encoder_models.build_candidate(args.cv, args.all, args.name, args.out)
+        lines = [f"{args.out / args.name / 'candidate.json'}: {candidate['parameters']:,} parameters"]
+        for name, scores in candidate["cross_validation"].items():
+            latency = candidate["files"][name]["latency_3s"]
+            lines.append(f"  {name}: cross-validated UA {100 * scores['pooled']['ua']:.1f}%, 3-s clip p95 "
+                         f"{latency['p95_ms']:.1f} ms" + (f", parity {'PASS' if scores['parity']['passes'] else 'FAIL'}"
+                                                          if "parity" in scores else ""))
+        return "\n".join(lines)
     if c == "default":
         from . import recipe
 
@@ -244,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
-    elif args.command in ("default", "noisy", "reverb"):
+    elif args.command in ("default", "noisy", "reverb", "encoder"):
         print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path

@@ -52,7 +52,7 @@ def latency_ms(path: pathlib.Path, n_mels: int, frames: int, repeats: int = LATE
         times.append(1000 * (time.perf_counter() - start))
     times.sort()
     return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "repeats": repeats, "threads": 1}
+            "p95_ms": times[int(0.95 * (len(times) - 1))], "repeats": repeats, "threads": 1}
 
 
 def torch_latency_ms(model, n_mels: int, frames: int, repeats: int = LATENCY_REPEATS) -> dict:

@@ -25,7 +25,8 @@ from edge_ser.contract import INPUT_NAME
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 ACTIVATION_TYPES = ("u8", "s8")
-KEEP_FLOAT = ("none", "first", "edges")
+KEEP_FLOAT = ("none", "first", "edges", "attention", "attention+first", "attention+edges")
+LINEAR_OPS = ("Conv", "MatMul", "Gemm")  # `linear_only`: the ops that hold weights, nothing else
 WEIGHT_BITS = (7, 8)
 PERCENTILE = 99.999  # percentile calibration: clip the rarest activation outliers
 INTEGER_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
@@ -73,26 +74,39 @@ def pre_process(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
 
 def float_layers(path: pathlib.Path, keep_float: str) -> list[str]:
     """Names of the nodes to leave in float: "none", "first" (the first Conv: its input is the
-    standardised spectrogram, the widest-ranged activation, and it holds 0.1 % of the weights) or
-    "edges" (the first Conv and the final Gemm/MatMul)."""
+    standardised spectrogram, the widest-ranged activation, and it holds 0.1 % of the weights),
+    "edges" (the first Conv and the final Gemm/MatMul), "attention" (the MatMuls of two
+    activations, queries x keys and weights x values: no weights to shrink, and softmax
+    probabilities lose most to a per-tensor uint8 scale), or "attention+first" / "attention+edges"."""
     import onnx
 
     if keep_float not in KEEP_FLOAT:
         raise ValueError(f"unknown keep-float choice {keep_float!r}: use one of {', '.join(KEEP_FLOAT)}")
-    nodes = onnx.load(str(path)).graph.node
-    convs = [n.name for n in nodes if n.op_type == "Conv"]
-    heads = [n.name for n in nodes if n.op_type in ("Gemm", "MatMul")]
-    if keep_float == "none" or not convs:
-        return []
-    return convs[:1] + (heads[-1:] if keep_float == "edges" else [])
+    graph = onnx.load(str(path)).graph
+    parts = set(keep_float.split("+"))
+    names = activation_matmuls(graph) if "attention" in parts else []
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    heads = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    if convs and parts & {"first", "edges"}:
+        names += convs[:1] + (heads[-1:] if "edges" in parts else [])
+    return names
+
+
+def activation_matmuls(graph) -> list[str]:
+    """MatMul nodes neither of whose inputs is a constant (initializer or Constant node)."""
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not constants.intersection(n.input)]
 
 
 def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, method: str = "minmax",
                activations: str = "u8", per_channel: bool = True, keep_float: str = "none",
-               weight_bits: int = 7) -> pathlib.Path:
+               weight_bits: int = 7, linear_only: bool = False) -> pathlib.Path:
     """Static QDQ quantization of an FP32 ONNX file, calibrated on `features`; `keep_float`
     (see `float_layers`) leaves the most sensitive layers in float; `weight_bits` 7 or 8 (see
-    the module docstring: 7 is safe on every CPU)."""
+    the module docstring: 7 is safe on every CPU); `linear_only` quantizes the weighted ops
+    (`LINEAR_OPS`) and leaves the rest (LayerNorm, GELU, Softmax, residual Adds) in float: on
+    a transformer that costs nothing in speed and keeps most of the accuracy the full graph loses."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in CALIBRATION_METHODS:
@@ -110,7 +124,8 @@ def static_qdq(src: pathlib.Path, dst: pathlib.Path, features: np.ndarray, metho
                         per_channel=per_channel, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8 if activations == "u8" else QuantType.QInt8,
                         calibrate_method=methods[method], extra_options=extra, reduce_range=weight_bits == 7,
-                        nodes_to_exclude=float_layers(prepared, keep_float))
+                        nodes_to_exclude=float_layers(prepared, keep_float),
+                        **({"op_types_to_quantize": list(LINEAR_OPS)} if linear_only else {}))
     return pathlib.Path(dst)
 
 
