@@ -1,13 +1,20 @@
 """The `edge-ser` command (also `python -m edge_ser`).
 
-    edge-ser infer [--model PATH] [--threads N] [--format table|json|csv] [--segments]
+    edge-ser infer [--model MODEL] [--threads N] [--format table|json|csv] [--segments]
                    [--timeline] [--output FILE] FILES|DIRS|-
-    edge-ser stream [--model PATH] [--threads N] [--window S] [--hop S]
+    edge-ser stream [--model MODEL] [--threads N] [--window S] [--hop S]
                     [--format table|json|csv] -|FILE|--mic
-    edge-ser info --model PATH
+    edge-ser info [MODEL | --model MODEL]
     edge-ser vad [--format table|json|csv] [--output FILE] FILES|DIRS|-
-    edge-ser check [--model PATH] FILES|DIRS
+    edge-ser check [--model MODEL] FILES|DIRS
     edge-ser --version
+
+MODEL is a packaged model's name (edge_ser.packaged.PACKAGED_NAMES: default, tiny) or an ONNX or
+TFLite file; an existing file of that name wins over a packaged name. Without one, the packaged
+default model is used.
+
+info: with MODEL, what the model file holds (edge_ser.describe); without, one line per installed
+packaged model: name, file, size, labels, cross-validated UA and latency from its model card.
 
 infer: directories are walked recursively for AUDIO_EXTENSIONS (files named on the command line
 are read whatever their name; "-" is raw 16-bit little-endian mono PCM at the model's sample
@@ -43,7 +50,8 @@ import traceback
 
 from . import __version__
 from .errors import EdgeSerError, ModelError
-from .outputs import WRITERS, LiveWriter, SegmentWriter, write_atomically, write_fields
+from .outputs import WRITERS, LiveWriter, SegmentWriter, write_atomically, write_columns, write_fields
+from .packaged import PACKAGED_NAMES
 
 PROG = "edge-ser"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory walk picks up
@@ -52,6 +60,9 @@ STDIN_NAME = "<stdin>"  # how stdin is named in output and messages
 EXIT_OK, EXIT_INPUT_FAILED, EXIT_USAGE = 0, 1, 2
 CHECK_WINDOWS_PER_FILE = 8
 DEBUG_ENV = "EDGE_SER_DEBUG"
+MODEL_METAVAR = "NAME|PATH"
+MODEL_KINDS = f"a packaged model ({', '.join(PACKAGED_NAMES)}) or an ONNX/TFLite file"
+MODEL_HELP = f"{MODEL_KINDS}; an existing file wins over a name (default: the packaged default model)"
 
 
 class UsageError(EdgeSerError):
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
                        help=f"audio files, directories (walked for {' '.join(AUDIO_EXTENSIONS)}), "
                             "or - for raw s16le mono PCM on stdin")
-    infer.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    infer.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     infer.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
     infer.add_argument("--format", choices=("table", "json", "csv"), default="table")
     infer.add_argument("--segments", action="store_true",
@@ -127,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="- for live raw 16 kHz s16le mono PCM on stdin, or an audio file")
     stream.add_argument("--mic", action="store_true",
                         help="read the default microphone (needs: pip install 'edge-ser[mic]')")
-    stream.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    stream.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     stream.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
     stream.add_argument("--window", type=_positive_seconds, metavar="S",
                         help="window length in seconds (default: the model's)")
@@ -135,15 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between window starts, at most --window (default: half a window)")
     stream.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="json: one object per line (JSON Lines)")
-    info = commands.add_parser("info", help="describe a model file")
-    info.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    info = commands.add_parser("info", help="describe a model, or list the packaged models")
+    info.add_argument("model", nargs="?", metavar=MODEL_METAVAR,
+                      help=f"{MODEL_KINDS} to describe; without it, list the installed packaged models")
+    info.add_argument("--model", dest="model_option", metavar=MODEL_METAVAR, help="the same, as an option")
     vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
     vad.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
     check = commands.add_parser("check", help="check that this CPU's kernels compute what the model says")
     check.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="speech files or directories to take windows from")
-    check.add_argument("--model", help="ONNX or TFLite model (default: the packaged model)")
+    check.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     check.set_defaults(output=None)  # for_each_input's: check prints one line of its own
     return parser
 
@@ -315,14 +328,35 @@ def run_check(args) -> int:
 
 def run_info(args) -> int:
     from .describe import describe
-    from .recognizer import DEFAULT_MODEL
+    from .packaged import resolve_model
 
-    if args.model is None:
-        if not DEFAULT_MODEL.is_file():
-            raise ModelError("no default model is installed yet; pass --model PATH")
-        args.model = str(DEFAULT_MODEL)
-    write_fields(sys.stdout, describe(args.model))
+    if args.model is not None and args.model_option is not None:
+        raise UsageError("info takes one model: NAME|PATH or --model NAME|PATH, not both")
+    model = args.model if args.model is not None else args.model_option
+    if model is None:
+        return list_packaged_models()
+    write_fields(sys.stdout, describe(str(resolve_model(model))))
     return EXIT_OK
+
+
+def list_packaged_models() -> int:
+    """`edge-ser info` without a model: one line per installed packaged model. A model that
+    cannot be opened is reported on one line and the others are still listed (exit code 1)."""
+    from .describe import packaged_row
+    from .packaged import MODELS_DIR, installed
+
+    models = installed()
+    if not models:
+        raise ModelError(f"no packaged model is installed in {MODELS_DIR}; pass a model PATH")
+    rows, failed = [], 0
+    for name, path in models:
+        try:
+            rows.append(packaged_row(name, path))
+        except EdgeSerError as e:
+            failed += 1
+            _say(f"{name}: {_problem(e, str(path))}")
+    write_columns(sys.stdout, rows)
+    return EXIT_INPUT_FAILED if failed else EXIT_OK
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -4,15 +4,20 @@
 labels, window, features, parameter count, file size, opset, quantization, and a summary of
 its model card. ONNX details are read with the `onnx` package when it is installed (it is not
 a runtime dependency); TFLite details come from the interpreter's tensor list.
+
+`packaged_row(name, path)` is one packaged model's line in `edge-ser info`'s list: name, file,
+size, labels, and from its card the cross-validated UA and the latency.
 """
 from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 import numpy as np
 
 from .config import FeatureConfig
+from .packaged import packaged_card
 from .session import OnnxSession, open_session
 
 # ONNX ops that only appear in quantized graphs (QLinear* ops are matched by prefix)
@@ -134,6 +139,49 @@ def _accuracy_rows(cv: dict) -> list[tuple[str, str]]:
             rows.append((f"UA ({model})", f"{100 * pooled['ua']:.1f} % (WA {100 * pooled['wa']:.1f} %; {per}), "
                                           f"{cv.get('protocol', '')}"))
     return rows
+
+
+def packaged_row(name: str, path: str | os.PathLike) -> list[str]:
+    """Packaged model `name` (file `path`) as the columns of its `edge-ser info` line: name,
+    file, size, label count, cross-validated UA and latency. The card is the file beside the
+    model (it has the latency), else the one inside it; "n/a" where the card does not say.
+    Opening the model checks it against the contract (ModelError when it fails)."""
+    path = pathlib.Path(path)
+    info = open_session(path).info
+    card = packaged_card(name) or info.card or {}
+    file_format = path.suffix.lstrip(".")  # "onnx" / "tflite": the keys of the card's "files"
+    ua, latency = shipped_ua(card, file_format), file_latency_ms(card, file_format)
+    return [name, path.name, _size(os.path.getsize(path)), f"{len(info.labels)} labels",
+            "UA " + ("n/a" if ua is None else f"{100 * ua:.1f} % (cross-validated)"),
+            "latency " + ("n/a" if latency is None else f"{latency:.2f} ms/window")]
+
+
+def shipped_ua(card: dict, file_format: str) -> float | None:
+    """The card's pooled cross-validated UA of the shipped model in `file_format` ("onnx",
+    "tflite"): its "(shipped)" entry naming that format, else its first "(shipped)" entry; None
+    without one."""
+    models = _card_field(card, "cross_validation", "models")
+    if not isinstance(models, dict):
+        return None
+    shipped = [(model, scores) for model, scores in models.items() if "shipped" in model]
+    same_format = [s for model, s in shipped if file_format.lower() in model.lower()]
+    chosen = (same_format or [s for _, s in shipped] or [None])[0]
+    return _card_field(chosen, "pooled", "ua")
+
+
+def file_latency_ms(card: dict, file_format: str) -> float | None:
+    """The card's median latency in ms (one window, as its latency_note says) of its
+    `file_format` file; None when the card does not give it."""
+    return _card_field(card, "files", file_format, "latency_ms", "median_ms")
+
+
+def _card_field(card, *keys):
+    """card[k1][k2]... or None where a level is missing or not a dict."""
+    for key in keys:
+        if not isinstance(card, dict):
+            return None
+        card = card.get(key)
+    return card
 
 
 def _size(n_bytes: float) -> str:

@@ -3,7 +3,8 @@
 Per-file writers (`WRITERS`, `SegmentWriter`) take `write(path, result)` once per input and
 `close()` at the end (JSON is one document, so it is written then); `LiveWriter` writes and
 flushes one line per streamed window; `write_fields` writes "field: value" lines (`edge-ser
-info`). `write_atomically` puts a finished text in place, so a results file is never half written.
+info MODEL`), `write_columns` aligned columns (`edge-ser info`'s list of packaged models).
+`write_atomically` puts a finished text in place, so a results file is never half written.
 """
 from __future__ import annotations
 
@@ -157,6 +158,13 @@ def write_fields(out, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         out.write(f"{key + ':':<{width + 1}} {value}\n")
+
+
+def write_columns(out, rows: list[list[str]]) -> None:
+    """Write rows of cells as lines, each column left-aligned to its widest cell, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    for row in rows:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import pathlib
 import time
 from typing import Iterable, Iterator
 
@@ -34,11 +33,11 @@ import numpy as np
 from . import features
 from .config import SAMPLE_RATE
 from .errors import AudioError, ModelError
+from .packaged import DEFAULT_MODEL, resolve_model
 from .session import open_session
 from .stream import (MAX_STRETCH_SECONDS, FixedWindows, SpeechStretches, Stretch, audio_chunks,
                      split_stretch)
 
-DEFAULT_MODEL = pathlib.Path(__file__).resolve().parent / "models" / "default.onnx"
 SINGLE_WINDOW_FACTOR = 1.5  # audio up to this many model windows is scored as one window
 WINDOW_HOP_FRACTION = 0.5  # hop between windows inside a long speech segment, in windows
 MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
@@ -122,8 +121,10 @@ def stretch_windows(start: float, end: float, window: float) -> list[tuple[float
 class Recognizer:
     """Speech emotion recognition with one model (ONNX or TFLite).
 
-    `model=None` uses the packaged default model (edge_ser/models/default.onnx). Everything that
-    depends only on the model (session, feature config, window length) is set up once here.
+    `model`: a packaged model's name ("default", "tiny") or a model file path, resolved by
+    `edge_ser.packaged.resolve_model` (an existing file wins over a name); None is DEFAULT_MODEL,
+    the packaged default. Everything that depends only on the model (session, feature config,
+    window length) is set up once here.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threads: int = 1):
@@ -131,6 +132,8 @@ class Recognizer:
             if not DEFAULT_MODEL.is_file():
                 raise ModelError("no default model is installed yet; pass --model PATH")
             model = DEFAULT_MODEL
+        else:
+            model = resolve_model(model)
         self.session = open_session(model, threads)
         self.info = self.session.info
         self.labels = list(self.info.labels)

@@ -152,15 +152,22 @@ def test_model_without_metadata_exits_2(clips, tmp_path):
     assert_one_line_error(err, str(path), "not an edge-ser model")
 
 
-@pytest.mark.parametrize("command", ["infer", "info"])
-def test_no_default_model_exits_2(clips, monkeypatch, tmp_path, capsys, command):
+def test_no_default_model_exits_2(clips, monkeypatch, tmp_path, capsys):
     from edge_ser import cli
 
     monkeypatch.setattr(recognizer, "DEFAULT_MODEL", tmp_path / "default.onnx")
-    code = cli.main([command, *([str(clips[0])] if command == "infer" else [])])
+    code = cli.main(["infer", str(clips[0])])
     err = capsys.readouterr().err
     assert code == 2
     assert_one_line_error(err, "no default model is installed yet; pass --model PATH")
+
+
+def test_info_without_packaged_models_exits_2(monkeypatch, tmp_path, capsys):
+    from edge_ser import cli, packaged
+
+    monkeypatch.setattr(packaged, "MODELS_DIR", tmp_path)  # `info` alone lists the packaged models
+    assert cli.main(["info"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "no packaged model is installed")
 
 
 @pytest.mark.parametrize("args", [[], ["infer"], ["infer", "--format", "xml", "a.wav"],

@@ -1,5 +1,6 @@
 """The model that ships inside the package (edge_ser/models/default.{onnx,tflite}): it loads, its
-metadata and card are valid, and `edge-ser infer` / `info` use it when --model is absent."""
+metadata and card are valid, `edge-ser infer` uses it when --model is absent, and `edge-ser info`
+lists it."""
 import json
 import subprocess
 import sys
@@ -81,11 +82,22 @@ def test_default_model_recognises_its_training_corpora(data_dir):
     assert np.mean([p == t for p, t in scored]) >= 0.5
 
 
-def test_info_without_model_shows_the_card():
-    code, out, err = edge_ser("info")
+def test_info_default_shows_the_card():
+    code, out, err = edge_ser("info", "default")
     assert code == 0, err
     assert "UA (student INT8 ONNX (shipped))" in out
     assert "non-commercial" in out
+
+
+def test_info_without_model_lists_the_default_with_its_card_scores():
+    card = json.loads((MODELS / "default.card.json").read_text())
+    ua = card["cross_validation"]["models"]["student INT8 ONNX (shipped)"]["pooled"]["ua"]
+    code, out, err = edge_ser("info")
+    assert code == 0, err
+    [line] = [x for x in out.splitlines() if x.startswith("default ")]
+    assert line.split()[1] == "default.onnx"
+    assert f"{len(COMMON_LABELS)} labels" in line and f"UA {100 * ua:.1f} %" in line
+    assert "latency n/a" not in line
 
 
 def test_tflite_tensor_details_name_shape_dtype_and_quantization():
