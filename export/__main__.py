@@ -1,5 +1,5 @@
 """`python -m export COMMAND ...`: teacher | distill | prune | onnx | quantize | tflite | fold | loso |
-report | default (the packaged CNN model's whole recipe) | encoder (a fusion run's model to ONNX/INT8, scored). Each model step reads a model file and writes
+report | default (the packaged CNN model's whole recipe) | encoder (a fusion run's model to ONNX/INT8, scored) | package (choose and ship default and tiny). Each model step reads a model file and writes
 one plus its `.card.json`. See docs/export.md and docs/default-model.md."""
 from __future__ import annotations
 
@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", required=True, type=pathlib.Path, help="the same model's run on every clip (--protocol all)")
     p.add_argument("--name", required=True, help="candidate name, e.g. tiny.en-3")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/encoder_export"))
+    p = sub.add_parser("package", help="choose and ship the packaged models (default, tiny) by the rule of "
+                       "docs/packaged-models.md; accuracy-latency table and plot in benchmarks/results")
+    p.add_argument("--candidates", type=pathlib.Path, default=pathlib.Path("runs/encoder_export"),
+                   help="folder of the encoder candidates (python -m export encoder --out)")
+    p.add_argument("--cnn", type=pathlib.Path, default=None,
+                   help="the CNN student's INT8 ONNX with its card (python -m export default), also a candidate")
+    p.add_argument("--ship-to", type=pathlib.Path, default=None, help="default: edge_ser/models")
+    p.add_argument("--results-to", type=pathlib.Path, default=None, help="default: benchmarks/results")
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=None,
@@ -227,6 +235,12 @@ def dispatch(args) -> object:
                          f"{latency['p95_ms']:.1f} ms" + (f", parity {'PASS' if scores['parity']['passes'] else 'FAIL'}"
                                                           if "parity" in scores else ""))
         return "\n".join(lines)
+    if c == "package":
+        from . import packaged
+
+        result = packaged.main(args.candidates, args.cnn, args.ship_to or packaged.PACKAGE_MODELS,
+                               args.results_to or packaged.RESULTS)
+        return "\n".join(f"{role}: {name or 'none fits its budget'}" for role, name in result["chosen"].items())
     if c == "default":
         from . import recipe
 
@@ -261,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
-    elif args.command in ("default", "noisy", "reverb", "encoder"):
+    elif args.command in ("default", "noisy", "reverb", "encoder", "package"):
         print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path

@@ -1,0 +1,287 @@
+"""The packaged models, chosen by the rule of docs/packaged-models.md:
+
+    python -m export package [--candidates runs/encoder_export] [--cnn FILE] [--ship-to edge_ser/models]
+
+reads every candidate (`OUT/*/candidate.json` from `python -m export encoder`, and the CNN
+student's INT8 ONNX with the card it carries), measures every INT8 file's latency here in one
+sitting, applies the rule, copies `default` and `tiny` into the package with their model cards,
+and writes the accuracy-latency table and plot to benchmarks/results/packaged_models.*.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+from edge_ser.contract import ModelInfo
+
+from train.data import COMMON_LABELS
+from train.records import environment, write_json, write_text
+
+from . import evaluate, onnx_export
+from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, VARIANTS
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE_MODELS = REPO / "edge_ser" / "models"
+RESULTS = REPO / "benchmarks" / "results"
+BUDGETS_MS = {"default": 24.0, "tiny": 4.0}  # p95 for a 3-s clip at one thread, here
+MAX_UA_DROP = 0.01  # INT8 vs its FP32 model, pooled over the folds (the accuracy gate)
+UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one wins
+CNN_NAME = "cnn-student"
+CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
+WHISPER_LICENCE = ("The encoder's weights are OpenAI's Whisper (MIT licence), installed from the pinned "
+                   "registry package named in model.encoder.source.")
+DATA_LICENCE = ("Trained on EmoDB (Burkhardt et al. 2005, free for research) and RAVDESS (Livingstone & Russo "
+                "2018, CC BY-NC-SA 4.0): research and non-commercial use only. Acted speech of 34 speakers "
+                "(German and North-American English); expect lower accuracy on spontaneous speech, other "
+                "languages and other microphones.")
+PROTOCOL_TEXT = ("spk5: 5 speaker-disjoint folds, speakers of each corpus dealt round-robin "
+                 "(2 EmoDB speakers and 4-5 RAVDESS actors per fold)")
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One INT8 file that could ship, with what the rule needs and what the table shows."""
+
+    name: str  # "<candidate>/<variant>"
+    path: pathlib.Path
+    ua: float
+    fp32_ua: float | None
+    parity: dict | None
+    parameters: int
+    source: dict  # the candidate.json (encoder) or the CNN's card
+    latency: dict | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.fp32_ua is None or self.fp32_ua - self.ua <= MAX_UA_DROP + 1e-12
+
+    @property
+    def p95(self) -> float:
+        return self.latency["p95_ms"]
+
+
+def encoder_candidates(folder: pathlib.Path) -> list[Candidate]:
+    found = []
+    for path in sorted(folder.glob("*/candidate.json")):
+        c = json.loads(path.read_text())
+        cv = c["cross_validation"]
+        for variant in VARIANTS:
+            found.append(Candidate(f"{c['name']}/{variant}", path.parent / "all" / f"{variant}.onnx",
+                                   cv[variant]["pooled"]["ua"], cv[FP32]["pooled"]["ua"], cv[variant]["parity"],
+                                   c["parameters"], c))
+    return found
+
+
+def cnn_candidate(path: pathlib.Path) -> Candidate:
+    """The CNN student as shipped until now: its figures come from the card it carries."""
+    from edge_ser.session import open_session
+
+    card = open_session(path, threads=1).info.card or {}
+    shipped = card.get("cross_validation", {}).get("models", {}).get(CNN_SHIPPED)
+    if shipped is None:
+        raise ValueError(f"{path}: its card has no cross-validated figures of the shipped CNN student")
+    return Candidate(f"{CNN_NAME}/int8_static", path, shipped["pooled"]["ua"], None, None,
+                     card["model"]["parameters"], card)
+
+
+def measure(candidates: list[Candidate]) -> None:
+    """Every file's latency for one 3-s window, one thread, in this sitting."""
+    for c in candidates:
+        c.latency = _latency(c.path)
+        print(f"  {c.name}: UA {100 * c.ua:.1f} %, p95 {c.p95:.2f} ms", flush=True)
+
+
+def choose(candidates: list[Candidate], budget_ms: float) -> Candidate | None:
+    """The rule: eligible, within budget, highest UA; within UA_TIE of the best, the fastest."""
+    fitting = [c for c in candidates if c.eligible and c.p95 <= budget_ms]
+    if not fitting:
+        return None
+    best = max(c.ua for c in fitting)
+    return min((c for c in fitting if c.ua >= best - UA_TIE), key=lambda c: c.p95)
+
+
+def _info(path: pathlib.Path) -> ModelInfo:
+    from edge_ser.session import open_session
+
+    return open_session(path, threads=1).info
+
+
+def encoder_card(role: str, c: Candidate) -> dict:
+    """The model card of a shipped encoder model: recipe, data, licences, cross-validated figures."""
+    source, variant = c.source, c.name.split("/")[1]
+    cv = source["cross_validation"]
+    run_config = json.loads((REPO / "runs" / "fusion" / source["all_run"] / "config.json").read_text())
+    produced = run_config["produced"]
+    window = source["window_seconds"]
+    return {
+        "name": f"edge-ser {role}", "date": environment()["date"], "commit": environment()["commit"],
+        "task": f"speech emotion recognition, {len(source['labels'])} classes, one label per window "
+                f"(trained on {window:g}-s windows; audio up to 1.5 windows runs as one)",
+        "labels": source["labels"],
+        "training_data": {"corpus": source["corpus"], "clips": run_config.get("n_clips"),
+                          "label_mapping": dict(COMMON_LABELS),
+                          "note": "EmoDB here is a processed copy cut to its first 2 s; RAVDESS speech, centre 2 s "
+                                  "of each clip; surprise and boredom dropped, calm counted as neutral"},
+        "licence": f"{DATA_LICENCE} {WHISPER_LICENCE}",
+        "model": {"kind": "pretrained Whisper encoder cut, top block fine-tuned, global average pooling, linear head",
+                  "encoder": {k: produced["encoder"][k] for k in ("name", "source", "sha256")},
+                  "blocks": run_config["run"]["depth"], "tuned_blocks": run_config["run"]["tune"],
+                  "parameters": c.parameters, "head_settings": produced["head_settings"],
+                  "quantization": QUANTIZATION[variant]},
+        "cross_validation": {"corpus": source["corpus"], "protocol": PROTOCOL_TEXT, "labels": source["labels"],
+                             "models": {f"FP32 ONNX ({source['name']})": _scores(cv[FP32]),
+                                        f"INT8 ONNX (shipped, {variant})": {**_scores(cv[variant]),
+                                                                             "parity": cv[variant]["parity"]}}},
+        "recipe": [f"python -m train.encoders run --head fusion --fusion encoder+gap --encoder {source['encoder']} "
+                   f"--corpus {source['corpus']} --protocol {p} --depth {run_config['run']['depth']} --tune "
+                   f"{run_config['run']['tune']} --seconds {window:g} --out runs/fusion/{r}"
+                   for p, r in (("spk5", source["cv_run"]), ("all", source["all_run"]))]
+                  + [f"python -m export encoder --cv runs/fusion/{source['cv_run']} --all runs/fusion/{source['all_run']} "
+                     f"--name {source['name']}", "python -m export package"],
+        "cost": {"training_thread_seconds": source["training"], "export_thread_seconds": source["export_cpu_seconds"]},
+    }
+
+
+QUANTIZATION = {
+    "int8_dynamic": "dynamic INT8 (onnxruntime): int8 per-channel weights of every MatMul, activations quantized "
+                    "per call; LayerNorm, GELU, Softmax in float",
+    "int8_static": "static QDQ (onnxruntime): uint8 activations calibrated (min-max) on 128 training clips, 7-bit "
+                   "per-channel weights; only Conv/MatMul/Gemm quantized, the attention MatMuls and the first conv "
+                   "in float",
+}
+
+
+def _scores(entry: dict) -> dict:
+    return {k: entry[k] for k in ("pooled", "per_corpus", "fold_ua_mean", "fold_ua_std", "confusion")}
+
+
+def cnn_card(role: str, c: Candidate) -> dict:
+    """The CNN's own card under its new name, with paths of the build machine made portable."""
+    card = json.loads(json.dumps(c.source))
+    card["name"] = f"edge-ser {role}"
+    noise = (card.get("model", {}).get("noise_train") or {})
+    if noise.get("noise_train"):
+        noise["noise_train"] = "DATA/" + "/".join(pathlib.Path(noise["noise_train"]).parts[-2:])
+    if isinstance(card.get("recipe"), str) and "--noise-train" in card["recipe"]:
+        head, _, _ = card["recipe"].partition(" --noise-train")
+        card["recipe"] = head
+    return card
+
+
+def ship(role: str, c: Candidate, ship_to: pathlib.Path) -> dict:
+    """Copy the chosen file to `ship_to/<role>.onnx` with its card in the metadata and beside it."""
+    card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c)
+    card["files"] = {"onnx": {"name": f"{role}.onnx", "size_bytes": c.path.stat().st_size,
+                              "latency_ms": c.latency}}
+    card["latency_note"] = (f"one {CLIP_SECONDS:g}-s window, one thread, {LATENCY_REPEATS} calls, "
+                            f"{environment()['machine']}, this build machine (shared 2-core VM)")
+    info = dataclasses.replace(_info(c.path), card=card)
+    dst = ship_to / f"{role}.onnx"
+    ship_to.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ship_to) as tmp:
+        staged = pathlib.Path(tmp) / dst.name
+        shutil.copyfile(c.path, staged)
+        onnx_export.set_metadata(staged, info)
+        os.replace(staged, dst)
+    card["files"]["onnx"]["size_bytes"] = dst.stat().st_size
+    _ship_tflite(role, c, ship_to, card)
+    write_json(ship_to / f"{role}.card.json", card)
+    return card
+
+
+def _ship_tflite(role: str, c: Candidate, ship_to: pathlib.Path, card: dict) -> None:
+    """The candidate's TFLite twin (the CNN has one; the encoder models not yet) ships beside the
+    ONNX file with the same card; a stale TFLite of an earlier model under this name is removed."""
+    from . import tflite
+
+    twin, dst = c.path.with_suffix(".tflite"), ship_to / f"{role}.tflite"
+    if not twin.is_file():
+        dst.unlink(missing_ok=True)
+        return
+    info = dataclasses.replace(_info(twin), card=card)
+    with tempfile.TemporaryDirectory(dir=ship_to) as tmp:
+        staged = tflite.write(pathlib.Path(tmp) / dst.name, twin.read_bytes(), info, resizable=False)
+        os.replace(staged, dst)
+    card["files"]["tflite"] = {"name": dst.name, "size_bytes": dst.stat().st_size,
+                               "latency_ms": _latency(dst)}
+
+
+def _latency(path: pathlib.Path) -> dict:
+    info = _info(path)
+    frames = info.feature_config.n_frames(info.feature_config.n_samples(CLIP_SECONDS))
+    return evaluate.latency_ms(path, info.feature_config.n_mels, frames, LATENCY_REPEATS)
+
+
+def table(candidates: list[Candidate], chosen: dict[str, Candidate | None]) -> str:
+    """The accuracy-latency table as Markdown."""
+    roles = {c.name: r for r, c in chosen.items() if c is not None}
+    lines = ["| candidate | parameters | file | spk5 UA | EmoDB UA | RAVDESS UA | UA drop vs FP32 | agreement | "
+             "p50 ms | p95 ms | shipped as |", "|---" * 11 + "|"]
+    for c in sorted(candidates, key=lambda c: c.p95):
+        per = _per_corpus(c)
+        drop = "-" if c.fp32_ua is None else f"{100 * (c.fp32_ua - c.ua):.1f}"
+        agreement = "-" if c.parity is None else f"{100 * c.parity['agreement_with_fp32']:.1f} %"
+        lines.append(f"| {c.name} | {c.parameters:,} | {c.path.stat().st_size / 1e6:.2f} MB | {100 * c.ua:.1f} % | "
+                     f"{100 * per.get('emodb', float('nan')):.1f} % | {100 * per.get('ravdess', float('nan')):.1f} % | "
+                     f"{drop} | {agreement} | {c.latency['median_ms']:.2f} | {c.p95:.2f} | {roles.get(c.name, '')} |")
+    return "\n".join(lines)
+
+
+def _per_corpus(c: Candidate) -> dict:
+    if c.name.startswith(CNN_NAME):
+        entry = c.source["cross_validation"]["models"][CNN_SHIPPED]
+    else:
+        entry = c.source["cross_validation"][c.name.split("/")[1]]
+    return {k: v["ua"] for k, v in entry["per_corpus"].items()}
+
+
+def plot(candidates: list[Candidate], chosen: dict[str, Candidate | None], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for c in candidates:
+        marker = "o" if c.eligible else "x"
+        ax.scatter(c.p95, 100 * c.ua, marker=marker, s=40)
+        ax.annotate(c.name, (c.p95, 100 * c.ua), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for role, budget in BUDGETS_MS.items():
+        ax.axvline(budget, linestyle="--", color="grey", linewidth=0.8)
+        ax.text(budget, ax.get_ylim()[0], f" {role} budget {budget:g} ms", fontsize=7, rotation=90, va="bottom")
+    for role, c in chosen.items():
+        if c is not None:
+            ax.scatter(c.p95, 100 * c.ua, s=160, facecolors="none", edgecolors="black")
+    ax.set_xscale("log")
+    ax.set_xlabel("p95 latency, one 3-s clip, one thread (ms, log scale)")
+    ax.set_ylabel("UA, 5 speaker-disjoint folds, EmoDB + RAVDESS (%)")
+    ax.set_title("Packaged-model candidates (circled: shipped; x: fails the UA gate)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathlib.Path = PACKAGE_MODELS,
+         results_to: pathlib.Path = RESULTS) -> dict:
+    candidates = encoder_candidates(candidates_dir) + ([cnn_candidate(cnn)] if cnn else [])
+    if not candidates:
+        raise FileNotFoundError(f"{candidates_dir}: no candidate.json (run python -m export encoder first)")
+    measure(candidates)
+    chosen = {role: choose(candidates, budget) for role, budget in BUDGETS_MS.items()}
+    cards = {role: ship(role, c, ship_to) for role, c in chosen.items() if c is not None}
+    rows = [{"name": c.name, "parameters": c.parameters, "size_bytes": c.path.stat().st_size, "ua": c.ua,
+             "per_corpus_ua": _per_corpus(c), "fp32_ua": c.fp32_ua, "parity": c.parity, "eligible": c.eligible,
+             "latency_3s": c.latency} for c in candidates]
+    result = {"rule": "docs/packaged-models.md", "budgets_ms": BUDGETS_MS, "max_ua_drop": MAX_UA_DROP, "ua_tie": UA_TIE,
+              "candidates": rows, "chosen": {r: (c.name if c else None) for r, c in chosen.items()},
+              "environment": environment()}
+    write_json(results_to / "packaged_models.json", result)
+    write_text(results_to / "packaged_models.md", "# Packaged-model candidates\n\nRule: docs/packaged-models.md. "
+               f"Latency: {CLIP_SECONDS:g}-s window, one thread, {LATENCY_REPEATS} calls, measured together.\n\n"
+               f"{table(candidates, chosen)}\n\n![accuracy against latency](packaged_models.png)\n")
+    plot(candidates, chosen, results_to / "packaged_models.png")
+    return {"chosen": result["chosen"], "cards": cards}
