@@ -65,6 +65,7 @@ class BenchModel:
     origin: str  # "stand-in (random weights)" | "shipped" | "$EDGE_SER_BENCH_MODELS"
     n_parameters: int | None
     teacher_parameters: int | None
+    compared_with: dict | None = None  # {model: parameters} the card compares this one against
 
     @property
     def file_bytes(self) -> int:
@@ -74,7 +75,7 @@ class BenchModel:
         """The fields stored with every benchmark of this model (pytest-benchmark extra_info)."""
         return {"model": self.name, "family": self.family, "format": self.format, "precision": self.precision,
                 "origin": self.origin, "file_bytes": self.file_bytes, "n_parameters": self.n_parameters,
-                "teacher_parameters": self.teacher_parameters}
+                "teacher_parameters": self.teacher_parameters, "compared_with": self.compared_with}
 
 
 # --- stand-ins -----------------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def describe_file(path: pathlib.Path, origin: str) -> BenchModel:
     params = card.get("n_parameters") or model.get("parameters") or (_onnx_parameters(path) if fmt == "onnx" else None)
     family = card.get("family") or _family(path)
     teacher = card.get("teacher_parameters") or model.get("teacher_parameters")
-    return BenchModel(path.name, path, family, fmt, precision, origin, params, teacher)
+    return BenchModel(path.name, path, family, fmt, precision, origin, params, teacher, model.get("compared_with"))
 
 
 def _family(path: pathlib.Path) -> str:

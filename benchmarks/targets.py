@@ -44,6 +44,11 @@ E2E_PI_BUDGET_HERE = Target(
                   "well as on the code (a 2.1 ms median with 6-10 ms outliers has been seen). The 24 ms rows stay "
                   "required")
 PARAMETERS = Target("parameters, fewer than the teacher's")
+PARAMETERS_VS = Target(
+    "parameters, fewer than a comparable model's",
+    informational="Parameter comparisons of the packaged models (the fusion paper's 'up to 3x fewer'): an aim "
+                  "the packaging rule (docs/packaged-models.md) does not select for; it selects accuracy within "
+                  "a latency budget. Shown so that the gap stays in view")
 INT8_SIZE = Target("INT8 file size")
 KERNEL_LOGITS = Target("kernels vs reference kernels, max logit difference")
 KERNEL_AGREEMENT = Target(
@@ -229,9 +234,26 @@ def parameter_checks(bench: dict) -> list[Check]:
         ratio = teacher / n
         checks.append(Check(PARAMETERS, f"{info['family']} ({info['origin']})", f">= {PARAMETER_REDUCTION:g}x fewer",
                             f"{ratio:.1f}x fewer ({n / 1e6:.2f} M vs {teacher / 1e6:.2f} M)", ratio >= PARAMETER_REDUCTION))
+    checks += comparison_checks(bench)
     if not checks:
         checks.append(Check(PARAMETERS, "deployed model", f">= {PARAMETER_REDUCTION:g}x fewer",
                             "no benchmarked model card names its teacher_parameters", None))
+    return checks
+
+
+def comparison_checks(bench: dict) -> list[Check]:
+    """Each packaged model against the models its card compares it with (once per family)."""
+    checks, seen = [], set()
+    for info in sorted(model_infos(bench).values(), key=lambda i: i["model"]):
+        n, others = info.get("n_parameters"), info.get("compared_with") or {}
+        if not n or info["family"] in seen:
+            continue
+        seen.add(info["family"])
+        for other, count in sorted(others.items()):
+            ratio = count / n
+            checks.append(Check(PARAMETERS_VS, f"{info['family']} vs {other}", f">= {PARAMETER_REDUCTION:g}x fewer",
+                                f"{ratio:.2f}x fewer ({n / 1e6:.2f} M vs {count / 1e6:.2f} M)",
+                                ratio >= PARAMETER_REDUCTION))
     return checks
 
 

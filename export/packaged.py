@@ -130,7 +130,8 @@ def encoder_card(role: str, c: Candidate) -> dict:
         "model": {"kind": "pretrained Whisper encoder cut, top block fine-tuned, global average pooling, linear head",
                   "encoder": {k: produced["encoder"][k] for k in ("name", "source", "sha256")},
                   "blocks": run_config["run"]["depth"], "tuned_blocks": run_config["run"]["tune"],
-                  "parameters": c.parameters, "head_settings": produced["head_settings"],
+                  "parameters": c.parameters, "compared_with": comparison_parameters(len(source["labels"])),
+                  "head_settings": produced["head_settings"],
                   "quantization": QUANTIZATION[variant]},
         "cross_validation": {"corpus": source["corpus"], "protocol": PROTOCOL_TEXT, "labels": source["labels"],
                              "models": {f"FP32 ONNX ({source['name']})": _scores(cv[FP32]),
@@ -144,6 +145,23 @@ def encoder_card(role: str, c: Candidate) -> dict:
                      f"--name {source['name']}", "python -m export package"],
         "cost": {"training_thread_seconds": source["training"], "export_thread_seconds": source["export_cpu_seconds"]},
     }
+
+
+WHISPER_BASE = {"n_mels": 80, "n_ctx": 1500, "d_model": 512, "n_heads": 8, "n_layers": 6}
+DEIT_INPUT = (64, 201)  # the SAMSG DeiT's log-mel window: 64 bands, 2 s
+
+
+def comparison_parameters(n_classes: int) -> dict[str, int]:
+    """The mission's parameter comparisons (>= 3x fewer): the encoder + head baseline on Whisper
+    base (its whole encoder, which the SUPERB head reads, plus a linear head on mean and std) and
+    the SAMSG DeiT teacher trained here, counted on the architectures themselves."""
+    from train import arch, models
+    from train.encoders.whisper import WhisperEncoder, WhisperEncoderConfig
+
+    base = WhisperEncoderConfig(**WHISPER_BASE)
+    encoder = models.n_parameters(WhisperEncoder(base)) + (2 * base.d_model + 1) * n_classes
+    deit = models.n_parameters(arch.build(arch.deit_arch(n_classes, DEIT_INPUT)))
+    return {"Whisper base encoder + linear head": encoder, "SAMSG DeiT teacher": deit}
 
 
 QUANTIZATION = {

@@ -53,6 +53,19 @@ def test_standalone_model_computes_what_training_computes(tmp_path):
     assert saved["depth"] == 3 and len(standalone.frozen) == 2
 
 
+@pytest.mark.parametrize("seconds", [0.3, 0.61, 1.0])
+def test_gap_leaves_out_the_runtimes_zero_padding_as_training_did(seconds):
+    """A 1-s window holding `seconds` of audio: the frames GAP averages are the frames training
+    counted as real audio (window_arrays' `valid`), to within the one frame straddling the end."""
+    from train.fusion.standalone import audio_frames
+
+    audio = np.random.default_rng(4).normal(scale=0.1, size=int(SAMPLE_RATE * seconds)).astype(np.float32)
+    mel_window, valid, _ = inputs.window_arrays(audio, WHISPER_FEATURES, 1.0)
+    found = audio_frames(torch.from_numpy(mel_window)[None])[0].numpy()
+    assert found.shape == valid.shape
+    assert np.sum(found != valid) <= 1 and found[: max(valid.sum() - 1, 0)].all()
+
+
 def test_sap_models_do_not_stand_alone(tmp_path):
     with pytest.raises(ValueError, match="segments"):
         load_standalone(checkpoint(tmp_path / "f.pt", "encoder+gap+sap"), encoder())

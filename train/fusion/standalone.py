@@ -8,8 +8,13 @@
 Training keeps the frozen blocks' output in memory and feeds it to `FusionModel`; here both halves
 are one graph, so the file the runtime loads needs nothing but the window's log-mel (the model
 contract). Only GAP models stand alone: SAP pools over the VAD's speech segments, a second input
-the contract does not have. Every frame of the input counts as real audio: the runtime never pads
-a window of a model whose frame axis is dynamic beyond the audio it holds (half a second at most).
+the contract does not have.
+
+GAP averages the frames over audio, as in training, where each clip's end padding was left out:
+the runtime zero-pads a window that holds less audio than the model's window (a short speech
+segment of long audio, a file shorter than half a second, every window of a fixed-frame file),
+and zero samples give the window's floor value (its minimum) in every band. A frame with no band
+above that floor is padding, or digital silence, which carries no emotion either.
 """
 from __future__ import annotations
 
@@ -18,9 +23,12 @@ import pathlib
 import torch
 from torch import nn
 
+from .acoustic import STRIDE
 from .head import load_fold_model
 from .model import FusionModel
 from .segment_pool import NO_SEGMENT
+
+FLOOR_MARGIN = 1e-4  # above the floor by more than float rounding: Whisper's values span about 2.5
 
 
 class LogMelClassifier(nn.Module):
@@ -51,9 +59,19 @@ class LogMelClassifier(nn.Module):
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         frames = self.forward_frozen(log_mel)
-        valid = torch.ones(frames.shape[:2], dtype=torch.bool)
         segments = torch.full(frames.shape[:2], NO_SEGMENT, dtype=torch.int64)
-        return self.model(log_mel, frames, valid, segments)
+        return self.model(log_mel, frames, audio_frames(log_mel), segments)
+
+
+def audio_frames(log_mel: torch.Tensor) -> torch.Tensor:
+    """log_mel [B, n_mels, F] -> bool [B, ceil(F / 2)]: encoder frames whose two mel frames are not
+    both at the window's floor in every band (see the module docstring)."""
+    floor = log_mel.amin(dim=(1, 2), keepdim=True)
+    above = (log_mel > floor + FLOOR_MARGIN).any(dim=1)  # [B, F]
+    # Even and odd mel frames, the odd ones padded by one: ceil(F / 2) pairs. (max_pool1d with
+    # ceil_mode does the same, but the exporter can only follow it by fixing F.)
+    odd = nn.functional.pad(above.to(torch.uint8), (0, 1))[:, 1::STRIDE] > 0
+    return above[:, 0::STRIDE] | odd
 
 
 def load_standalone(checkpoint: pathlib.Path, encoder) -> tuple[LogMelClassifier, dict]:
