@@ -12,7 +12,11 @@ Files, in `OUT/NAME/<fold>/` for every fold of the cross-validation run and in `
     int8_static.onnx   static QDQ: U8 activations, 7-bit per-channel weights, only the weighted
                        ops (Conv, MatMul, Gemm) quantized; the attention MatMuls and the first
                        conv stay in float; calibrated on `N_CALIBRATION` training clips of the fold
-    logits.npz         every file's logits on the fold's test speakers (cross-validation folds)
+    int8.tflite        dynamic-range INT8 TFLite (int8 weights, activations quantized per call) at a
+                       fixed 3-s input: the runtime zero-pads every window to it (GAP leaves the
+                       padding out, train/fusion/standalone.py)
+    logits.npz         every file's logits on the fold's test speakers (cross-validation folds);
+                       the TFLite file's on the same windows zero-padded to its 3 s
 and `OUT/NAME/candidate.json`: parameters, file sizes, latency (a 3-s clip, one thread) and the
 cross-validated scores of each file, pooled and per corpus, with the parity gates. Every file is
 written once (atomically) and reused, so an interrupted run resumes where it stopped.
@@ -30,16 +34,18 @@ import numpy as np
 
 from edge_ser.config import FeatureConfig
 from edge_ser.contract import ModelInfo
+from edge_ser.features import log_mel
 
 from train import metrics, protocols
 from train.data import corpus_of, load_corpus, read_audio
-from train.features import clip_log_mel
+from train.features import fix_length
 from train.records import environment, write_json
 
-from . import evaluate, onnx_export, quantize
+from . import evaluate, onnx_export, quantize, tflite
 
 FP32 = "fp32"
-VARIANTS = ("int8_dynamic", "int8_static")  # the INT8 files, in the order tables list them
+VARIANTS = ("int8_dynamic", "int8_static")  # the INT8 ONNX files, in the order tables list them
+TFLITE = "int8_tflite"  # the TFLite twin (file int8.tflite), scored beside them
 N_CALIBRATION = 128  # training clips the static variant's ranges come from
 CALIBRATION_SEED = 0
 CLIP_SECONDS = 3.0  # latency is measured on the mission's 3-s clip, run as one window
@@ -83,9 +89,16 @@ class FusionRun:
         return ModelInfo(self.labels, self.features, self.seconds, card=card)
 
 
-def window_features(run: FusionRun, corpus) -> np.ndarray:
-    """Every clip's log-mel [N, n_mels, frames] exactly as the run's model saw it in training."""
-    return np.stack([clip_log_mel(read_audio(c.path), run.features, run.seconds) for c in corpus.clips])
+def window_features(run: FusionRun, corpus, padded_to: float | None = None) -> np.ndarray:
+    """Every clip's log-mel [N, n_mels, frames] exactly as the run's model saw it in training, or
+    (`padded_to` seconds) as the runtime feeds a fixed-frame file: the window zero-padded to it."""
+    def window(audio):
+        audio = fix_length(audio, run.features.n_samples(run.seconds))
+        if padded_to is not None:
+            audio = fix_length(audio, run.features.n_samples(padded_to))
+        return log_mel(audio, run.features)
+
+    return np.stack([window(read_audio(c.path)) for c in corpus.clips])
 
 
 def atomic(path: pathlib.Path, make) -> pathlib.Path:
@@ -110,10 +123,22 @@ def model_files(run: FusionRun, fold: str, encoder, calibration: np.ndarray, out
                            frames=run.features.n_frames(run.features.n_samples(run.seconds)))
         onnx_export.set_metadata(path, run.info())
 
+    def twin(path):
+        model, _ = load_standalone(run.path / "checkpoints" / f"{fold}.pt", encoder)
+        buf = tflite.convert_dynamic_int8(model, run.features.n_mels, tflite_frames(run))
+        tflite.write(path, buf, run.info(), resizable=False)
+
     files = {FP32: atomic(out / f"{FP32}.onnx", fp32)}
     files["int8_dynamic"] = atomic(out / "int8_dynamic.onnx", lambda p: int8(files[FP32], p, None))
     files["int8_static"] = atomic(out / "int8_static.onnx", lambda p: int8(files[FP32], p, calibration))
+    files[TFLITE] = atomic(out / "int8.tflite", twin)
     return files
+
+
+def tflite_frames(run: FusionRun) -> int:
+    """The TFLite file's fixed frame count: a 3-s window (litert cannot lower a dynamic frame axis
+    through the Whisper stem's positional slice)."""
+    return run.features.n_frames(run.features.n_samples(CLIP_SECONDS))
 
 
 def int8(fp32: pathlib.Path, path: pathlib.Path, calibration: np.ndarray | None) -> None:
@@ -132,11 +157,14 @@ def session_info(path: pathlib.Path) -> ModelInfo:
     return open_session(path, threads=1).info
 
 
-def fold_logits(files: dict[str, pathlib.Path], test_x: np.ndarray, out: pathlib.Path) -> dict[str, np.ndarray]:
-    """Every file's logits on the test clips, through the runtime's session (cached in logits.npz)."""
+def fold_logits(files: dict[str, pathlib.Path], test_x: np.ndarray, padded_x: np.ndarray,
+                out: pathlib.Path) -> dict[str, np.ndarray]:
+    """Every file's logits on the test clips, through the runtime's session (cached in logits.npz;
+    the fixed-frame TFLite file on the windows padded as the runtime pads them)."""
     def make(path):
         with open(path, "wb") as f:
-            np.savez(f, **{name: evaluate.session_logits(p, test_x) for name, p in files.items()})
+            np.savez(f, **{name: evaluate.session_logits(p, padded_x if name == TFLITE else test_x)
+                           for name, p in files.items()})
 
     with np.load(atomic(out / "logits.npz", make)) as saved:
         return {name: saved[name] for name in saved.files}
@@ -152,12 +180,12 @@ def cross_validate(run: FusionRun, encoder, out: pathlib.Path, progress: bool = 
     corpus = load_corpus(run.corpus, run.data and pathlib.Path(run.data))
     targets, speakers = corpus.targets(), corpus.speakers()
     splits = {f.name: f for f in protocols.make_folds(run.protocol, targets, speakers)}
-    features = window_features(run, corpus)
+    features, padded = window_features(run, corpus), window_features(run, corpus, CLIP_SECONDS)
     truth, groups, logits = [], [], {}
     for i, fold in enumerate(run.folds):
         split = splits[fold]
         files = model_files(run, fold, encoder, features[calibration_clips(split.train)], out / fold)
-        for name, values in fold_logits(files, features[split.test], out / fold).items():
+        for name, values in fold_logits(files, features[split.test], padded[split.test], out / fold).items():
             logits.setdefault(name, []).append(values)
         truth.append(targets[split.test])
         groups.append(np.array([corpus_of(s) for s in speakers[split.test]]))
@@ -183,11 +211,15 @@ def pooled_scores(truth: np.ndarray, groups: np.ndarray, logits: dict[str, np.nd
                                                                            n_classes))
                                        for g in sorted(set(groups))},
                         "fold_ua_mean": float(np.mean(fold_ua)), "fold_ua_std": float(np.std(fold_ua))}
-    for name in VARIANTS:
+    for name in (*VARIANTS, TFLITE):
+        if name not in logits:
+            continue
         agreement = evaluate.agreement(logits[name], logits[FP32])
         drop = result[FP32]["pooled"]["ua"] - result[name]["pooled"]["ua"]
         result[name]["parity"] = {"agreement_with_fp32": agreement, "ua_drop": drop,
                                   "passes": agreement >= MIN_GATE_AGREEMENT and drop <= MAX_GATE_UA_DROP}
+    if TFLITE in logits:
+        result[TFLITE]["agreement_with_onnx"] = {v: evaluate.agreement(logits[TFLITE], logits[v]) for v in VARIANTS}
     return result
 
 
@@ -200,7 +232,7 @@ def deployed_files(run: FusionRun, encoder, out: pathlib.Path) -> dict:
     files = model_files(run, fold, encoder, features[calibration_clips(np.arange(len(features)))], out)
     frames = run.features.n_frames(run.features.n_samples(CLIP_SECONDS))
     return {name: {"file": str(path.relative_to(out.parent)), "size_bytes": path.stat().st_size,
-                   "float_ops": quantize.float_ops(path) if name != FP32 else None,
+                   "float_ops": quantize.float_ops(path) if name in VARIANTS else None,
                    "latency_3s": evaluate.latency_ms(path, run.features.n_mels, frames, LATENCY_REPEATS)}
             for name, path in files.items()}
 

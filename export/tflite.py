@@ -119,6 +119,29 @@ def convert_int8(model: torch.nn.Module, calibration: np.ndarray, frames: int = 
     return flatbuffer(edge)
 
 
+def convert_dynamic_int8(model: torch.nn.Module, n_mels: int, frames: int) -> bytes:
+    """Model (eval) -> TFLite flatbuffer bytes, dynamic-range INT8 (PT2E): int8 per-channel
+    weights, activations quantized per call, at a fixed [1, n_mels, frames] input. No calibration:
+    nothing is fixed ahead but the weights' scales. For transformers, where per-tensor static
+    ranges lose most (docs/packaged-models.md)."""
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
+
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+    chosen = pt2e_quantizer.PT2EQuantizer().set_global(config)
+    example = (torch.zeros(1, n_mels, frames),)
+    with quiet():
+        graph = torch.export.export(model.eval(), example).module()
+        prepared = quantize_pt2e.prepare_pt2e(graph, chosen)
+        with torch.no_grad():
+            prepared(*example)  # dynamic observers record nothing that is kept; prepare needs a pass
+        quantized = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
+        edge = litert_torch.convert(quantized, example, quant_config=QuantConfig(pt2e_quantizer=chosen))
+    return flatbuffer(edge)
+
+
 def flatbuffer(edge_model) -> bytes:
     """litert-torch model -> bytes (through a temporary file: `export` is the stable API)."""
     import tempfile

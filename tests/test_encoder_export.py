@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime.quantization")
+pytest.importorskip("litert_torch", reason="the export extra converts to TFLite with litert-torch")
+pytest.importorskip("ai_edge_litert", reason="the tflite extra runs TFLite files")
 
 from edge_ser.config import SAMPLE_RATE, WHISPER_FEATURES  # noqa: E402
 from edge_ser.recognizer import Recognizer  # noqa: E402
@@ -80,7 +82,7 @@ def fake_run(tmp_path: pathlib.Path) -> encoder_models.FusionRun:
 def test_onnx_files_carry_the_contract_and_follow_torch(tmp_path):
     run = fake_run(tmp_path)
     files = encoder_models.model_files(run, "all", encoder(), mel(8, seed=1), tmp_path / "out")
-    assert set(files) == {"fp32", *encoder_models.VARIANTS}
+    assert set(files) == {"fp32", *encoder_models.VARIANTS, encoder_models.TFLITE}
     standalone, _ = load_standalone(run.path / "checkpoints" / "all.pt", encoder())
     x = mel(3, seconds=1.4, seed=2)  # another length than the export's example: the frame axis is dynamic
     with torch.no_grad():
@@ -93,6 +95,9 @@ def test_onnx_files_carry_the_contract_and_follow_torch(tmp_path):
         assert encoder_models.evaluate.session_logits(files[name], x).shape == (3, len(LABELS))
     audio = np.random.default_rng(3).normal(scale=0.1, size=SAMPLE_RATE).astype(np.float32)
     assert Recognizer(files["int8_static"]).predict(audio).label in LABELS
+    twin = Recognizer(files[encoder_models.TFLITE])  # fixed 3-s frames: a 1-s clip is zero-padded to them
+    assert twin.session.fixed_frames == 300 and twin.info.feature_config == WHISPER_FEATURES
+    assert twin.predict(audio).label in LABELS
     before = files["fp32"].stat().st_mtime_ns  # a second call reuses the files (resume)
     encoder_models.model_files(run, "all", encoder(), mel(8, seed=1), tmp_path / "out")
     assert files["fp32"].stat().st_mtime_ns == before

@@ -70,7 +70,7 @@ def audio_frames(log_mel: torch.Tensor) -> torch.Tensor:
     above = (log_mel > floor + FLOOR_MARGIN).any(dim=1)  # [B, F]
     # Even and odd mel frames, the odd ones padded by one: ceil(F / 2) pairs. (max_pool1d with
     # ceil_mode does the same, but the exporter can only follow it by fixing F.)
-    odd = nn.functional.pad(above.to(torch.uint8), (0, 1))[:, 1::STRIDE] > 0
+    odd = nn.functional.pad(above.to(log_mel.dtype), (0, 1))[:, 1::STRIDE] > 0
     return above[:, 0::STRIDE] | odd
 
 
