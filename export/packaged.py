@@ -22,16 +22,20 @@ from train.data import COMMON_LABELS
 from train.records import environment, write_json, write_text
 
 from . import evaluate, onnx_export
-from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, VARIANTS
+from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, TFLITE, VARIANTS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE_MODELS = REPO / "edge_ser" / "models"
 RESULTS = REPO / "benchmarks" / "results"
 BUDGETS_MS = {"default": 24.0, "tiny": 4.0}  # p95 for a 3-s clip at one thread, here
+# The formats each role is chosen among: the default must run on the runtime's core (onnxruntime).
+FORMATS = {"default": ("onnx",), "tiny": ("onnx", "tflite")}
 MAX_UA_DROP = 0.01  # INT8 vs its FP32 model, pooled over the folds (the accuracy gate)
 UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one wins
 CNN_NAME = "cnn-student"
+TFLITE_TWIN = "int8.tflite"  # beside each candidate's ONNX files: the TFLite file that ships with it
 CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
+CNN_SHIPPED_TFLITE = "student INT8 TFLite (shipped)"
 WHISPER_LICENCE = ("The encoder's weights are OpenAI's Whisper (MIT licence), installed from the pinned "
                    "registry package named in model.encoder.source.")
 DATA_LICENCE = ("Trained on EmoDB (Burkhardt et al. 2005, free for research) and RAVDESS (Livingstone & Russo "
@@ -63,29 +67,41 @@ class Candidate:
     def p95(self) -> float:
         return self.latency["p95_ms"]
 
+    @property
+    def format(self) -> str:
+        return self.path.suffix.lstrip(".")
+
 
 def encoder_candidates(folder: pathlib.Path) -> list[Candidate]:
     found = []
     for path in sorted(folder.glob("*/candidate.json")):
         c = json.loads(path.read_text())
         cv = c["cross_validation"]
-        for variant in VARIANTS:
-            found.append(Candidate(f"{c['name']}/{variant}", path.parent / "all" / f"{variant}.onnx",
-                                   cv[variant]["pooled"]["ua"], cv[FP32]["pooled"]["ua"], cv[variant]["parity"],
-                                   c["parameters"], c))
+        files = {v: path.parent / "all" / f"{v}.onnx" for v in VARIANTS}
+        if TFLITE in cv:
+            files[TFLITE] = path.parent / "all" / TFLITE_TWIN
+        for variant, file in files.items():
+            found.append(Candidate(f"{c['name']}/{variant}", file, cv[variant]["pooled"]["ua"],
+                                   cv[FP32]["pooled"]["ua"], cv[variant]["parity"], c["parameters"], c))
     return found
 
 
-def cnn_candidate(path: pathlib.Path) -> Candidate:
-    """The CNN student as shipped until now: its figures come from the card it carries."""
+def cnn_candidates(path: pathlib.Path) -> list[Candidate]:
+    """The CNN student as shipped until now, and its TFLite twin when beside it: their figures come
+    from the card the ONNX file carries."""
     from edge_ser.session import open_session
 
     card = open_session(path, threads=1).info.card or {}
-    shipped = card.get("cross_validation", {}).get("models", {}).get(CNN_SHIPPED)
-    if shipped is None:
+    models = card.get("cross_validation", {}).get("models", {})
+    if CNN_SHIPPED not in models:
         raise ValueError(f"{path}: its card has no cross-validated figures of the shipped CNN student")
-    return Candidate(f"{CNN_NAME}/int8_static", path, shipped["pooled"]["ua"], None, None,
-                     card["model"]["parameters"], card)
+    found = [Candidate(f"{CNN_NAME}/int8_static", path, models[CNN_SHIPPED]["pooled"]["ua"], None, None,
+                       card["model"]["parameters"], card)]
+    twin = path.parent / TFLITE_TWIN
+    if twin.is_file() and CNN_SHIPPED_TFLITE in models:
+        found.append(Candidate(f"{CNN_NAME}/int8_tflite", twin, models[CNN_SHIPPED_TFLITE]["pooled"]["ua"], None,
+                               None, card["model"]["parameters"], card))
+    return found
 
 
 def measure(candidates: list[Candidate]) -> None:
@@ -95,9 +111,9 @@ def measure(candidates: list[Candidate]) -> None:
         print(f"  {c.name}: UA {100 * c.ua:.1f} %, p95 {c.p95:.2f} ms", flush=True)
 
 
-def choose(candidates: list[Candidate], budget_ms: float) -> Candidate | None:
+def choose(candidates: list[Candidate], budget_ms: float, formats=("onnx", "tflite")) -> Candidate | None:
     """The rule: eligible, within budget, highest UA; within UA_TIE of the best, the fastest."""
-    fitting = [c for c in candidates if c.eligible and c.p95 <= budget_ms]
+    fitting = [c for c in candidates if c.eligible and c.p95 <= budget_ms and c.format in formats]
     if not fitting:
         return None
     best = max(c.ua for c in fitting)
@@ -135,8 +151,7 @@ def encoder_card(role: str, c: Candidate) -> dict:
                   "quantization": QUANTIZATION[variant]},
         "cross_validation": {"corpus": source["corpus"], "protocol": PROTOCOL_TEXT, "labels": source["labels"],
                              "models": {f"FP32 ONNX ({source['name']})": _scores(cv[FP32]),
-                                        f"INT8 ONNX (shipped, {variant})": {**_scores(cv[variant]),
-                                                                             "parity": cv[variant]["parity"]}}},
+                                        **_shipped_scores(cv, variant)}},
         "recipe": [f"python -m train.encoders run --head fusion --fusion encoder+gap --encoder {source['encoder']} "
                    f"--corpus {source['corpus']} --protocol {p} --depth {run_config['run']['depth']} --tune "
                    f"{run_config['run']['tune']} --seconds {window:g} --out runs/fusion/{r}"
@@ -170,7 +185,24 @@ QUANTIZATION = {
     "int8_static": "static QDQ (onnxruntime): uint8 activations calibrated (min-max) on 128 training clips, 7-bit "
                    "per-channel weights; only Conv/MatMul/Gemm quantized, the attention MatMuls and the first conv "
                    "in float",
+    "int8_tflite": "dynamic-range INT8 TFLite (PT2E, litert-torch): int8 per-channel weights, activations quantized "
+                   "per call; a fixed 3-s input, to which the runtime zero-pads shorter windows (GAP leaves the "
+                   "padding out)",
 }
+
+
+def _shipped_scores(cv: dict, variant: str) -> dict:
+    """The shipped files' rows: scores and parity with FP32; the TFLite twin of an ONNX winner
+    also its agreement with that ONNX file."""
+    tflite_key = "INT8 TFLite (shipped, dynamic range)"
+    if variant == TFLITE:
+        return {tflite_key: {**_scores(cv[TFLITE]), "parity": cv[TFLITE]["parity"]}}
+    rows = {f"INT8 ONNX (shipped, {variant})": {**_scores(cv[variant]), "parity": cv[variant]["parity"]}}
+    twin = cv.get(TFLITE)
+    if twin is not None:
+        rows[tflite_key] = {**_scores(twin), "parity": twin["parity"],
+                            "agreement_with_shipped_onnx": twin["agreement_with_onnx"][variant]}
+    return rows
 
 
 def _scores(entry: dict) -> dict:
@@ -191,41 +223,45 @@ def cnn_card(role: str, c: Candidate) -> dict:
 
 
 def ship(role: str, c: Candidate, ship_to: pathlib.Path) -> dict:
-    """Copy the chosen file to `ship_to/<role>.onnx` with its card in the metadata and beside it."""
+    """The chosen file as `ship_to/<role>.<format>` with its card in the metadata and beside it
+    (`<role>.card.json`, which also lists the files, their sizes and latency). An ONNX winner
+    takes its TFLite twin along when it has one; a TFLite winner ships alone. A file of this role
+    that does not ship now is removed, so no stale model answers to the name."""
     card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c)
-    card["files"] = {"onnx": {"name": f"{role}.onnx", "size_bytes": c.path.stat().st_size,
-                              "latency_ms": c.latency}}
+    twin = c.path.parent / TFLITE_TWIN
+    sources = [c.path] + ([twin] if c.format == "onnx" and twin.is_file() else [])
+    if len(sources) == 2 and not c.name.startswith(CNN_NAME):
+        card["model"]["tflite_quantization"] = QUANTIZATION[TFLITE]
+    ship_to.mkdir(parents=True, exist_ok=True)
+    for fmt in ("onnx", "tflite"):
+        if all(src.suffix != f".{fmt}" for src in sources):
+            (ship_to / f"{role}.{fmt}").unlink(missing_ok=True)
+    files = {}
+    for src in sources:
+        dst = write_model(src, ship_to / f"{role}{src.suffix}", card)
+        files[src.suffix.lstrip(".")] = {"name": dst.name, "size_bytes": dst.stat().st_size,
+                                         "latency_ms": c.latency if src == c.path else _latency(dst)}
+    card["files"] = files
     card["latency_note"] = (f"one {CLIP_SECONDS:g}-s window, one thread, {LATENCY_REPEATS} calls, "
                             f"{environment()['machine']}, this build machine (shared 2-core VM)")
-    info = dataclasses.replace(_info(c.path), card=card)
-    dst = ship_to / f"{role}.onnx"
-    ship_to.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=ship_to) as tmp:
-        staged = pathlib.Path(tmp) / dst.name
-        shutil.copyfile(c.path, staged)
-        onnx_export.set_metadata(staged, info)
-        os.replace(staged, dst)
-    card["files"]["onnx"]["size_bytes"] = dst.stat().st_size
-    _ship_tflite(role, c, ship_to, card)
     write_json(ship_to / f"{role}.card.json", card)
     return card
 
 
-def _ship_tflite(role: str, c: Candidate, ship_to: pathlib.Path, card: dict) -> None:
-    """The candidate's TFLite twin (the CNN has one; the encoder models not yet) ships beside the
-    ONNX file with the same card; a stale TFLite of an earlier model under this name is removed."""
+def write_model(src: pathlib.Path, dst: pathlib.Path, card: dict) -> pathlib.Path:
+    """Copy a model file to `dst` with `card` in its contract metadata (atomic)."""
     from . import tflite
 
-    twin, dst = c.path.with_suffix(".tflite"), ship_to / f"{role}.tflite"
-    if not twin.is_file():
-        dst.unlink(missing_ok=True)
-        return
-    info = dataclasses.replace(_info(twin), card=card)
-    with tempfile.TemporaryDirectory(dir=ship_to) as tmp:
-        staged = tflite.write(pathlib.Path(tmp) / dst.name, twin.read_bytes(), info, resizable=False)
+    info = dataclasses.replace(_info(src), card=card)
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        staged = pathlib.Path(tmp) / dst.name
+        if dst.suffix == ".onnx":
+            shutil.copyfile(src, staged)
+            onnx_export.set_metadata(staged, info)
+        else:
+            tflite.write(staged, src.read_bytes(), info, resizable=False)
         os.replace(staged, dst)
-    card["files"]["tflite"] = {"name": dst.name, "size_bytes": dst.stat().st_size,
-                               "latency_ms": _latency(dst)}
+    return dst
 
 
 def _latency(path: pathlib.Path) -> dict:
@@ -285,11 +321,11 @@ def plot(candidates: list[Candidate], chosen: dict[str, Candidate | None], path:
 
 def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathlib.Path = PACKAGE_MODELS,
          results_to: pathlib.Path = RESULTS) -> dict:
-    candidates = encoder_candidates(candidates_dir) + ([cnn_candidate(cnn)] if cnn else [])
+    candidates = encoder_candidates(candidates_dir) + (cnn_candidates(cnn) if cnn else [])
     if not candidates:
         raise FileNotFoundError(f"{candidates_dir}: no candidate.json (run python -m export encoder first)")
     measure(candidates)
-    chosen = {role: choose(candidates, budget) for role, budget in BUDGETS_MS.items()}
+    chosen = {role: choose(candidates, budget, FORMATS[role]) for role, budget in BUDGETS_MS.items()}
     cards = {role: ship(role, c, ship_to) for role, c in chosen.items() if c is not None}
     rows = [{"name": c.name, "parameters": c.parameters, "size_bytes": c.path.stat().st_size, "ua": c.ua,
              "per_corpus_ua": _per_corpus(c), "fp32_ua": c.fp32_ua, "parity": c.parity, "eligible": c.eligible,

@@ -118,7 +118,8 @@ def test_pooled_scores_report_parity_gates():
 
 
 def candidate(name, ua, p95, fp32_ua=None):
-    c = packaged.Candidate(name, pathlib.Path(name), ua, fp32_ua, None, 1, {})
+    path = pathlib.Path(name if name.endswith(".tflite") else f"{name}.onnx")
+    c = packaged.Candidate(name, path, ua, fp32_ua, None, 1, {})
     c.latency = {"p95_ms": p95, "median_ms": p95}
     return c
 
@@ -133,6 +134,9 @@ def test_the_rule_takes_the_most_accurate_eligible_model_within_budget():
     assert packaged.choose(pool, 24.0) is good
     assert packaged.choose(pool, 4.0) is fast
     assert packaged.choose(pool, 0.1) is None
+    twin = candidate("enc/int8_tflite.tflite", 0.794, 3.0, fp32_ua=0.797)
+    assert packaged.choose(pool + [twin], 4.0) is twin  # as accurate as `good`, and within budget
+    assert packaged.choose(pool + [twin], 24.0, ("onnx",)) is good  # the default: ONNX files only
 
 
 def test_cnn_card_loses_the_build_machines_paths():
