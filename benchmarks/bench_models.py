@@ -30,7 +30,7 @@ from edge_ser.contract import ModelInfo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "models"
-PACKAGED_DIR = ROOT / "edge_ser" / "models"  # the default model `edge-ser infer` uses
+PACKAGED_DIR = ROOT / "edge_ser" / "models"  # the packaged models (default, tiny)
 MODELS_ENV = "EDGE_SER_BENCH_MODELS"  # extra model files or folders, os.pathsep-separated
 BUILD_ENV = "EDGE_SER_BENCH_BUILD"  # "0": skip the stand-ins (e.g. the quick self-test)
 CACHE_ENV = "EDGE_SER_BENCH_CACHE"  # where stand-ins are cached (default: the temp dir)
@@ -246,9 +246,9 @@ def _make(model, arch: str, fmt: str, path: pathlib.Path, out: pathlib.Path) -> 
 
 
 def model_files() -> list[tuple[pathlib.Path, str]]:
-    """[(path, origin)] of *.onnx / *.tflite in the package (its default model), SHIPPED_DIR and
+    """[(path, origin)] of *.onnx / *.tflite in the package (its packaged models), SHIPPED_DIR and
     $EDGE_SER_BENCH_MODELS (files or folders)."""
-    found = [(p, "packaged default") for p in sorted(PACKAGED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
+    found = [(p, "packaged") for p in sorted(PACKAGED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
     found += [(p, "shipped") for p in sorted(SHIPPED_DIR.glob("*")) if p.suffix in MODEL_SUFFIXES]
     for entry in filter(None, os.environ.get(MODELS_ENV, "").split(os.pathsep)):
         p = pathlib.Path(entry)

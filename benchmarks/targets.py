@@ -23,6 +23,7 @@ E2E_P95_TARGET_MS = 24.0  # end-to-end p95 on the device (Raspberry Pi 4 core)
 E2E_P95_HERE_MS = 4.0  # what this machine must reach for a Pi 4 core to stay under 24 ms
 PARAMETER_REDUCTION = 3.0  # deployed model >= this many times fewer parameters than its teacher
 INT8_SIZE_SHARE = 0.30  # INT8 file <= this share of the FP32 file
+PEAK_RSS_MB = 100.0  # a cold `edge-ser infer` of a packaged model on the 3 s clip (issue 21)
 C_VS_NUMPY = 0.5  # C log-mel <= this share of the best numpy path's time, in each feature set
 C_VS_LIBROSA = 6.0  # C log-mel >= this many times faster than librosa
 
@@ -50,6 +51,7 @@ PARAMETERS_VS = Target(
                   "the packaging rule (docs/packaged-models.md) does not select for; it selects accuracy within "
                   "a latency budget. Shown so that the gap stays in view")
 INT8_SIZE = Target("INT8 file size")
+PEAK_RSS = Target(f"peak RSS, cold edge-ser infer, {TARGET_CLIP_SECONDS} s clip")
 KERNEL_LOGITS = Target("kernels vs reference kernels, max logit difference")
 KERNEL_AGREEMENT = Target(
     "kernels vs reference kernels, top-1 agreement",
@@ -292,8 +294,22 @@ def kernel_checks(bench: dict) -> list[Check]:
     return checks
 
 
+def rss_checks(bench: dict) -> list[Check]:
+    """The packaged models' peak RSS in a fresh `edge-ser infer` process (test_coldstart_bench)."""
+    checks = []
+    for model, row in sorted(coldstart_rows(bench).items()):
+        info, rss = row["info"], row["peak_rss_bytes"]
+        if not str(info.get("origin", "")).startswith("packaged"):
+            continue
+        mb = None if not rss else rss / 2**20
+        checks.append(Check(PEAK_RSS, model, f"<= {PEAK_RSS_MB:g} MB", "not recorded" if mb is None else f"{mb:.0f} MB",
+                            None if mb is None else mb <= PEAK_RSS_MB))
+    return checks
+
+
 def benchmark_checks(bench: dict) -> list[Check]:
-    return e2e_checks(bench) + parameter_checks(bench) + size_checks(bench) + kernel_checks(bench) + feature_checks(bench)
+    return (e2e_checks(bench) + parameter_checks(bench) + size_checks(bench) + rss_checks(bench) + kernel_checks(bench)
+            + feature_checks(bench))
 
 
 # --- accuracy targets (benchmarks/results/) ---------------------------------------------------

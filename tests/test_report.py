@@ -111,6 +111,30 @@ def test_no_teacher_is_not_a_pass(tmp_path):
            "teacher_parameters | n/a |" in text  # n/a is no FAIL: the exit status stays 0
 
 
+def coldstart(info: dict, rss_mb: float) -> dict:
+    return {"group": "cold start", "name": f"test_cold_infer[{info['model']}]",
+            "extra_info": {"kind": "coldstart", "clip_seconds": 3, "peak_rss_bytes": int(rss_mb * 2**20), **info},
+            "stats": {"median": 0.5, "min": 0.45, "rounds": 3}}
+
+
+def test_packaged_models_peak_rss_and_parameter_comparisons(tmp_path):
+    small = {**model_info("tiny.tflite", "tiny", "tflite", "int8", 1000, params=4_000_000), "origin": "packaged",
+             "compared_with": {"Whisper base encoder + linear head": 20_000_000, "SAMSG DeiT teacher": 2_000_000}}
+    big = {**model_info("default.onnx", "default", "onnx", "int8", 1000, params=6_000_000), "origin": "packaged"}
+    stand_in = model_info("cnn-onnx-int8", "cnn", "onnx", "int8", 1000, params=100)  # not packaged: no RSS target
+    text = run(tmp_path, bench(0.2, 0.5, 1.6, [coldstart(small, 60), coldstart(big, 120), coldstart(stand_in, 500)]),
+               status=1)
+    rss = "peak RSS, cold edge-ser infer, 3 s clip"
+    assert f"| {rss}: tiny.tflite | <= 100 MB | 60 MB | PASS |" in text
+    assert f"| {rss}: default.onnx | <= 100 MB | 120 MB | FAIL |" in text
+    assert f"{rss}: cnn-onnx-int8" not in text
+    vs = "parameters, fewer than a comparable model's"
+    assert f"| {vs}: tiny vs Whisper base encoder + linear head | >= 3x fewer | 5.00x fewer (4.00 M vs 20.00 M) | " \
+           "PASS (informational) |" in text
+    assert f"| {vs}: tiny vs SAMSG DeiT teacher | >= 3x fewer | 0.50x fewer (4.00 M vs 2.00 M) | FAIL (informational) |" \
+        in text
+
+
 def kernels(info: dict, agreement: float, max_diff: float) -> dict:
     return {"group": "kernel check", "name": f"test_kernel_check[{info['model']}]",
             "extra_info": {"kind": "kernels", "input": "40 EmoDB clips", "agreement": agreement,
