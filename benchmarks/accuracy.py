@@ -94,6 +94,17 @@ def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
         return None
 
 
+def packaged_summary(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
+    """The packaged-model candidates' table (`python -m export package` writes it to
+    packaged_models.md, the one place it is rendered) without its title, or [] when absent."""
+    try:
+        text = (results_dir / "packaged_models.md").read_text()
+    except OSError:
+        return []
+    body = text.split("\n", 1)[1] if text.startswith("#") else text
+    return [line for line in body.strip().splitlines() if not line.startswith("![")]
+
+
 def enrolment_summaries(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
     """One line per *_enrolment*.json (`python -m train enrolment`): UA of a speaker-normalised
     model with k enrolment clips per test speaker, with all of them, and without normalisation."""

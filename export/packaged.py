@@ -104,10 +104,23 @@ def cnn_candidates(path: pathlib.Path) -> list[Candidate]:
     return found
 
 
+COLD_ROUNDS = 3  # fresh `edge-ser infer` processes per candidate (median time, largest peak RSS)
+
+
 def measure(candidates: list[Candidate]) -> None:
-    """Every file's latency for one 3-s window, one thread, in this sitting."""
-    for c in candidates:
-        c.latency = _latency(c.path)
+    """Every file's latency for one 3-s window at one thread, and a cold `edge-ser infer` of a 3-s
+    clip (process start to answer, and its peak RSS), in this sitting."""
+    from benchmarks.clips import speech, write_wav
+    from benchmarks.coldstart import run_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_wav(pathlib.Path(tmp) / "speech.wav", speech(CLIP_SECONDS))
+        for c in candidates:
+            c.latency = _latency(c.path)
+            runs = [run_process(["infer", "--model", str(c.path), "--threads", "1", str(clip)])
+                    for _ in range(COLD_ROUNDS)]
+            c.latency.update(cold_start_s=sorted(r[0] for r in runs)[COLD_ROUNDS // 2],
+                             peak_rss_bytes=max(r[1] for r in runs))
         print(f"  {c.name}: UA {100 * c.ua:.1f} %, p95 {c.p95:.2f} ms", flush=True)
 
 
@@ -274,14 +287,16 @@ def table(candidates: list[Candidate], chosen: dict[str, Candidate | None]) -> s
     """The accuracy-latency table as Markdown."""
     roles = {c.name: r for r, c in chosen.items() if c is not None}
     lines = ["| candidate | parameters | file | spk5 UA | EmoDB UA | RAVDESS UA | UA drop vs FP32 | agreement | "
-             "p50 ms | p95 ms | shipped as |", "|---" * 11 + "|"]
+             "p50 ms | p95 ms | cold start s | peak RSS MB | shipped as |", "|---" * 13 + "|"]
     for c in sorted(candidates, key=lambda c: c.p95):
         per = _per_corpus(c)
         drop = "-" if c.fp32_ua is None else f"{100 * (c.fp32_ua - c.ua):.1f}"
         agreement = "-" if c.parity is None else f"{100 * c.parity['agreement_with_fp32']:.1f} %"
         lines.append(f"| {c.name} | {c.parameters:,} | {c.path.stat().st_size / 1e6:.2f} MB | {100 * c.ua:.1f} % | "
                      f"{100 * per.get('emodb', float('nan')):.1f} % | {100 * per.get('ravdess', float('nan')):.1f} % | "
-                     f"{drop} | {agreement} | {c.latency['median_ms']:.2f} | {c.p95:.2f} | {roles.get(c.name, '')} |")
+                     f"{drop} | {agreement} | {c.latency['median_ms']:.2f} | {c.p95:.2f} | "
+                     f"{c.latency['cold_start_s']:.2f} | {c.latency['peak_rss_bytes'] / 2**20:.0f} | "
+                     f"{roles.get(c.name, '')} |")
     return "\n".join(lines)
 
 

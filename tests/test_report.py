@@ -359,3 +359,14 @@ def test_encoder_targets_count_frozen_encoder_rows_and_a_fine_tuned_one_is_a_mod
     assert ("| emodb+ravdess spk5, encoder: aim | >= UA 80.0 | whisper-base+probe frozen: 81.0 / 81.0 "
             f"{best} | PASS {INFO} |") in text
     assert f"| ravdess groups4, encoder: aim | >= WA 72.0 | none (UA / WA %; best of 0) | FAIL {INFO} |" in text
+
+
+def test_the_packaged_model_table_joins_the_report_from_its_results_file(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "packaged_models.md").write_text("# Packaged-model candidates\n\nRule: r.\n\n| candidate | p95 ms |\n"
+                                                "|---|---|\n| x/int8 | 2.50 |\n\n![plot](packaged_models.png)\n")
+    text = run(tmp_path, bench(0.2, 0.5, 1.6), results=results)
+    assert "## Packaged models: accuracy against latency" in text
+    assert "| x/int8 | 2.50 |" in text and "![plot]" not in text
+    assert "Packaged models" not in run(tmp_path, bench(0.2, 0.5, 1.6))  # no file, no section

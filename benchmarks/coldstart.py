@@ -1,0 +1,36 @@
+"""A fresh `python -m edge_ser ARGS` process, timed, with its own peak RSS: what the cold-start
+benchmarks and the packaged-model table (export/packaged.py) measure.
+
+Peak RSS is the child's own VmHWM, written at exit by a three-line launcher (RSS_LAUNCHER):
+wait4's ru_maxrss would report the parent's size, since Linux carries the RSS high-water mark
+across fork and exec."""
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+RSS_FILE_ENV = "EDGE_SER_BENCH_RSS_FILE"
+# `python -c RSS_LAUNCHER edge_ser ARGS...` runs `python -m edge_ser ARGS...` and, at exit, writes
+# the process's peak RSS (VmHWM, kB) to the file named in RSS_FILE_ENV.
+RSS_LAUNCHER = """import atexit, os, re, runpy, sys
+atexit.register(lambda: open(os.environ["%s"], "w").write(
+    re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)))
+sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)""" % RSS_FILE_ENV
+
+
+def run_process(args: list[str]) -> tuple[float, int]:
+    """Run `python -m edge_ser ARGS` to completion -> (wall seconds, peak RSS in bytes);
+    RuntimeError on a non-zero exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = pathlib.Path(tmp) / "rss"
+        env = {**os.environ, RSS_FILE_ENV: str(rss_file)}
+        argv = [sys.executable, "-c", RSS_LAUNCHER, "edge_ser", *args]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        seconds = time.perf_counter() - start
+        err = proc.stderr.decode(errors="replace").strip()
+        if proc.returncode != 0:
+            raise RuntimeError(f"edge_ser {' '.join(args)} exited {proc.returncode}: {err[:300]}")
+        return seconds, int(rss_file.read_text()) * 1024
