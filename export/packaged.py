@@ -32,6 +32,7 @@ BUDGETS_MS = {"default": 24.0, "tiny": 4.0}  # p95 for a 3-s clip at one thread,
 FORMATS = {"default": ("onnx",), "tiny": ("onnx", "tflite")}
 MAX_UA_DROP = 0.01  # INT8 vs its FP32 model, pooled over the folds (the accuracy gate)
 UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one wins
+MAX_PACKAGED_BYTES = 20_000_000  # the wheel carries every packaged file: <= 20 MB with both models
 CNN_NAME = "cnn-student"
 TFLITE_TWIN = "int8.tflite"  # beside each candidate's ONNX files: the TFLite file that ships with it
 CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
@@ -235,14 +236,27 @@ def cnn_card(role: str, c: Candidate) -> dict:
     return card
 
 
-def ship(role: str, c: Candidate, ship_to: pathlib.Path) -> dict:
+def twins_within_budget(chosen: dict[str, Candidate | None]) -> dict[str, bool]:
+    """Whether each ONNX winner's TFLite twin ships: the chosen files always do; twins join, in
+    role order, while every packaged file together stays within MAX_PACKAGED_BYTES."""
+    total = sum(c.path.stat().st_size for c in chosen.values() if c is not None)
+    allowed = {}
+    for role, c in chosen.items():
+        twin = None if c is None else c.path.parent / TFLITE_TWIN
+        allowed[role] = bool(c and c.format == "onnx" and twin.is_file()
+                             and total + twin.stat().st_size <= MAX_PACKAGED_BYTES)
+        total += twin.stat().st_size if allowed[role] else 0
+    return allowed
+
+
+def ship(role: str, c: Candidate, ship_to: pathlib.Path, with_twin: bool = True) -> dict:
     """The chosen file as `ship_to/<role>.<format>` with its card in the metadata and beside it
     (`<role>.card.json`, which also lists the files, their sizes and latency). An ONNX winner
-    takes its TFLite twin along when it has one; a TFLite winner ships alone. A file of this role
-    that does not ship now is removed, so no stale model answers to the name."""
+    takes its TFLite twin along when it has one and `with_twin`; a TFLite winner ships alone. A
+    file of this role that does not ship now is removed, so no stale model answers to the name."""
     card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c)
     twin = c.path.parent / TFLITE_TWIN
-    sources = [c.path] + ([twin] if c.format == "onnx" and twin.is_file() else [])
+    sources = [c.path] + ([twin] if c.format == "onnx" and twin.is_file() and with_twin else [])
     if len(sources) == 2 and not c.name.startswith(CNN_NAME):
         card["model"]["tflite_quantization"] = QUANTIZATION[TFLITE]
     ship_to.mkdir(parents=True, exist_ok=True)
@@ -308,6 +322,19 @@ def _per_corpus(c: Candidate) -> dict:
     return {k: v["ua"] for k, v in entry["per_corpus"].items()}
 
 
+def twin_line(chosen: dict[str, Candidate | None], twins: dict[str, bool]) -> str:
+    """Which roles ship a TFLite twin, and which twins the wheel's budget left out."""
+    parts = []
+    for role, c in chosen.items():
+        twin = None if c is None else c.path.parent / TFLITE_TWIN
+        if c is None or c.format != "onnx" or not twin.is_file():
+            continue
+        parts.append(f"`{role}.tflite` ships beside `{role}.onnx`" if twins[role] else
+                     f"`{role}`'s TFLite twin ({twin.stat().st_size / 1e6:.1f} MB) is left out: with it the packaged "
+                     f"files would pass the wheel's {MAX_PACKAGED_BYTES / 1e6:g} MB")
+    return "TFLite twins: " + ("; ".join(parts) if parts else "none (the winners are TFLite files or have none)") + "."
+
+
 def plot(candidates: list[Candidate], chosen: dict[str, Candidate | None], path: pathlib.Path) -> None:
     import matplotlib
 
@@ -341,16 +368,19 @@ def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathli
         raise FileNotFoundError(f"{candidates_dir}: no candidate.json (run python -m export encoder first)")
     measure(candidates)
     chosen = {role: choose(candidates, budget, FORMATS[role]) for role, budget in BUDGETS_MS.items()}
-    cards = {role: ship(role, c, ship_to) for role, c in chosen.items() if c is not None}
+    twins = twins_within_budget(chosen)
+    cards = {role: ship(role, c, ship_to, twins[role]) for role, c in chosen.items() if c is not None}
     rows = [{"name": c.name, "parameters": c.parameters, "size_bytes": c.path.stat().st_size, "ua": c.ua,
              "per_corpus_ua": _per_corpus(c), "fp32_ua": c.fp32_ua, "parity": c.parity, "eligible": c.eligible,
              "latency_3s": c.latency} for c in candidates]
     result = {"rule": "docs/packaged-models.md", "budgets_ms": BUDGETS_MS, "max_ua_drop": MAX_UA_DROP, "ua_tie": UA_TIE,
               "candidates": rows, "chosen": {r: (c.name if c else None) for r, c in chosen.items()},
+              "tflite_twins_shipped": twins, "max_packaged_bytes": MAX_PACKAGED_BYTES,
               "environment": environment()}
     write_json(results_to / "packaged_models.json", result)
     write_text(results_to / "packaged_models.md", "# Packaged-model candidates\n\nRule: docs/packaged-models.md. "
                f"Latency: {CLIP_SECONDS:g}-s window, one thread, {LATENCY_REPEATS} calls, measured together.\n\n"
-               f"{table(candidates, chosen)}\n\n![accuracy against latency](packaged_models.png)\n")
+               f"{table(candidates, chosen)}\n\n{twin_line(chosen, twins)}\n\n"
+               "![accuracy against latency](packaged_models.png)\n")
     plot(candidates, chosen, results_to / "packaged_models.png")
     return {"chosen": result["chosen"], "cards": cards}

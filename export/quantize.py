@@ -16,6 +16,7 @@ the like have no int8 kernel, and dynamic quantization only covers MatMul/Conv w
 """
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import tempfile
 
@@ -61,13 +62,17 @@ class FeatureReader:
 def pre_process(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
-    except Exception:  # noqa: BLE001 - the pass fails with bare Exceptions and TypeErrors alike
-        # onnxruntime's symbolic pass cannot follow every graph (the Whisper stem slices its
-        # positional table to the input's length); ONNX's own shape inference still runs without it.
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-    return pathlib.Path(dst)
+    src, dst = pathlib.Path(src).resolve(), pathlib.Path(dst).resolve()
+    # When the symbolic pass fails it dumps the model (sym_shape_infer_temp.onnx and its external
+    # data) into the working directory: work in a scratch one.
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        try:
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        except Exception:  # noqa: BLE001 - the pass fails with bare Exceptions and TypeErrors alike
+            # onnxruntime's symbolic pass cannot follow every graph (the Whisper stem slices its
+            # positional table to the input's length); ONNX's own shape inference runs without it.
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+    return dst
 
 
 def float_layers(path: pathlib.Path, keep_float: str) -> list[str]:
