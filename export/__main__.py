@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=pathlib.Path, default=None,
                    help="work folder (resumes; default runs/default, runs/default_CANDIDATE with --candidate)")
     p.add_argument("--ship-to", type=pathlib.Path, default=None,
-                   help="where default.onnx/.tflite and the card go (default: edge_ser/models; OUT/ship with --candidate)")
+                   help="where default.onnx/.tflite and the card go (default: OUT/ship; the packaged models are "
+                        "chosen by `python -m export package`)")
     p.add_argument("--teacher-epochs", type=int, default=recipe.TEACHER_EPOCHS)
     p.add_argument("--student-epochs", type=int, default=recipe.STUDENT_EPOCHS)
     p.add_argument("--widths", type=widths, default=recipe.WIDTHS, help="student widths (default %(default)s)")
@@ -245,7 +246,9 @@ def dispatch(args) -> object:
         from . import recipe
 
         out = args.out or (recipe.Recipe.out.with_name(f"default_{args.candidate}") if args.candidate else recipe.Recipe.out)
-        ship_to = args.ship_to or (out / "ship" if args.candidate else recipe.PACKAGE_MODELS)
+        # The packaged models are chosen by `python -m export package` now: the CNN recipe ships to
+        # its own folder, whose int8.onnx-like files that step can take as a candidate (--cnn).
+        ship_to = args.ship_to or out / "ship"
         if args.clean and args.noise_train:
             raise ValueError(f"--clean and --noise-train {args.noise_train}: choose one")
         from train.data import default_data_root

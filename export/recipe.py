@@ -65,7 +65,7 @@ class Recipe:
     widths: tuple[int, ...] = WIDTHS
     max_folds: int | None = None  # cross-validate on the first folds only (tests)
     tflite_variants: tuple = pipeline.TFLITE_VARIANTS  # TFLite INT8 candidates (fewer: faster tests)
-    ship_to: pathlib.Path = PACKAGE_MODELS
+    ship_to: pathlib.Path = REPO / "runs" / "default" / "ship"  # the package's models: python -m export package
     # Folder of noise recordings the teacher and then the students train with (train.noise;
     # e.g. DATA/noise/background); None: clean clips only, as the shipped model so far.
     noise_train: str | None = None

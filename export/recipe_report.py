@@ -50,8 +50,8 @@ def rows(card: dict) -> list[dict]:
 def markdown(card: dict) -> str:
     cv, files, name = card["cross_validation"], card.get("files", {}), name_of(card)
     corpora = sorted({c for s in cv["models"].values() for c in s["per_corpus"]})
-    title = ("The default model (`edge_ser/models/default.onnx`)" if card.get("candidate") is None else
-             f"A default recipe that is not the packaged model: `{card['candidate']}`")
+    title = ("The CNN student (`python -m export default`; a candidate of `python -m export package`)"
+             if card.get("candidate") is None else f"A variant of the CNN student's recipe: `{card['candidate']}`")
     lines = [f"# {title}, {card['date']}", "",
              f"Recipe: `{card['recipe']}`. {card['task']}; labels: {', '.join(cv['labels'])}.", "",
              f"Cross-validation: {cv['protocol']}. Scores pool the test speakers of the folds "

@@ -104,7 +104,7 @@ def test_a_candidate_is_scored_under_its_own_name_and_not_shipped(shipped, tmp_p
     assert card["candidate"] == "small" and (tmp_path / "ship" / "default.onnx").exists()
     assert card["recipe"] == "python -m export default --clean --teacher-epochs 1 --student-epochs 1 --widths 4,8,8,8"
     text = (tmp_path / "default_model_small.md").read_text()
-    assert "not the packaged model" in text and "(shipped)" not in text and "| student INT8 ONNX [small] |" in text
+    assert "A variant of the CNN student" in text and "(shipped)" not in text and "| student INT8 ONNX [small] |" in text
     rows = json.loads((tmp_path / "default_model_small.json").read_text())["results"]
     assert all(r["model"].endswith("[small]") for r in rows)
     assert not (tmp_path / "default_model.json").exists()

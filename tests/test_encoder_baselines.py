@@ -92,6 +92,22 @@ def test_a_protocol_runs_resumes_and_reports(checkpoint, manifest, tmp_path, hea
     assert str(tmp_path) not in (tmp_path / "toy.json").read_text()  # no machine paths
 
 
+def test_the_model_that_ships_trains_on_every_clip_and_stands_alone(checkpoint, manifest, tmp_path):
+    """--protocol all: one fold holding every clip (its scores are on its own training clips), whose
+    checkpoint the export turns into the standalone log-mel -> logits model."""
+    from train.encoders.sources import load_encoder
+    from train.fusion.standalone import load_standalone
+
+    cfg = config(checkpoint, manifest, tmp_path, head="fusion", fusion="encoder+gap", protocol="all", depth=2)
+    summary = baseline.run(cfg, tmp_path / "all", progress=lambda line: None)
+    n_clips = len(manifest.read_text().splitlines())
+    assert summary["n_folds"] == 1 and sum(map(sum, summary["pooled_confusion"])) == n_clips
+    model, saved = load_standalone(tmp_path / "all" / "checkpoints" / "all.pt", load_encoder(checkpoint)[0])
+    assert saved["depth"] == 2
+    with torch.no_grad():
+        assert model(torch.zeros(1, TINY.n_mels, 100)).shape == (1, len(LABELS))
+
+
 def test_a_run_directory_refuses_other_settings(checkpoint, manifest, tmp_path):
     out = tmp_path / "run"
     baseline.run(config(checkpoint, manifest, tmp_path, max_folds=1), out, progress=lambda line: None)
@@ -131,7 +147,8 @@ def test_fine_tuning_depth_comes_from_each_folds_own_probe_choice(checkpoint, ma
 
 @pytest.mark.parametrize("bad, message", [
     ({"seconds": -1.0}, "--seconds -1"), ({"seconds": 0.005}, "--seconds 0.005"), ({"tune": 0}, "--tune 0"),
-    ({"protocol": "sd10"}, "speaker-independent"), ({"protocol": "all"}, "speaker-independent"),
+    ({"protocol": "sd10"}, "speaker-independent"), ({"protocol": "all"}, "model that ships"),
+    ({"protocol": "all", "head": "fusion"}, "model that ships"),
     ({"max_folds": 0}, "--max-folds 0"), ({"head": "finetune", "depth": 0}, "--probe-run"),
     ({"head": "mlp"}, "--head mlp")])
 def test_bad_settings_are_one_line_naming_the_option(bad, message):
