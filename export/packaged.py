@@ -162,7 +162,8 @@ def encoder_card(role: str, c: Candidate) -> dict:
                   "blocks": run_config["run"]["depth"], "tuned_blocks": run_config["run"]["tune"],
                   "parameters": c.parameters, "compared_with": comparison_parameters(len(source["labels"])),
                   "head_settings": produced["head_settings"],
-                  "quantization": QUANTIZATION[variant]},
+                  "quantization": QUANTIZATION[variant],
+                  "float_ops": source["files"][variant]["float_ops"]},
         "cross_validation": {"corpus": source["corpus"], "protocol": PROTOCOL_TEXT, "labels": source["labels"],
                              "models": {f"FP32 ONNX ({source['name']})": _scores(cv[FP32]),
                                         **_shipped_scores(cv, variant)}},
@@ -314,12 +315,25 @@ def table(candidates: list[Candidate], chosen: dict[str, Candidate | None]) -> s
     return "\n".join(lines)
 
 
+def float_ops(c: Candidate) -> dict | None:
+    """Op types left in float in an encoder candidate's INT8 ONNX file (None: TFLite, or the CNN)."""
+    variant = c.name.split("/")[1]
+    return None if c.name.startswith(CNN_NAME) else c.source["files"][variant].get("float_ops")
+
+
 def _per_corpus(c: Candidate) -> dict:
     if c.name.startswith(CNN_NAME):
         entry = c.source["cross_validation"]["models"][CNN_SHIPPED]
     else:
         entry = c.source["cross_validation"][c.name.split("/")[1]]
     return {k: v["ua"] for k, v in entry["per_corpus"].items()}
+
+
+def float_line(chosen: dict[str, Candidate | None]) -> str:
+    """The op types each shipped INT8 ONNX file computes in float (graph view, export.quantize.float_ops)."""
+    parts = [f"`{role}`: " + ", ".join(f"{op} x{n}" for op, n in ops.items())
+             for role, c in chosen.items() if c is not None and (ops := float_ops(c))]
+    return "Left in float in the shipped INT8 ONNX files: " + ("; ".join(parts) if parts else "none listed") + "."
 
 
 def twin_line(chosen: dict[str, Candidate | None], twins: dict[str, bool]) -> str:
@@ -371,6 +385,7 @@ def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathli
     twins = twins_within_budget(chosen)
     cards = {role: ship(role, c, ship_to, twins[role]) for role, c in chosen.items() if c is not None}
     rows = [{"name": c.name, "parameters": c.parameters, "size_bytes": c.path.stat().st_size, "ua": c.ua,
+             "float_ops": float_ops(c),
              "per_corpus_ua": _per_corpus(c), "fp32_ua": c.fp32_ua, "parity": c.parity, "eligible": c.eligible,
              "latency_3s": c.latency} for c in candidates]
     result = {"rule": "docs/packaged-models.md", "budgets_ms": BUDGETS_MS, "max_ua_drop": MAX_UA_DROP, "ua_tie": UA_TIE,
@@ -380,7 +395,7 @@ def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathli
     write_json(results_to / "packaged_models.json", result)
     write_text(results_to / "packaged_models.md", "# Packaged-model candidates\n\nRule: docs/packaged-models.md. "
                f"Latency: {CLIP_SECONDS:g}-s window, one thread, {LATENCY_REPEATS} calls, measured together.\n\n"
-               f"{table(candidates, chosen)}\n\n{twin_line(chosen, twins)}\n\n"
+               f"{table(candidates, chosen)}\n\n{twin_line(chosen, twins)}\n\n{float_line(chosen)}\n\n"
                "![accuracy against latency](packaged_models.png)\n")
     plot(candidates, chosen, results_to / "packaged_models.png")
     return {"chosen": result["chosen"], "cards": cards}
