@@ -146,3 +146,15 @@ def test_cnn_card_loses_the_build_machines_paths():
     text = json.dumps(card)
     assert "/some/where" not in text and card["name"] == "edge-ser tiny"
     assert card["model"]["noise_train"]["noise_train"] == "DATA/noise/background"
+
+
+def test_the_standalone_positional_table_stops_at_the_longest_window():
+    from train.fusion.standalone import MAX_WINDOW_SECONDS
+
+    long_table = WhisperEncoder(WhisperEncoderConfig(n_mels=80, n_ctx=1500, d_model=32, n_heads=2, n_layers=2)).eval()
+    net = model.FusionModel(model.MODELS["encoder+gap"], long_table, 1, 1, n_classes=3).eval()
+    standalone = LogMelClassifier(long_table, net, 1)
+    assert len(standalone.positional_embedding) == MAX_WINDOW_SECONDS * 50  # encoder frames: 50 per second
+    assert torch.equal(standalone.positional_embedding, long_table.positional_embedding[: MAX_WINDOW_SECONDS * 50])
+    with torch.no_grad():
+        assert standalone(torch.zeros(1, 80, MAX_WINDOW_SECONDS * 100)).shape == (1, 3)

@@ -23,11 +23,14 @@ import pathlib
 import torch
 from torch import nn
 
+from edge_ser.config import FRAMES_PER_SECOND
+
 from .acoustic import STRIDE
 from .head import load_fold_model
 from .model import FusionModel
 from .segment_pool import NO_SEGMENT
 
+MAX_WINDOW_SECONDS = 10  # the longest window a standalone model takes (the runtime's are 2-3 s)
 FLOOR_MARGIN = 1e-4  # above the floor by more than float rounding: Whisper's values span about 2.5
 
 
@@ -42,11 +45,12 @@ class LogMelClassifier(nn.Module):
                              "which a model file does not take: only 'gap' models stand alone")
         stem = encoder.truncate(first_tuned)
         self.conv1, self.conv2 = stem.conv1, stem.conv2
-        self.register_buffer("positional_embedding", stem.positional_embedding.clone())
+        # Whisper's table covers 30 s; the device never feeds a window that long, and the rows
+        # would be a fifth of a tiny.en cut's INT8 file (and of its memory) for nothing.
+        frames = min(len(stem.positional_embedding), MAX_WINDOW_SECONDS * FRAMES_PER_SECOND // STRIDE)
+        self.register_buffer("positional_embedding", stem.positional_embedding[:frames].clone())
         self.frozen = stem.blocks
         self.model = model
-        self.n_mels = encoder.config.n_mels
-        self.max_frames = encoder.config.max_mel_frames
 
     def forward_frozen(self, log_mel: torch.Tensor) -> torch.Tensor:
         """The pretrained cut's output [B, T, D], T = ceil(F / 2), exactly as the run computed it."""
