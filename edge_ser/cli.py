@@ -50,7 +50,8 @@ import traceback
 
 from . import __version__
 from .errors import EdgeSerError, ModelError
-from .outputs import WRITERS, LiveWriter, SegmentWriter, write_atomically, write_columns, write_fields
+from .outputs import (WRITERS, LiveWriter, SegmentWriter, check_writable, write_atomically, write_columns,
+                      write_fields)
 from .packaged import PACKAGED_NAMES
 
 PROG = "edge-ser"
@@ -189,6 +190,8 @@ def for_each_input(args, process, writer) -> int:
     reported on one line and the rest go on. Output goes to --output atomically, else stdout."""
     if args.output and os.path.isdir(args.output):
         raise UsageError(f"{args.output}: --output is a directory")
+    if args.output:
+        check_writable(args.output)
     if args.inputs.count(STDIN) > 1:
         raise UsageError("'-' (stdin) can be given only once")
     buffer = io.StringIO() if args.output else sys.stdout

@@ -167,6 +167,18 @@ def write_columns(out, rows: list[list[str]]) -> None:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
 
 
+def check_writable(path: str) -> None:
+    """OutputError naming `path` unless a file can be created beside it: checked before the work
+    starts, so that no batch is processed only for its results to be thrown away."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def write_atomically(path: str, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it into place; OutputError
     naming `path` when it cannot be written (no file is left behind)."""

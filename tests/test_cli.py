@@ -197,12 +197,16 @@ def test_output_file_untouched_when_the_model_fails(clips, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["audio", "results.csv"]
 
 
-def test_output_in_a_missing_directory_exits_2(model, clips, tmp_path):
+@pytest.mark.parametrize("command", ["infer", "vad"])
+def test_output_in_a_missing_directory_exits_2_before_any_work(model, clips, tmp_path, command):
+    """Refused before the inputs are read: the unreadable input here would otherwise be reported."""
     target = tmp_path / "nowhere" / "results.csv"
-    code, _, err = run("infer", "--model", model, "--output", target, clips[0])
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    extra = ["--model", model] if command == "infer" else []
+    code, _, err = run(command, *extra, "--output", target, clips[0], tmp_path / "broken.wav")
     assert code == 2
     assert_one_line_error(err, str(target))
-    assert not target.parent.exists()
+    assert "broken.wav" not in err and not target.parent.exists()
 
 
 def test_stdin_raw_pcm(model):
