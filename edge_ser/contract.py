@@ -16,6 +16,7 @@ onnxruntime or the small flatbuffer reader below.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -32,6 +33,7 @@ KEY_FEATURE_CONFIG = "edge_ser.feature_config"
 KEY_WINDOW_SECONDS = "edge_ser.window_seconds"
 KEY_MODEL_CARD = "edge_ser.model_card"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
+MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
 
 INPUT_NAME = "log_mel"  # ONNX input name; TFLite names are free
 OUTPUT_NAME = "logits"
@@ -82,9 +84,11 @@ class ModelInfo:
             fail(f"{KEY_LABELS} must be a JSON list of non-empty strings")
         if not labels:
             fail(f"{KEY_LABELS} is empty")
-        if len(set(labels)) != len(labels):
-            dupes = sorted({x for x in labels if labels.count(x) > 1})
-            fail(f"{KEY_LABELS} has duplicate labels {dupes}")
+        if len(labels) > MAX_LABELS:
+            fail(f"{KEY_LABELS} has {len(labels)} labels, more than the {MAX_LABELS} a model may have")
+        dupes = sorted(label for label, n in collections.Counter(labels).items() if n > 1)
+        if dupes:
+            fail(f"{KEY_LABELS} has duplicate labels {dupes[:10]}")
         config_dict = _parse_json(meta, KEY_FEATURE_CONFIG, fail)
         if not isinstance(config_dict, dict):
             fail(f"{KEY_FEATURE_CONFIG} must be a JSON object")
@@ -111,6 +115,8 @@ def _parse_json(meta: dict, key: str, fail):
         return json.loads(meta[key])
     except (TypeError, ValueError) as e:
         fail(f"{key} is not valid JSON ({e})")
+    except RecursionError:
+        fail(f"{key} is nested too deeply to read")
 
 
 # --- ONNX (exporter side) ------------------------------------------------------------------

@@ -93,6 +93,12 @@ BAD_METADATA = {
     "window nan": ({KEY_WINDOW_SECONDS: "nan"}, "positive number of seconds"),
     "window text": ({KEY_WINDOW_SECONDS: "two"}, "not a number"),
     "card a list": ({KEY_MODEL_CARD: "[1]"}, "must be a JSON object"),
+    # Issue 22, finding 1: a million labels once hung the (quadratic) duplicate check; nesting
+    # deeper than the JSON reader's recursion gave "unexpected error: RecursionError".
+    "a million labels": ({KEY_LABELS: json.dumps([f"l{i}" for i in range(999_999)] + ["l0"])},
+                         "1000000 labels, more than the 1000"),
+    "labels nested deep": ({KEY_LABELS: "[" * 100_000 + "]" * 100_000}, "nested too deeply"),
+    "card nested deep": ({KEY_MODEL_CARD: '{"a": ' * 100_000 + "1" + "}" * 100_000}, "nested too deeply"),
 }
 
 
