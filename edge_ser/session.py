@@ -67,7 +67,10 @@ class OnnxSession:
             self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from None
-        meta = self._session.get_modelmeta().custom_metadata_map
+        try:
+            meta = self._session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError:
+            raise ModelError(f"{path}: its metadata is not valid UTF-8") from None
         self.info = ModelInfo.from_metadata(meta, path)
         self._check_io()
 

@@ -149,6 +149,20 @@ def test_onnx_session_reads_metadata_and_computes_the_graph(tiny_onnx):
     np.testing.assert_allclose(logits, reference_logits(onnx.load(str(tiny_onnx)), log_mel), rtol=1e-4, atol=1e-4)
 
 
+def test_metadata_that_is_not_utf8_is_one_line_naming_the_model(tiny_onnx, tmp_path):
+    """Issue 22, finding 4: it gave "unexpected error: UnicodeDecodeError" without the file's name."""
+    import onnx
+
+    model = onnx.load(str(tiny_onnx))
+    model.metadata_props.append(onnx.StringStringEntryProto(key="note", value="MARKER-MARKER"))
+    raw = model.SerializeToString().replace(b"MARKER-MARKER", b"\xff\xfe\xfd-MARKER-MA")
+    bad = tmp_path / "bad_utf8.onnx"
+    bad.write_bytes(raw)
+    with pytest.raises(ModelError) as caught:
+        OnnxSession(bad)
+    assert_one_line_naming(caught.value, str(bad), "not valid UTF-8")
+
+
 def test_open_session_picks_onnx_by_content(tiny_onnx, tmp_path):
     renamed = tmp_path / "model.bin"
     renamed.write_bytes(tiny_onnx.read_bytes())
