@@ -278,9 +278,14 @@ def ship(role: str, c: Candidate, ship_to: pathlib.Path, with_twin: bool = True)
 
 def write_model(src: pathlib.Path, dst: pathlib.Path, card: dict) -> pathlib.Path:
     """Copy a model file to `dst` with `card` in its contract metadata (atomic)."""
+    return copy_with_metadata(src, dst, dataclasses.replace(_info(src), card=card))
+
+
+def copy_with_metadata(src: pathlib.Path, dst: pathlib.Path, info: ModelInfo) -> pathlib.Path:
+    """Copy an ONNX or TFLite file to `dst` with `info` as its contract metadata (atomic)."""
     from . import tflite
 
-    info = dataclasses.replace(_info(src), card=card)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         staged = pathlib.Path(tmp) / dst.name
         if dst.suffix == ".onnx":

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import re
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -32,7 +29,7 @@ from train.records import environment, write_json
 from train.run import run
 from train.run_config import RunConfig
 
-from . import evaluate, model_files, onnx_export, pipeline, steps, tflite
+from . import evaluate, model_files, pipeline, steps
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE_MODELS = REPO / "edge_ser" / "models"
@@ -186,18 +183,9 @@ def shipped_card(recipe: Recipe, cv: dict, fold_dir: pathlib.Path, deployed: pat
 
 def write_model(src: pathlib.Path, dst: pathlib.Path, card: dict) -> pathlib.Path:
     """Copy an exported model to `dst` with `card` in its contract metadata (atomic)."""
-    saved = steps.saved_of(src)
-    info = model_files.model_info(saved, card=card)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
-        staged = pathlib.Path(tmp) / dst.name
-        if dst.suffix == ".onnx":
-            shutil.copyfile(src, staged)
-            onnx_export.set_metadata(staged, info)
-        else:
-            tflite.write(staged, src.read_bytes(), info, resizable=False)
-        os.replace(staged, dst)
-    return dst
+    from .packaged import copy_with_metadata
+
+    return copy_with_metadata(src, dst, model_files.model_info(steps.saved_of(src), card=card))
 
 
 def ship(recipe: Recipe, cv: dict, cost: dict) -> dict:
