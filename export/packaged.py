@@ -33,6 +33,7 @@ FORMATS = {"default": ("onnx",), "tiny": ("onnx", "tflite")}
 MAX_UA_DROP = 0.01  # INT8 vs its FP32 model, pooled over the folds (the accuracy gate)
 UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one wins
 MAX_PACKAGED_BYTES = 20_000_000  # the wheel carries every packaged file: <= 20 MB with both models
+MAX_PEAK_RSS_BYTES = 100 * 2**20  # a cold `edge-ser infer` of a 3-s clip (benchmarks/targets.py PEAK_RSS_MB)
 CNN_NAME = "cnn-student"
 TFLITE_TWIN = "int8.tflite"  # beside each candidate's ONNX files: the TFLite file that ships with it
 CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
@@ -67,6 +68,11 @@ class Candidate:
     @property
     def p95(self) -> float:
         return self.latency["p95_ms"]
+
+    @property
+    def fits_memory(self) -> bool:
+        """Its cold `edge-ser infer` stayed within MAX_PEAK_RSS_BYTES (True before it is measured)."""
+        return self.latency.get("peak_rss_bytes", 0) <= MAX_PEAK_RSS_BYTES
 
     @property
     def format(self) -> str:
@@ -127,7 +133,7 @@ def measure(candidates: list[Candidate]) -> None:
 
 def choose(candidates: list[Candidate], budget_ms: float, formats=("onnx", "tflite")) -> Candidate | None:
     """The rule: eligible, within budget, highest UA; within UA_TIE of the best, the fastest."""
-    fitting = [c for c in candidates if c.eligible and c.p95 <= budget_ms and c.format in formats]
+    fitting = [c for c in candidates if c.eligible and c.fits_memory and c.p95 <= budget_ms and c.format in formats]
     if not fitting:
         return None
     best = max(c.ua for c in fitting)

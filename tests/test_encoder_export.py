@@ -137,6 +137,8 @@ def test_the_rule_takes_the_most_accurate_eligible_model_within_budget():
     twin = candidate("enc/int8_tflite.tflite", 0.794, 3.0, fp32_ua=0.797)
     assert packaged.choose(pool + [twin], 4.0) is twin  # as accurate as `good`, and within budget
     assert packaged.choose(pool + [twin], 24.0, ("onnx",)) is good  # the default: ONNX files only
+    good.latency["peak_rss_bytes"] = 120 * 2**20  # a cold edge-ser infer beyond the 100 MB target
+    assert packaged.choose(pool, 24.0, ("onnx",)) is slow
 
 
 def test_cnn_card_loses_the_build_machines_paths():
