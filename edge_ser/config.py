@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 
 SAMPLE_RATE = 16000  # Hz: every waveform is resampled to this before features
 WIN_LENGTH = 400  # samples: 25 ms analysis window
@@ -28,6 +29,14 @@ WHISPER_OFFSET = 4.0  # ... then mapped to (x + WHISPER_OFFSET) / WHISPER_SCALE
 WHISPER_SCALE = 4.0
 
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
+# Bounds on what a feature config may ask of the runtime (a model file's metadata is input).
+INT_FIELDS = ("sample_rate", "win_length", "hop_length", "n_fft", "n_mels")
+FLOAT_FIELDS = ("fmin", "fmax", "log_floor")
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 192000  # Hz
+MAX_N_FFT = 65536  # samples: 4 s at 16 kHz, far beyond any speech front end
+MAX_N_MELS = 512
+MIN_BAND_HZ = 1.0  # fmax - fmin: a narrower band makes the Slaney filterbank degenerate (NaN)
+MAX_LOG_FLOOR = 1.0  # a floor above this flattens every spectrum to the same features
 # Fields added after format 1, with the defaults that mean "as format 1" (see `FeatureConfig.to_dict`).
 LATER_FIELDS = {"log": LOGS[0], "pad": PADS[0], "drop_last_frame": False}
 
@@ -75,7 +84,10 @@ class FeatureConfig:
     drop_last_frame: bool = False
 
     def __post_init__(self):
-        problems = []
+        problems = self._type_problems()
+        if problems:
+            raise ValueError("invalid feature config: " + "; ".join(problems))
+        problems = self._range_problems()
         if self.n_fft < 4 or self.n_fft % 2 or not _factors_into(self.n_fft // 2, FFT_PRIMES):
             problems.append(f"n_fft must be even with n_fft / 2 a product of 2, 3 and 5 (e.g. 400, 512), got {self.n_fft}")
         if not 0 < self.win_length <= self.n_fft:
@@ -97,6 +109,35 @@ class FeatureConfig:
             problems.append(f"drop_last_frame must be true or false, got {self.drop_last_frame!r}")
         if problems:
             raise ValueError("invalid feature config: " + "; ".join(problems))
+
+    def _type_problems(self) -> list[str]:
+        """Integers where counts are meant, finite numbers for frequencies and the floor (a model
+        file's metadata is input: 160.5, `true` or Infinity must be refused, not computed with)."""
+        problems = [f"{name} must be an integer, got {getattr(self, name)!r}" for name in INT_FIELDS
+                    if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)]
+        for name in FLOAT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append(f"{name} must be a finite number, got {value!r}")
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        """Sizes within what any speech front end uses, so a model's metadata cannot make the
+        runtime allocate gigabytes or divide by a degenerate filterbank (docs/model-contract.md)."""
+        problems = []
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            problems.append(f"sample_rate must be in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, got {self.sample_rate}")
+        if self.n_fft > MAX_N_FFT:
+            problems.append(f"n_fft must be at most {MAX_N_FFT}, got {self.n_fft}")
+        if self.hop_length > self.sample_rate:
+            problems.append(f"hop_length must be at most one second ({self.sample_rate} samples), got {self.hop_length}")
+        if self.n_mels > MAX_N_MELS:
+            problems.append(f"n_mels must be at most {MAX_N_MELS}, got {self.n_mels}")
+        if self.fmax - self.fmin < MIN_BAND_HZ:
+            problems.append(f"fmax must be at least {MIN_BAND_HZ:g} Hz above fmin, got {self.fmin}, {self.fmax}")
+        if not self.log_floor <= MAX_LOG_FLOOR:
+            problems.append(f"log_floor must be at most {MAX_LOG_FLOOR:g}, got {self.log_floor}")
+        return problems
 
     def n_frames(self, n_samples: int) -> int:
         """Frames produced for a waveform of `n_samples` samples (0 for an empty one)."""

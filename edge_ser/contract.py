@@ -34,6 +34,8 @@ KEY_WINDOW_SECONDS = "edge_ser.window_seconds"
 KEY_MODEL_CARD = "edge_ser.model_card"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
+# A model's window: the runtime holds up to 1.5 windows of audio and pads to whole windows.
+MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.1, 60.0
 
 INPUT_NAME = "log_mel"  # ONNX input name; TFLite names are free
 OUTPUT_NAME = "logits"
@@ -102,6 +104,8 @@ class ModelInfo:
             fail(f"{KEY_WINDOW_SECONDS} is not a number: {meta[KEY_WINDOW_SECONDS]!r}")
         if not (math.isfinite(window) and window > 0):
             fail(f"{KEY_WINDOW_SECONDS} must be a positive number of seconds, got {window}")
+        if not MIN_WINDOW_SECONDS <= window <= MAX_WINDOW_SECONDS:
+            fail(f"{KEY_WINDOW_SECONDS} must be in {MIN_WINDOW_SECONDS:g}..{MAX_WINDOW_SECONDS:g} s, got {window:g}")
         card = None
         if KEY_MODEL_CARD in meta:
             card = _parse_json(meta, KEY_MODEL_CARD, fail)

@@ -98,6 +98,19 @@ BAD_METADATA = {
     "a million labels": ({KEY_LABELS: json.dumps([f"l{i}" for i in range(999_999)] + ["l0"])},
                          "1000000 labels, more than the 1000"),
     "labels nested deep": ({KEY_LABELS: "[" * 100_000 + "]" * 100_000}, "nested too deeply"),
+    # Finding 2: values that ran for minutes, took gigabytes, or crashed per file while `info` took them.
+    "hop 2**29": ({KEY_FEATURE_CONFIG: '{"hop_length": 536870912}'}, "hop_length must be at most one second"),
+    "n_fft 2**20": ({KEY_FEATURE_CONFIG: '{"n_fft": 1048576}'}, "n_fft must be at most 65536"),
+    "sample rate 1e9": ({KEY_FEATURE_CONFIG: '{"sample_rate": 1000000000}'}, "sample_rate must be in 4000..192000"),
+    "window 1e-4": ({KEY_WINDOW_SECONDS: "0.0001"}, "must be in 0.1..60 s"),
+    "window 1e9": ({KEY_WINDOW_SECONDS: "1e9"}, "must be in 0.1..60 s"),
+    "hop 160.5": ({KEY_FEATURE_CONFIG: '{"hop_length": 160.5}'}, "hop_length must be an integer"),
+    "sample rate 16000.5": ({KEY_FEATURE_CONFIG: '{"sample_rate": 16000.5}'}, "sample_rate must be an integer"),
+    "n_fft 2": ({KEY_FEATURE_CONFIG: '{"n_fft": 2, "win_length": 2}'}, "n_fft must be even with"),
+    "n_mels true": ({KEY_FEATURE_CONFIG: '{"n_mels": true}'}, "n_mels must be an integer"),
+    "fmin about fmax": ({KEY_FEATURE_CONFIG: '{"fmin": 4000.0, "fmax": 4000.0001}'}, "at least 1 Hz above fmin"),
+    "log floor 1e308": ({KEY_FEATURE_CONFIG: '{"log_floor": 1e308}'}, "log_floor must be at most 1"),
+    "log floor infinite": ({KEY_FEATURE_CONFIG: '{"log_floor": Infinity}'}, "log_floor must be a finite number"),
     "card nested deep": ({KEY_MODEL_CARD: '{"a": ' * 100_000 + "1" + "}" * 100_000}, "nested too deeply"),
 }
 
