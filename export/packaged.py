@@ -146,7 +146,7 @@ def _info(path: pathlib.Path) -> ModelInfo:
     return open_session(path, threads=1).info
 
 
-def encoder_card(role: str, c: Candidate) -> dict:
+def encoder_card(role: str, c: Candidate, with_twin: bool) -> dict:
     """The model card of a shipped encoder model: recipe, data, licences, cross-validated figures."""
     source, variant = c.source, c.name.split("/")[1]
     cv = source["cross_validation"]
@@ -172,7 +172,7 @@ def encoder_card(role: str, c: Candidate) -> dict:
                   "float_ops": source["files"][variant]["float_ops"]},
         "cross_validation": {"corpus": source["corpus"], "protocol": PROTOCOL_TEXT, "labels": source["labels"],
                              "models": {f"FP32 ONNX ({source['name']})": _scores(cv[FP32]),
-                                        **_shipped_scores(cv, variant)}},
+                                        **_shipped_scores(cv, variant, with_twin)}},
         "recipe": [f"python -m train.encoders run --head fusion --fusion encoder+gap --encoder {source['encoder']} "
                    f"--corpus {source['corpus']} --protocol {p} --depth {run_config['run']['depth']} --tune "
                    f"{run_config['run']['tune']} --seconds {window:g} --out runs/fusion/{r}"
@@ -212,15 +212,15 @@ QUANTIZATION = {
 }
 
 
-def _shipped_scores(cv: dict, variant: str) -> dict:
-    """The shipped files' rows: scores and parity with FP32; the TFLite twin of an ONNX winner
-    also its agreement with that ONNX file."""
+def _shipped_scores(cv: dict, variant: str, with_twin: bool) -> dict:
+    """The shipped files' rows: scores and parity with FP32; the TFLite twin of an ONNX winner,
+    when it ships (`with_twin`), also its agreement with that ONNX file."""
     tflite_key = "INT8 TFLite (shipped, dynamic range)"
     if variant == TFLITE:
         return {tflite_key: {**_scores(cv[TFLITE]), "parity": cv[TFLITE]["parity"]}}
     rows = {f"INT8 ONNX (shipped, {variant})": {**_scores(cv[variant]), "parity": cv[variant]["parity"]}}
     twin = cv.get(TFLITE)
-    if twin is not None:
+    if twin is not None and with_twin:
         rows[tflite_key] = {**_scores(twin), "parity": twin["parity"],
                             "agreement_with_shipped_onnx": twin["agreement_with_onnx"][variant]}
     return rows
@@ -261,9 +261,9 @@ def ship(role: str, c: Candidate, ship_to: pathlib.Path, with_twin: bool = True)
     (`<role>.card.json`, which also lists the files, their sizes and latency). An ONNX winner
     takes its TFLite twin along when it has one and `with_twin`; a TFLite winner ships alone. A
     file of this role that does not ship now is removed, so no stale model answers to the name."""
-    card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c)
     twin = c.path.parent / TFLITE_TWIN
     sources = [c.path] + ([twin] if c.format == "onnx" and twin.is_file() and with_twin else [])
+    card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c, len(sources) == 2)
     if len(sources) == 2 and not c.name.startswith(CNN_NAME):
         card["model"]["tflite_quantization"] = QUANTIZATION[TFLITE]
     ship_to.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,9 @@ def test_packaged_model_metadata_and_card(name):
     card = info.card
     assert card["name"] == f"edge-ser {path.stem}"
     shipped = shipped_entry(card, "ONNX" if name.endswith(".onnx") else "TFLite")
+    for key in card["cross_validation"]["models"]:  # a card names as shipped only files that ship
+        if "(shipped" in key:
+            assert (MODELS / f"{path.stem}.{'onnx' if 'ONNX' in key else 'tflite'}").is_file(), key
     assert set(shipped["per_corpus"]) == {"emodb", "ravdess"}
     assert 0 < shipped["pooled"]["ua"] <= 1
     assert "non-commercial" in card["licence"]
