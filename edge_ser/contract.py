@@ -36,6 +36,9 @@ REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
 # A model's window: the runtime holds up to 1.5 windows of audio and pads to whole windows.
 MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.1, 60.0
+# The longest input the runtime feeds a model, in its windows (short audio runs as one window up
+# to this length): a static frame axis may not ask for more.
+SINGLE_WINDOW_FACTOR = 1.5
 
 INPUT_NAME = "log_mel"  # ONNX input name; TFLite names are free
 OUTPUT_NAME = "logits"
@@ -52,6 +55,18 @@ class ModelInfo:
     window_seconds: float
     format_version: str = FORMAT_VERSION
     card: dict | None = None
+
+    def max_frames(self) -> int:
+        """Frames of the longest input the runtime feeds this model (SINGLE_WINDOW_FACTOR windows)."""
+        config = self.feature_config
+        return config.n_frames(config.n_samples(SINGLE_WINDOW_FACTOR * self.window_seconds))
+
+    def check_fixed_frames(self, frames: int | None, source) -> None:
+        """ModelError unless a static frame axis (None: dynamic) is one the runtime can fill: a
+        model file must not make the runtime pad every window to a million frames."""
+        if frames is not None and frames > self.max_frames():
+            raise ModelError(f"{source}: its input is fixed at {frames} frames, more than the {self.max_frames()} of "
+                             f"{SINGLE_WINDOW_FACTOR:g} of its {self.window_seconds:g}-s windows")
 
     def to_metadata(self) -> dict[str, str]:
         """-> the string key/value pairs stored in the model file."""

@@ -32,13 +32,13 @@ import numpy as np
 
 from . import features
 from .config import SAMPLE_RATE
+from .contract import SINGLE_WINDOW_FACTOR  # audio up to this many model windows is scored as one window
 from .errors import AudioError, ModelError
 from .packaged import DEFAULT_MODEL, resolve_model
 from .session import open_session
 from .stream import (MAX_STRETCH_SECONDS, FixedWindows, SpeechStretches, Stretch, audio_chunks,
                      split_stretch)
 
-SINGLE_WINDOW_FACTOR = 1.5  # audio up to this many model windows is scored as one window
 WINDOW_HOP_FRACTION = 0.5  # hop between windows inside a long speech segment, in windows
 MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 

@@ -93,6 +93,7 @@ class OnnxSession:
             raise ModelError(f"{path}: input batch must be dynamic or 1, is {batch}")
         self._batch_one = batch == 1
         self.fixed_frames = frames if isinstance(frames, int) and frames > 0 else None
+        self.info.check_fixed_frames(self.fixed_frames, path)
         logits = [o for o in outputs if o.name == OUTPUT_NAME]
         if not logits:
             raise ModelError(f"{path}: model has no output named {OUTPUT_NAME!r} "
@@ -194,6 +195,7 @@ class TFLiteSession:
                 raise ModelError(f"{path}: integer {name} tensor has no quantization scale")
         self._dynamic_batch = shape[0] == -1
         self.fixed_frames = int(shape[2]) if shape[2] > 0 else None
+        self.info.check_fixed_frames(self.fixed_frames, path)
         self._input, self._output = x, y
 
     def tensor_details(self, which: str = "all") -> list[dict]:

@@ -13,8 +13,8 @@ Files, in `OUT/NAME/<fold>/` for every fold of the cross-validation run and in `
                        ops (Conv, MatMul, Gemm) quantized; the attention MatMuls and the first
                        conv stay in float; calibrated on `N_CALIBRATION` training clips of the fold
     int8.tflite        dynamic-range INT8 TFLite (int8 weights, activations quantized per call) at a
-                       fixed 3-s input: the runtime zero-pads every window to it (GAP leaves the
-                       padding out, train/fusion/standalone.py)
+                       fixed input of 1.5 windows (3 s): the runtime zero-pads every window to it
+                       (GAP leaves the padding out, train/fusion/standalone.py)
     logits.npz         every file's logits on the fold's test speakers (cross-validation folds);
                        the TFLite file's on the same windows zero-padded to its 3 s
 and `OUT/NAME/candidate.json`: parameters, file sizes, latency (a 3-s clip, one thread) and the
@@ -136,9 +136,10 @@ def model_files(run: FusionRun, fold: str, encoder, calibration: np.ndarray, out
 
 
 def tflite_frames(run: FusionRun) -> int:
-    """The TFLite file's fixed frame count: a 3-s window (litert cannot lower a dynamic frame axis
-    through the Whisper stem's positional slice)."""
-    return run.features.n_frames(run.features.n_samples(CLIP_SECONDS))
+    """The TFLite file's fixed frame count: the longest input the runtime feeds a model of this
+    window (1.5 windows: 3 s for the 2-s models; litert cannot lower a dynamic frame axis through
+    the Whisper stem's positional slice)."""
+    return run.info().max_frames()
 
 
 def int8(fp32: pathlib.Path, path: pathlib.Path, calibration: np.ndarray | None) -> None:
@@ -180,7 +181,8 @@ def cross_validate(run: FusionRun, encoder, out: pathlib.Path, progress: bool = 
     corpus = load_corpus(run.corpus, run.data and pathlib.Path(run.data))
     targets, speakers = corpus.targets(), corpus.speakers()
     splits = {f.name: f for f in protocols.make_folds(run.protocol, targets, speakers)}
-    features, padded = window_features(run, corpus), window_features(run, corpus, CLIP_SECONDS)
+    padded_seconds = run.features.samples_for_frames(tflite_frames(run)) / run.features.sample_rate
+    features, padded = window_features(run, corpus), window_features(run, corpus, padded_seconds)
     truth, groups, logits = [], [], {}
     for i, fold in enumerate(run.folds):
         split = splits[fold]

@@ -198,6 +198,17 @@ def test_static_batch_other_than_one_is_refused(tmp_path):
     assert_one_line_naming(caught.value, path, "batch must be dynamic or 1")
 
 
+@pytest.mark.parametrize("frames", [302, 1_000_000])
+def test_a_static_frame_axis_longer_than_the_runtime_feeds_is_refused(tmp_path, frames):
+    """Issue 22, finding 3: a fixed 1 M or 16 M frame axis made the runtime allocate gigabytes.
+    The longest input is 1.5 windows: 301 frames for the tiny model's 2-s window."""
+    path = models.save(models.build_model(input_shape=(1, None, frames)), tmp_path / "long.onnx")
+    with pytest.raises(ModelError) as caught:
+        OnnxSession(path)
+    assert_one_line_naming(caught.value, str(path), f"fixed at {frames} frames, more than the 301")
+    assert OnnxSession(models.save(models.build_model(input_shape=(1, None, 301)), tmp_path / "ok.onnx")).fixed_frames == 301
+
+
 def test_static_batch_one_and_fixed_frames_run_item_by_item(tmp_path):
     path = models.save(models.build_model(input_shape=(1, None, 201)), tmp_path / "static.onnx")
     session = open_session(path)
