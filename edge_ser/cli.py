@@ -86,7 +86,12 @@ def _problem(error: Exception, name: str) -> str:
 
 
 def _display_name(path: str) -> str:
-    return STDIN_NAME if path == STDIN else path
+    """How an input is named in results and messages: a file name whose bytes are not UTF-8 (held
+    by Python as lone surrogates) is written with those bytes escaped (\\xff), so every output
+    format can carry it (issue 22, finding 9)."""
+    if path == STDIN:
+        return STDIN_NAME
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # --- argument parsing ------------------------------------------------------------------------

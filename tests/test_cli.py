@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import wave
@@ -207,6 +208,20 @@ def test_output_in_a_missing_directory_exits_2_before_any_work(model, clips, tmp
     assert code == 2
     assert_one_line_error(err, str(target))
     assert "broken.wav" not in err and not target.parent.exists()
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_a_file_name_that_is_not_utf8_is_written_escaped(model, clips, tmp_path, fmt):
+    """Issue 22, finding 9: it gave "unexpected error: UnicodeEncodeError" and no output at all."""
+    odd = tmp_path / os.fsdecode(b"clip-\xff.wav")
+    odd.write_bytes(pathlib.Path(clips[0]).read_bytes())
+    target = tmp_path / f"results.{fmt}"
+    code, _, err = run("infer", "--model", model, "--format", fmt, "--output", target, clips[1], odd)
+    assert code == 0, err
+    text = target.read_text(encoding="utf-8")
+    if fmt == "json":
+        text = " ".join(row["file"] for row in json.loads(text))
+    assert "clip-\\xff.wav" in text and str(clips[1]) in text
 
 
 def test_stdin_raw_pcm(model):
