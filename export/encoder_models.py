@@ -45,7 +45,8 @@ from . import evaluate, onnx_export, quantize, tflite
 
 FP32 = "fp32"
 VARIANTS = ("int8_dynamic", "int8_static")  # the INT8 ONNX files, in the order tables list them
-TFLITE = "int8_tflite"  # the TFLite twin (file int8.tflite), scored beside them
+TFLITE = "int8_tflite"  # the TFLite twin, scored beside them
+TFLITE_FILE = "int8.tflite"  # its file name, beside the ONNX files
 N_CALIBRATION = 128  # training clips the static variant's ranges come from
 CALIBRATION_SEED = 0
 CLIP_SECONDS = 3.0  # latency is measured on the mission's 3-s clip, run as one window
@@ -131,7 +132,7 @@ def model_files(run: FusionRun, fold: str, encoder, calibration: np.ndarray, out
     files = {FP32: atomic(out / f"{FP32}.onnx", fp32)}
     files["int8_dynamic"] = atomic(out / "int8_dynamic.onnx", lambda p: int8(files[FP32], p, None))
     files["int8_static"] = atomic(out / "int8_static.onnx", lambda p: int8(files[FP32], p, calibration))
-    files[TFLITE] = atomic(out / "int8.tflite", twin)
+    files[TFLITE] = atomic(out / TFLITE_FILE, twin)
     return files
 
 
@@ -176,13 +177,14 @@ def calibration_clips(train: np.ndarray) -> np.ndarray:
     return np.sort(rng.choice(train, min(N_CALIBRATION, len(train)), replace=False))
 
 
-def cross_validate(run: FusionRun, encoder, out: pathlib.Path, progress: bool = True) -> dict:
-    """Files and test logits of every fold -> pooled scores of FP32 and each INT8 variant."""
-    corpus = load_corpus(run.corpus, run.data and pathlib.Path(run.data))
+def cross_validate(run: FusionRun, encoder, corpus, features: np.ndarray, out: pathlib.Path,
+                   progress: bool = True) -> dict:
+    """Files and test logits of every fold -> pooled scores of FP32 and each INT8 variant;
+    `features`: every clip's `window_features`."""
     targets, speakers = corpus.targets(), corpus.speakers()
     splits = {f.name: f for f in protocols.make_folds(run.protocol, targets, speakers)}
     padded_seconds = run.features.samples_for_frames(tflite_frames(run)) / run.features.sample_rate
-    features, padded = window_features(run, corpus), window_features(run, corpus, padded_seconds)
+    padded = window_features(run, corpus, padded_seconds)
     truth, groups, logits = [], [], {}
     for i, fold in enumerate(run.folds):
         split = splits[fold]
@@ -225,11 +227,9 @@ def pooled_scores(truth: np.ndarray, groups: np.ndarray, logits: dict[str, np.nd
     return result
 
 
-def deployed_files(run: FusionRun, encoder, out: pathlib.Path) -> dict:
-    """The every-clip model's files (calibrated on its own training clips) with size, parameters,
+def deployed_files(run: FusionRun, encoder, features: np.ndarray, out: pathlib.Path) -> dict:
+    """The every-clip model's files (calibrated on its own training clips, `features`) with size,
     the ops left in float, and latency for a 3-s clip at one thread."""
-    corpus = load_corpus(run.corpus, run.data and pathlib.Path(run.data))
-    features = window_features(run, corpus)
     (fold,) = run.folds
     files = model_files(run, fold, encoder, features[calibration_clips(np.arange(len(features)))], out)
     frames = run.features.n_frames(run.features.n_samples(CLIP_SECONDS))
@@ -257,13 +257,16 @@ def build_candidate(cv_run: pathlib.Path, all_run: pathlib.Path, name: str, out:
         raise ValueError(f"{all_run}: must be the every-clip run (--protocol all) of {cv_run}'s encoder, corpus and window")
     encoder, _ = load_encoder(cv.encoder)
     encoder.eval()
+    # Both runs read the same corpus at the same window (checked above): one pass over the audio.
+    corpus = load_corpus(cv.corpus, cv.data and pathlib.Path(cv.data))
+    features = window_features(cv, corpus)
     folder = out / name
     candidate = {"name": name, "kind": "encoder", "encoder": cv.encoder, "corpus": cv.corpus,
                  "protocol": cv.protocol, "labels": list(cv.labels), "window_seconds": cv.seconds,
                  "cv_run": cv_run.name, "all_run": all_run.name, "parameters": parameters(final, encoder),
                  "training": run_cost(cv_run, all_run),
-                 "cross_validation": cross_validate(cv, encoder, folder, progress),
-                 "files": deployed_files(final, encoder, folder / "all"),
+                 "cross_validation": cross_validate(cv, encoder, corpus, features, folder, progress),
+                 "files": deployed_files(final, encoder, features, folder / "all"),
                  "gates": {"min_agreement": MIN_GATE_AGREEMENT, "max_ua_drop": MAX_GATE_UA_DROP},
                  "export_cpu_seconds": time.process_time() - started, "environment": environment()}
     write_json(folder / "candidate.json", candidate)

@@ -22,7 +22,8 @@ from train.data import COMMON_LABELS
 from train.records import environment, write_json, write_text
 
 from . import evaluate, onnx_export
-from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, TFLITE, VARIANTS
+from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, TFLITE, TFLITE_FILE, VARIANTS
+from .encoder_models import session_info as _info
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE_MODELS = REPO / "edge_ser" / "models"
@@ -35,7 +36,6 @@ UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one win
 MAX_PACKAGED_BYTES = 20_000_000  # the wheel carries every packaged file: <= 20 MB with both models
 MAX_PEAK_RSS_BYTES = 100 * 2**20  # a cold `edge-ser infer` of a 3-s clip (benchmarks/targets.py PEAK_RSS_MB)
 CNN_NAME = "cnn-student"
-TFLITE_TWIN = "int8.tflite"  # beside each candidate's ONNX files: the TFLite file that ships with it
 CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
 CNN_SHIPPED_TFLITE = "student INT8 TFLite (shipped)"
 WHISPER_LICENCE = ("The encoder's weights are OpenAI's Whisper (MIT licence), installed from the pinned "
@@ -75,6 +75,11 @@ class Candidate:
         return self.latency.get("peak_rss_bytes", 0) <= MAX_PEAK_RSS_BYTES
 
     @property
+    def variant(self) -> str:
+        """Which of its model's files it is: int8_static, int8_dynamic, int8_tflite."""
+        return self.name.split("/")[1]
+
+    @property
     def format(self) -> str:
         return self.path.suffix.lstrip(".")
 
@@ -86,7 +91,7 @@ def encoder_candidates(folder: pathlib.Path) -> list[Candidate]:
         cv = c["cross_validation"]
         files = {v: path.parent / "all" / f"{v}.onnx" for v in VARIANTS}
         if TFLITE in cv:
-            files[TFLITE] = path.parent / "all" / TFLITE_TWIN
+            files[TFLITE] = path.parent / "all" / TFLITE_FILE
         for variant, file in files.items():
             found.append(Candidate(f"{c['name']}/{variant}", file, cv[variant]["pooled"]["ua"],
                                    cv[FP32]["pooled"]["ua"], cv[variant]["parity"], c["parameters"], c))
@@ -104,7 +109,7 @@ def cnn_candidates(path: pathlib.Path) -> list[Candidate]:
         raise ValueError(f"{path}: its card has no cross-validated figures of the shipped CNN student")
     found = [Candidate(f"{CNN_NAME}/int8_static", path, models[CNN_SHIPPED]["pooled"]["ua"], None, None,
                        card["model"]["parameters"], card)]
-    twin = path.parent / TFLITE_TWIN
+    twin = path.parent / TFLITE_FILE
     if twin.is_file() and CNN_SHIPPED_TFLITE in models:
         found.append(Candidate(f"{CNN_NAME}/int8_tflite", twin, models[CNN_SHIPPED_TFLITE]["pooled"]["ua"], None,
                                None, card["model"]["parameters"], card))
@@ -140,15 +145,9 @@ def choose(candidates: list[Candidate], budget_ms: float, formats=("onnx", "tfli
     return min((c for c in fitting if c.ua >= best - UA_TIE), key=lambda c: c.p95)
 
 
-def _info(path: pathlib.Path) -> ModelInfo:
-    from edge_ser.session import open_session
-
-    return open_session(path, threads=1).info
-
-
 def encoder_card(role: str, c: Candidate, with_twin: bool) -> dict:
     """The model card of a shipped encoder model: recipe, data, licences, cross-validated figures."""
-    source, variant = c.source, c.name.split("/")[1]
+    source, variant = c.source, c.variant
     cv = source["cross_validation"]
     run_config = json.loads((REPO / "runs" / "fusion" / source["all_run"] / "config.json").read_text())
     produced = run_config["produced"]
@@ -249,7 +248,7 @@ def twins_within_budget(chosen: dict[str, Candidate | None]) -> dict[str, bool]:
     total = sum(c.path.stat().st_size for c in chosen.values() if c is not None)
     allowed = {}
     for role, c in chosen.items():
-        twin = None if c is None else c.path.parent / TFLITE_TWIN
+        twin = None if c is None else c.path.parent / TFLITE_FILE
         allowed[role] = bool(c and c.format == "onnx" and twin.is_file()
                              and total + twin.stat().st_size <= MAX_PACKAGED_BYTES)
         total += twin.stat().st_size if allowed[role] else 0
@@ -261,7 +260,7 @@ def ship(role: str, c: Candidate, ship_to: pathlib.Path, with_twin: bool = True)
     (`<role>.card.json`, which also lists the files, their sizes and latency). An ONNX winner
     takes its TFLite twin along when it has one and `with_twin`; a TFLite winner ships alone. A
     file of this role that does not ship now is removed, so no stale model answers to the name."""
-    twin = c.path.parent / TFLITE_TWIN
+    twin = c.path.parent / TFLITE_FILE
     sources = [c.path] + ([twin] if c.format == "onnx" and twin.is_file() and with_twin else [])
     card = cnn_card(role, c) if c.name.startswith(CNN_NAME) else encoder_card(role, c, len(sources) == 2)
     if len(sources) == 2 and not c.name.startswith(CNN_NAME):
@@ -328,15 +327,14 @@ def table(candidates: list[Candidate], chosen: dict[str, Candidate | None]) -> s
 
 def float_ops(c: Candidate) -> dict | None:
     """Op types left in float in an encoder candidate's INT8 ONNX file (None: TFLite, or the CNN)."""
-    variant = c.name.split("/")[1]
-    return None if c.name.startswith(CNN_NAME) else c.source["files"][variant].get("float_ops")
+    return None if c.name.startswith(CNN_NAME) else c.source["files"][c.variant].get("float_ops")
 
 
 def _per_corpus(c: Candidate) -> dict:
     if c.name.startswith(CNN_NAME):
         entry = c.source["cross_validation"]["models"][CNN_SHIPPED]
     else:
-        entry = c.source["cross_validation"][c.name.split("/")[1]]
+        entry = c.source["cross_validation"][c.variant]
     return {k: v["ua"] for k, v in entry["per_corpus"].items()}
 
 
@@ -351,7 +349,7 @@ def twin_line(chosen: dict[str, Candidate | None], twins: dict[str, bool]) -> st
     """Which roles ship a TFLite twin, and which twins the wheel's budget left out."""
     parts = []
     for role, c in chosen.items():
-        twin = None if c is None else c.path.parent / TFLITE_TWIN
+        twin = None if c is None else c.path.parent / TFLITE_FILE
         if c is None or c.format != "onnx" or not twin.is_file():
             continue
         parts.append(f"`{role}.tflite` ships beside `{role}.onnx`" if twins[role] else
