@@ -94,11 +94,12 @@ def vad_summary(results_dir: pathlib.Path = RESULTS_DIR) -> str | None:
         return None
 
 
-def packaged_summary(results_dir: pathlib.Path = RESULTS_DIR) -> list[str]:
-    """The packaged-model candidates' table (`python -m export package` writes it to
-    packaged_models.md, the one place it is rendered) without its title, or [] when absent."""
+def packaged_summary(results_dir: pathlib.Path = RESULTS_DIR, name: str = "packaged_models.md") -> list[str]:
+    """A results page `python -m export package` renders (packaged_models.md: the candidates'
+    table; calibration.md: the packaged models' calibration) without its title and images, or []
+    when absent."""
     try:
-        text = (results_dir / "packaged_models.md").read_text()
+        text = (results_dir / name).read_text()
     except OSError:
         return []
     body = text.split("\n", 1)[1] if text.startswith("#") else text

@@ -136,7 +136,8 @@ def notes(bench: dict) -> list[str]:
 
 
 def render(bench: dict, checks: list[Check], acc_checks: list[Check], acc_rows: list, acc_problems: list[str],
-           vad_accuracy: str | None, enrolment: list[str] = (), packaged: list[str] = ()) -> str:
+           vad_accuracy: str | None, enrolment: list[str] = (), packaged: list[str] = (),
+           calibration: list[str] = ()) -> str:
     lines = [
         "# edge-ser benchmark report",
         "",
@@ -158,6 +159,9 @@ def render(bench: dict, checks: list[Check], acc_checks: list[Check], acc_rows: 
     if packaged:
         lines += ["## Packaged models: accuracy against latency (benchmarks/results/packaged_models.md)", "",
                   *packaged, "", "Plot: `benchmarks/results/packaged_models.png`.", ""]
+    if calibration:
+        lines += ["## Packaged models: calibration (benchmarks/results/calibration.md)", "",
+                  *calibration, "", "Reliability diagrams: `benchmarks/results/calibration.png`.", ""]
     lines += accuracy_section(acc_checks, acc_rows, acc_problems)
     if vad_accuracy:
         lines += [vad_accuracy, ""]
@@ -251,7 +255,8 @@ def main(argv=None) -> int:
     acc_rows, acc_problems = accuracy.load(args.results)
     acc_checks = targets.accuracy_checks(acc_rows) if acc_rows else []  # judged only when shown
     text = render(bench, checks, acc_checks, acc_rows, acc_problems, accuracy.vad_summary(args.results),
-                  accuracy.enrolment_summaries(args.results), accuracy.packaged_summary(args.results))
+                  accuracy.enrolment_summaries(args.results), accuracy.packaged_summary(args.results),
+                  accuracy.packaged_summary(args.results, "calibration.md"))
     write_atomic(args.out, text)
     if not args.no_html:
         html_path = args.html or args.out.with_suffix(".html")

@@ -10,6 +10,8 @@ the same keys in the flatbuffer `metadata` entry named `edge_ser`):
     edge_ser.feature_config   JSON of `FeatureConfig.to_dict()`
     edge_ser.window_seconds   clip length the model was trained on, e.g. "2.0"
     edge_ser.model_card       optional JSON object (data, metrics, licence, ...)
+    edge_ser.temperature      optional: the runtime's scores are softmax(logits / temperature),
+                              fitted so that a score of 0.9 is right about 90 % of the time
 The full text is docs/model-contract.md. Only `write_onnx_metadata` and `write_tflite_metadata`
 (exporter side) import `onnx` / the TFLite schema; the device reads metadata through
 onnxruntime or the small flatbuffer reader below.
@@ -32,6 +34,7 @@ KEY_LABELS = "edge_ser.labels"
 KEY_FEATURE_CONFIG = "edge_ser.feature_config"
 KEY_WINDOW_SECONDS = "edge_ser.window_seconds"
 KEY_MODEL_CARD = "edge_ser.model_card"
+KEY_TEMPERATURE = "edge_ser.temperature"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
 # A model's window: the runtime holds up to 1.5 windows of audio and pads to whole windows.
@@ -39,6 +42,9 @@ MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.1, 60.0
 # The longest input the runtime feeds a model, in its windows (short audio runs as one window up
 # to this length): a static frame axis may not ask for more.
 SINGLE_WINDOW_FACTOR = 1.5
+# Softmax temperatures a model may carry: outside this range scores become one-hot or uniform,
+# which no calibration fit gives for a trained model.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
 INPUT_NAME = "log_mel"  # ONNX input name; TFLite names are free
 OUTPUT_NAME = "logits"
@@ -55,6 +61,7 @@ class ModelInfo:
     window_seconds: float
     format_version: str = FORMAT_VERSION
     card: dict | None = None
+    temperature: float = 1.0
 
     def max_frames(self) -> int:
         """Frames of the longest input the runtime feeds this model (SINGLE_WINDOW_FACTOR windows)."""
@@ -78,6 +85,8 @@ class ModelInfo:
         }
         if self.card is not None:
             meta[KEY_MODEL_CARD] = json.dumps(self.card, sort_keys=True)
+        if self.temperature != 1.0:
+            meta[KEY_TEMPERATURE] = repr(float(self.temperature))
         # Round-trip through the validator so a bad ModelInfo never reaches a file.
         ModelInfo.from_metadata(meta, source="<to_metadata>")
         return meta
@@ -126,7 +135,20 @@ class ModelInfo:
             card = _parse_json(meta, KEY_MODEL_CARD, fail)
             if not isinstance(card, dict):
                 fail(f"{KEY_MODEL_CARD} must be a JSON object")
-        return cls(tuple(labels), config, window, version, card)
+        return cls(tuple(labels), config, window, version, card, _temperature(meta, fail))
+
+
+def _temperature(meta: dict, fail) -> float:
+    """The optional softmax temperature (1.0 when absent), bounded like every other value."""
+    if KEY_TEMPERATURE not in meta:
+        return 1.0
+    try:
+        value = float(meta[KEY_TEMPERATURE])
+    except (TypeError, ValueError):
+        fail(f"{KEY_TEMPERATURE} is not a number: {meta[KEY_TEMPERATURE]!r}")
+    if not (math.isfinite(value) and MIN_TEMPERATURE <= value <= MAX_TEMPERATURE):
+        fail(f"{KEY_TEMPERATURE} must be in {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}, got {meta[KEY_TEMPERATURE]}")
+    return value
 
 
 def _parse_json(meta: dict, key: str, fail):

@@ -309,7 +309,7 @@ class Recognizer:
         """Spans [(start_s, end_s)] of `audio` (whose first sample is sample `offset` of the
         input) -> scored Windows, run as one batch of `length`-sample windows."""
         batch = np.stack([self._features(audio, offset, s, e, length) for s, e in spans])
-        probs = softmax(self.session(batch))
+        probs = softmax(self.session(batch) / self.info.temperature)
         return [Window(s, e, self.labels[int(p.argmax())], self._scores(p)) for (s, e), p in zip(spans, probs)]
 
     def _features(self, audio: np.ndarray, offset: int, start: float, end: float, length: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """`python -m export COMMAND ...`: teacher | distill | prune | onnx | quantize | tflite | fold | loso |
-report | default (the packaged CNN model's whole recipe) | encoder (a fusion run's model to ONNX/INT8, scored) | package (choose and ship default and tiny). Each model step reads a model file and writes
+report | default (the packaged CNN model's whole recipe) | encoder (a fusion run's model to ONNX/INT8, scored) | package (choose and ship default and tiny) |
+calibrate (their softmax temperature). Each model step reads a model file and writes
 one plus its `.card.json`. See docs/export.md and docs/default-model.md."""
 from __future__ import annotations
 
@@ -138,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the CNN student's INT8 ONNX with its card (python -m export default), also a candidate")
     p.add_argument("--ship-to", type=pathlib.Path, default=None, help="default: edge_ser/models")
     p.add_argument("--results-to", type=pathlib.Path, default=None, help="default: benchmarks/results")
+    p = sub.add_parser("calibrate", help="the packaged models' reliability, ECE and softmax temperature from their "
+                       "held-out logits (also the last step of package); the temperature goes into the files")
+    p.add_argument("--candidates", type=pathlib.Path, default=pathlib.Path("runs/encoder_export"),
+                   help="folder of the encoder candidates (python -m export encoder --out)")
+    p.add_argument("--ship-to", type=pathlib.Path, default=None, help="default: edge_ser/models")
+    p.add_argument("--results-to", type=pathlib.Path, default=None,
+                   help="default: benchmarks/results (reads packaged_models.json there for the choice)")
     p = sub.add_parser("default", help="the default model's recipe: EmoDB+RAVDESS, cross-validated, shipped")
     p.add_argument("--data", help="data root (default: EDGE_SER_DATA or ../shared/data)")
     p.add_argument("--out", type=pathlib.Path, default=None,
@@ -242,6 +250,14 @@ def dispatch(args) -> object:
         result = packaged.main(args.candidates, args.cnn, args.ship_to or packaged.PACKAGE_MODELS,
                                args.results_to or packaged.RESULTS)
         return "\n".join(f"{role}: {name or 'none fits its budget'}" for role, name in result["chosen"].items())
+    if c == "calibrate":
+        from . import packaged
+
+        results_to = args.results_to or packaged.RESULTS
+        chosen = json.loads((results_to / "packaged_models.json").read_text())["chosen"]
+        done = packaged.calibrate(chosen, args.candidates, args.ship_to or packaged.PACKAGE_MODELS, results_to)
+        return "\n".join(f"{role}: temperature {r['temperature']:.2f}, pooled ECE {r['before']['pooled']['ece']:.3f} "
+                         f"-> {r['after']['pooled']['ece']:.3f}" for role, r in done.items()) or "nothing to calibrate"
     if c == "default":
         from . import recipe
 
@@ -278,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "report":
         print(f"{result} and {result.with_suffix('.md')}")
-    elif args.command in ("default", "noisy", "reverb", "encoder", "package"):
+    elif args.command in ("default", "noisy", "reverb", "encoder", "package", "calibrate"):
         print(result)
     elif isinstance(result, pathlib.Path):
         from .model_files import card_path

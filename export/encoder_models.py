@@ -177,12 +177,16 @@ def calibration_clips(train: np.ndarray) -> np.ndarray:
     return np.sort(rng.choice(train, min(N_CALIBRATION, len(train)), replace=False))
 
 
+def fold_splits(run: FusionRun, corpus) -> dict:
+    """{fold name: its train/test split} of the run's protocol over `corpus`."""
+    return {f.name: f for f in protocols.make_folds(run.protocol, corpus.targets(), corpus.speakers())}
+
+
 def cross_validate(run: FusionRun, encoder, corpus, features: np.ndarray, out: pathlib.Path,
                    progress: bool = True) -> dict:
     """Files and test logits of every fold -> pooled scores of FP32 and each INT8 variant;
     `features`: every clip's `window_features`."""
-    targets, speakers = corpus.targets(), corpus.speakers()
-    splits = {f.name: f for f in protocols.make_folds(run.protocol, targets, speakers)}
+    targets, speakers, splits = corpus.targets(), corpus.speakers(), fold_splits(run, corpus)
     padded_seconds = run.features.samples_for_frames(tflite_frames(run)) / run.features.sample_rate
     padded = window_features(run, corpus, padded_seconds)
     truth, groups, logits = [], [], {}

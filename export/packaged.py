@@ -21,11 +21,13 @@ from edge_ser.contract import ModelInfo
 from train.data import COMMON_LABELS
 from train.records import environment, write_json, write_text
 
-from . import evaluate, onnx_export
+from . import calibration, evaluate, onnx_export
 from .encoder_models import CLIP_SECONDS, FP32, LATENCY_REPEATS, TFLITE, TFLITE_FILE, VARIANTS
 from .encoder_models import session_info as _info
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+RUNS = REPO / "runs" / "fusion"  # the training runs the candidates name (cv_run, all_run)
+CANDIDATES = REPO / "runs" / "encoder_export"
 PACKAGE_MODELS = REPO / "edge_ser" / "models"
 RESULTS = REPO / "benchmarks" / "results"
 BUDGETS_MS = {"default": 24.0, "tiny": 4.0}  # p95 for a 3-s clip at one thread, here
@@ -149,7 +151,7 @@ def encoder_card(role: str, c: Candidate, with_twin: bool) -> dict:
     """The model card of a shipped encoder model: recipe, data, licences, cross-validated figures."""
     source, variant = c.source, c.variant
     cv = source["cross_validation"]
-    run_config = json.loads((REPO / "runs" / "fusion" / source["all_run"] / "config.json").read_text())
+    run_config = json.loads((RUNS / source["all_run"] / "config.json").read_text())
     produced = run_config["produced"]
     window = source["window_seconds"]
     return {
@@ -407,4 +409,45 @@ def main(candidates_dir: pathlib.Path, cnn: pathlib.Path | None, ship_to: pathli
                f"{table(candidates, chosen)}\n\n{twin_line(chosen, twins)}\n\n{float_line(chosen)}\n\n"
                "![accuracy against latency](packaged_models.png)\n")
     plot(candidates, chosen, results_to / "packaged_models.png")
+    calibrate(result["chosen"], candidates_dir, ship_to, results_to)
     return {"chosen": result["chosen"], "cards": cards}
+
+
+# --- calibration (export.calibration) ----------------------------------------------------------
+
+
+def calibrate(chosen: dict[str, str | None], candidates_dir: pathlib.Path = CANDIDATES,
+              ship_to: pathlib.Path = PACKAGE_MODELS, results_to: pathlib.Path = RESULTS,
+              runs_dir: pathlib.Path = RUNS) -> dict[str, dict]:
+    """Each shipped encoder model's calibration from its held-out logits: the temperature goes
+    into its files' metadata and its cards, the figures to results_to/calibration.*. The CNN
+    student kept no held-out logits: it ships uncalibrated (temperature 1)."""
+    results = {}
+    for role, name in chosen.items():
+        if name is None or name.startswith(CNN_NAME):
+            continue
+        candidate, variant = name.split("/")
+        result = calibration.calibration(calibration.held_out(candidates_dir / candidate, variant, runs_dir))
+        results[role] = {"file": name, **result}
+        set_temperature(ship_to, role, result)
+        print(f"  {role}: temperature {result['temperature']:.2f}, ECE {result['before']['pooled']['ece']:.3f} -> "
+              f"{result['after']['pooled']['ece']:.3f} (cross-fitted)", flush=True)
+    if results:
+        calibration.write_results(results, results_to)
+    return results
+
+
+def set_temperature(ship_to: pathlib.Path, role: str, result: dict) -> None:
+    """Rewrite `role`'s packaged files with the fitted temperature in their metadata and the
+    calibration figures in their cards (inside and beside); nothing else changes."""
+    card_path = ship_to / f"{role}.card.json"
+    card = json.loads(card_path.read_text())
+    entry = calibration.card_entry(result)
+    for fmt, file in card["files"].items():
+        path = ship_to / file["name"]
+        info = _info(path)
+        inner = {**(info.card or {}), "calibration": entry}
+        copy_with_metadata(path, path, dataclasses.replace(info, card=inner, temperature=entry["temperature"]))
+        file["size_bytes"] = path.stat().st_size
+    card["calibration"] = entry
+    write_json(card_path, card)
