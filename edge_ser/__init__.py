@@ -5,12 +5,12 @@
 """
 __version__ = "0.1.0"
 
-__all__ = ["Recognizer", "Prediction", "Segment", "Window", "__version__"]
+__all__ = ["Recognizer", "Prediction", "Segment", "Window", "NO_SPEECH", "__version__"]
 
 
 def __getattr__(name):
     # Lazy, so `import edge_ser` (and `edge-ser --version`) does not load onnxruntime.
-    if name in ("Recognizer", "Prediction", "Segment", "Window"):
+    if name in ("Recognizer", "Prediction", "Segment", "Window", "NO_SPEECH"):
         from . import recognizer
 
         return getattr(recognizer, name)

@@ -49,6 +49,7 @@ import sys
 import traceback
 
 from . import __version__
+from .contract import MIN_SPEECH_SHARE, NO_SPEECH
 from .errors import EdgeSerError, ModelError
 from .outputs import (WRITERS, LiveWriter, SegmentWriter, check_writable, write_atomically, write_columns,
                       write_fields)
@@ -124,6 +125,22 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _speech_share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share of speech: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share of speech in 0..1, got {text}")
+    return value
+
+
+def _add_min_speech(command) -> None:
+    command.add_argument("--min-speech", type=_speech_share, default=MIN_SPEECH_SHARE, metavar="SHARE",
+                         help=f"label windows, segments and files with less than this share of VAD speech "
+                              f"{NO_SPEECH!r} (default {MIN_SPEECH_SHARE:g}; 0: always an emotion)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Speech emotion recognition on the device.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -139,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also show every speech segment (start, end, label, scores)")
     infer.add_argument("--timeline", action="store_true", help="also show every scored window")
     infer.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    _add_min_speech(infer)
     stream = commands.add_parser("stream", help="recognise emotions in live audio, window by window")
     stream.add_argument("source", nargs="?", metavar="-|FILE",
                         help="- for live raw 16 kHz s16le mono PCM on stdin, or an audio file")
@@ -152,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds between window starts, at most --window (default: half a window)")
     stream.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="json: one object per line (JSON Lines)")
+    _add_min_speech(stream)
     info = commands.add_parser("info", help="describe a model, or list the packaged models")
     info.add_argument("model", nargs="?", metavar=MODEL_METAVAR,
                       help=f"{MODEL_KINDS} to describe; without it, list the installed packaged models")
@@ -232,7 +251,7 @@ def for_each_input(args, process, writer) -> int:
 def run_infer(args) -> int:
     from .recognizer import Recognizer  # imported here so --version/--help stay fast
 
-    recognizer = Recognizer(args.model, threads=args.threads)
+    recognizer = Recognizer(args.model, threads=args.threads, min_speech=args.min_speech)
     return for_each_input(args, recognizer.predict,
                           lambda out: WRITERS[args.format](out, args.timeline, recognizer.labels,
                                                            segments=args.segments))
@@ -254,7 +273,7 @@ def run_stream(args) -> int:
     from .recognizer import Recognizer
 
     source = stream_source(args)
-    recognizer = Recognizer(args.model, threads=args.threads)
+    recognizer = Recognizer(args.model, threads=args.threads, min_speech=args.min_speech)
     window = args.window or recognizer.info.window_seconds
     if args.hop is not None and args.hop > window:
         raise UsageError(f"--hop ({args.hop:g} s) must not exceed the window ({window:g} s)")

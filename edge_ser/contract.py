@@ -37,6 +37,11 @@ KEY_MODEL_CARD = "edge_ser.model_card"
 KEY_TEMPERATURE = "edge_ser.temperature"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
+NO_SPEECH = "no speech"  # the runtime's label for audio without enough speech: no class may be called so
+# Below this share of VAD speech the runtime labels audio NO_SPEECH. Chosen on the training corpora
+# (benchmarks/results/speech_share.md): no EmoDB or RAVDESS clip has less than 0.41, while
+# silence, tones and white noise have 0.
+MIN_SPEECH_SHARE = 0.2
 # A model's window: the runtime holds up to 1.5 windows of audio and pads to whole windows.
 MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.1, 60.0
 # The longest input the runtime feeds a model, in its windows (short audio runs as one window up
@@ -112,6 +117,8 @@ class ModelInfo:
             fail(f"{KEY_LABELS} is empty")
         if len(labels) > MAX_LABELS:
             fail(f"{KEY_LABELS} has {len(labels)} labels, more than the {MAX_LABELS} a model may have")
+        if NO_SPEECH in labels:
+            fail(f"{KEY_LABELS} has the label {NO_SPEECH!r}, which the runtime keeps for audio without speech")
         dupes = sorted(label for label, n in collections.Counter(labels).items() if n > 1)
         if dupes:
             fail(f"{KEY_LABELS} has duplicate labels {dupes[:10]}")

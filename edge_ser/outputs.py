@@ -13,9 +13,14 @@ import json
 import os
 import tempfile
 
+from .contract import NO_SPEECH
 from .errors import OutputError
 
 TOP_SCORES = 3  # scores shown per row in table output
+
+
+def _label_width(labels: list[str]) -> int:
+    return max(len(x) for x in [*labels, NO_SPEECH])
 
 
 def _top(scores: dict[str, float], n: int = TOP_SCORES) -> str:
@@ -37,8 +42,8 @@ def _rows(prediction, segments: bool, timeline: bool):
 
 
 def _span(w) -> dict:
-    """A segment or window as a JSON object: start, end, label, scores."""
-    return {"start": w.start, "end": w.end, "label": w.label, "scores": w.scores}
+    """A segment or window as a JSON object: start, end, label, speech share, scores."""
+    return {"start": w.start, "end": w.end, "label": w.label, "speech": round(w.speech, 3), "scores": w.scores}
 
 
 class TableWriter:
@@ -46,7 +51,7 @@ class TableWriter:
 
     def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
         self.out, self.timeline, self.segments = out, timeline, segments
-        self.width = max(len(x) for x in labels)
+        self.width = _label_width(labels)
 
     def write(self, path: str, prediction) -> None:
         self.out.write(f"{path}  {prediction.label:<{self.width}}  {_top(prediction.scores)}"
@@ -60,36 +65,36 @@ class TableWriter:
 
 
 class CsvWriter:
-    """CSV: file,row,start,end,label,<one column per label>; row is "file", "segment" or
-    "window" (a segment's windows follow it)."""
+    """CSV: file,row,start,end,label,speech,<one column per label>; row is "file", "segment"
+    or "window" (a segment's windows follow it); speech is the row's share of VAD speech."""
 
     def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
         self.timeline, self.labels, self.segments = timeline, labels, segments
         self.csv = csv.writer(out, lineterminator="\n")
-        self.csv.writerow(["file", "row", "start", "end", "label", *labels])
+        self.csv.writerow(["file", "row", "start", "end", "label", "speech", *labels])
 
-    def _row(self, path, kind, start, end, label, scores):
-        self.csv.writerow([path, kind, f"{start:.3f}", f"{end:.3f}", label,
-                           *(f"{scores[x]:.6f}" for x in self.labels)])
+    def _row(self, path, kind, start, end, row):
+        self.csv.writerow([path, kind, f"{start:.3f}", f"{end:.3f}", row.label, f"{row.speech:.3f}",
+                           *(f"{row.scores[x]:.6f}" for x in self.labels)])
 
     def write(self, path: str, prediction) -> None:
-        self._row(path, "file", 0.0, prediction.duration, prediction.label, prediction.scores)
+        self._row(path, "file", 0.0, prediction.duration, prediction)
         for kind, w, _ in _rows(prediction, self.segments, self.timeline):
-            self._row(path, kind, w.start, w.end, w.label, w.scores)
+            self._row(path, kind, w.start, w.end, w)
 
     def close(self) -> None:
         pass
 
 
 class JsonWriter:
-    """One JSON document: a list of {file, label, scores, duration[, segments][, timeline]}."""
+    """One JSON document: a list of {file, label, speech, scores, duration[, segments][, timeline]}."""
 
     def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
         self.out, self.timeline, self.segments, self.results = out, timeline, segments, []
 
     def write(self, path: str, prediction) -> None:
-        result = {"file": path, "label": prediction.label, "scores": prediction.scores,
-                  "duration": prediction.duration}
+        result = {"file": path, "label": prediction.label, "speech": round(prediction.speech, 3),
+                  "scores": prediction.scores, "duration": prediction.duration}
         if self.segments:
             result["segments"] = [_span(s) for s in prediction.segments]
         if self.timeline:
@@ -111,7 +116,7 @@ class LiveWriter:
 
     def __init__(self, out, fmt: str, labels: list[str]):
         self.out, self.fmt, self.labels = out, fmt, labels
-        self.width = max(len(x) for x in labels)
+        self.width = _label_width(labels)
         if fmt == "csv":
             self.csv = csv.writer(out, lineterminator="\n")
             self.csv.writerow(["start", "end", "label", "speech", "latency_ms", *labels])
@@ -119,8 +124,7 @@ class LiveWriter:
 
     def write(self, w) -> None:
         if self.fmt == "json":
-            self.out.write(json.dumps({**_span(w), "speech": round(w.speech, 3),
-                                       "latency_ms": round(w.latency_ms, 3)}) + "\n")
+            self.out.write(json.dumps({**_span(w), "latency_ms": round(w.latency_ms, 3)}) + "\n")
         elif self.fmt == "csv":
             self.csv.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.label, f"{w.speech:.3f}",
                                f"{w.latency_ms:.3f}", *(f"{w.scores[x]:.6f}" for x in self.labels)])

@@ -15,6 +15,14 @@ Long audio in which the VAD finds no speech at all falls back to windows over th
 A segment's scores, and the overall scores, are the mean of their windows' softmax scores
 weighted by the seconds of audio each window holds.
 
+No speech, no emotion: every window, segment and prediction carries `speech`, the share of its
+audio the VAD calls speech (0..1). Below `min_speech` (default MIN_SPEECH_SHARE) its label is
+NO_SPEECH, whatever the scores, which stay available: a model asked about a tone or silence
+still answers with an emotion, and a person reading it would believe it. Windows on VAD speech
+segments count as all speech; the fallback windows of audio without any speech as none; a short
+clip (one window) is measured over its own audio; live windows over their own frames. The
+overall scores are the mean over the windows with speech (over all of them when none has).
+
 Files (and raw PCM on stdin) are read as a stream (`edge_ser.stream.SpeechStretches`): the VAD
 runs chunk by chunk and each segment is scored when it ends, so memory does not grow with the
 duration; the result equals that of the same audio passed as an array. `stream` places windows
@@ -32,6 +40,7 @@ import numpy as np
 
 from . import features
 from .config import SAMPLE_RATE
+from .contract import MIN_SPEECH_SHARE, NO_SPEECH
 from .contract import SINGLE_WINDOW_FACTOR  # audio up to this many model windows is scored as one window
 from .errors import AudioError, ModelError
 from .packaged import DEFAULT_MODEL, resolve_model
@@ -45,9 +54,9 @@ MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """One scored window of audio: [start, end) in seconds, its top label and softmax scores.
-    From `Recognizer.stream` also: `speech`, the share of its 10 ms frames the VAD calls
-    speech (0..1), and `latency_ms`, the wall time its features and inference took."""
+    """One scored window of audio: [start, end) in seconds, its label (the top score's, or
+    NO_SPEECH), softmax scores, and `speech`, the share of it the VAD calls speech (0..1). From
+    `Recognizer.stream` also `latency_ms`, the wall time its features and inference took."""
 
     start: float
     end: float
@@ -61,25 +70,29 @@ class Window:
 class Segment:
     """A stretch the windows were placed on: a VAD speech segment (cut every
     MAX_STRETCH_SECONDS), or the whole audio when it is one window or holds no speech.
-    [start, end) s, top label, scores (its windows' duration-weighted mean), its windows."""
+    [start, end) s, label (top score's or NO_SPEECH), scores (its windows' duration-weighted
+    mean), its windows, and its share of speech (their duration-weighted mean)."""
 
     start: float
     end: float
     label: str
     scores: dict[str, float]
     windows: tuple[Window, ...]
+    speech: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """The result for one input: top label, scores summing to 1, the windows, duration in s,
-    and the segments the windows lie on (each window is in exactly one)."""
+    """The result for one input: label (top score's or NO_SPEECH), scores summing to 1, the
+    windows, duration in s, the segments the windows lie on (each window is in exactly one), and
+    the share of speech over the windows."""
 
     label: str
     scores: dict[str, float]
     timeline: list[Window]
     duration: float
     segments: list[Segment] = dataclasses.field(default_factory=list)
+    speech: float = 1.0
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -124,16 +137,21 @@ class Recognizer:
     `model`: a packaged model's name ("default", "tiny") or a model file path, resolved by
     `edge_ser.packaged.resolve_model` (an existing file wins over a name); None is DEFAULT_MODEL,
     the packaged default. Everything that depends only on the model (session, feature config,
-    window length) is set up once here.
+    window length) is set up once here. `min_speech` (0..1): below this share of speech a
+    window, segment or input is labelled NO_SPEECH; 0 labels everything by its scores.
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, threads: int = 1):
+    def __init__(self, model: str | os.PathLike | None = None, threads: int = 1,
+                 min_speech: float = MIN_SPEECH_SHARE):
         if model is None:
             if not DEFAULT_MODEL.is_file():
                 raise ModelError("no default model is installed yet; pass --model PATH")
             model = DEFAULT_MODEL
         else:
             model = resolve_model(model)
+        if not 0.0 <= min_speech <= 1.0:
+            raise ValueError(f"min_speech must be a share of speech in 0..1, got {min_speech}")
+        self.min_speech = min_speech
         self.session = open_session(model, threads)
         self.info = self.session.info
         self.labels = list(self.info.labels)
@@ -175,9 +193,11 @@ class Recognizer:
 
     def _prediction(self, segments: list[Segment], duration: float) -> Prediction:
         timeline = [w for segment in segments for w in segment.windows]
-        overall = self._weighted_mean(timeline)
-        return Prediction(self.labels[int(overall.argmax())], self._scores(overall), timeline,
-                          duration, segments)
+        speech = self._speech_share(timeline)
+        voiced = [w for w in timeline if not self._silent(w.speech)] or timeline
+        overall = self._weighted_mean(voiced)
+        return Prediction(self._label(overall, speech), self._scores(overall), timeline, duration, segments,
+                          speech)
 
     def _checked_array(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """Mono float array -> float32 [samples] at the model's sample rate, or AudioError."""
@@ -202,10 +222,11 @@ class Recognizer:
         duration = len(waveform) / self.sample_rate
         if self._is_single(len(waveform)):
             return [self._single(waveform)]
-        groups = [(a, b, stretch_windows(a, b, self.info.window_seconds))
-                  for a, b in stretches(duration, self._speech_segments(waveform))]
+        found = self._speech_segments(waveform)
+        groups = [(a, b, stretch_windows(a, b, self.info.window_seconds)) for a, b in stretches(duration, found)]
         spans = [span for _, _, group in groups for span in group]
-        windows = iter(self._score(waveform, 0, spans, self._length(self.window_samples)))
+        speech = 1.0 if found else 0.0  # windows on speech segments, or the fallback over audio without any
+        windows = iter(self._score(waveform, 0, spans, self._length(self.window_samples), speech))
         return [self._segment(a, b, list(itertools.islice(windows, len(group)))) for a, b, group in groups]
 
     def _speech_segments(self, waveform: np.ndarray) -> list[tuple[float, float]]:
@@ -252,7 +273,8 @@ class Recognizer:
 
     def _stretch_segment(self, stretch: Stretch) -> Segment:
         spans = stretch_windows(stretch.start, stretch.end, self.info.window_seconds)
-        windows = self._score(stretch.audio, stretch.offset, spans, self._length(self.window_samples))
+        windows = self._score(stretch.audio, stretch.offset, spans, self._length(self.window_samples),
+                              1.0 if stretch.speech else 0.0)
         return self._segment(stretch.start, stretch.end, windows)
 
     def stream(self, source, window: float | None = None, hop: float | None = None) -> Iterator[Window]:
@@ -279,9 +301,9 @@ class Recognizer:
 
     def _live(self, live, length: int) -> Window:
         began = time.perf_counter()
-        [window] = self._score(live.audio, round(live.start * self.sample_rate), [(live.start, live.end)], length)
-        latency_ms = 1000 * (time.perf_counter() - began)
-        return dataclasses.replace(window, speech=live.speech, latency_ms=latency_ms)
+        [window] = self._score(live.audio, round(live.start * self.sample_rate), [(live.start, live.end)], length,
+                               live.speech)
+        return dataclasses.replace(window, latency_ms=1000 * (time.perf_counter() - began))
 
     def log_mel_windows(self, waveform: np.ndarray, max_windows: int | None = None) -> np.ndarray:
         """Mono float [samples] at the model's rate -> log-mel [W, n_mels, frames] of its
@@ -300,17 +322,20 @@ class Recognizer:
         return n_samples if self.fixed_samples is None else self.fixed_samples
 
     def _single(self, waveform: np.ndarray) -> Segment:
-        """Short audio -> one segment of one window over all of it."""
+        """Short audio -> one segment of one window over all of it, its speech share measured."""
         duration = len(waveform) / self.sample_rate
         length = self._length(max(len(waveform), self.min_single_samples))
-        return self._segment(0.0, duration, self._score(waveform, 0, [(0.0, duration)], length))
+        speech = sum(b - a for a, b in self._speech_segments(waveform)) / max(duration, 1e-9)
+        return self._segment(0.0, duration, self._score(waveform, 0, [(0.0, duration)], length, min(speech, 1.0)))
 
-    def _score(self, audio: np.ndarray, offset: int, spans: list[tuple[float, float]], length: int) -> list[Window]:
+    def _score(self, audio: np.ndarray, offset: int, spans: list[tuple[float, float]], length: int,
+               speech: float) -> list[Window]:
         """Spans [(start_s, end_s)] of `audio` (whose first sample is sample `offset` of the
-        input) -> scored Windows, run as one batch of `length`-sample windows."""
+        input), each with this share of `speech` -> scored Windows, run as one batch of
+        `length`-sample windows."""
         batch = np.stack([self._features(audio, offset, s, e, length) for s, e in spans])
         probs = softmax(self.session(batch) / self.info.temperature)
-        return [Window(s, e, self.labels[int(p.argmax())], self._scores(p)) for (s, e), p in zip(spans, probs)]
+        return [Window(s, e, self._label(p, speech), self._scores(p), speech) for (s, e), p in zip(spans, probs)]
 
     def _features(self, audio: np.ndarray, offset: int, start: float, end: float, length: int) -> np.ndarray:
         """Audio span [start, end) s, zero-padded or cut to `length` samples -> log-mel
@@ -321,8 +346,20 @@ class Recognizer:
         return features.log_mel(np.pad(piece, (0, length - len(piece))), self.config)
 
     def _segment(self, start: float, end: float, windows: list[Window]) -> Segment:
-        mean = self._weighted_mean(windows)
-        return Segment(start, end, self.labels[int(mean.argmax())], self._scores(mean), tuple(windows))
+        mean, speech = self._weighted_mean(windows), self._speech_share(windows)
+        return Segment(start, end, self._label(mean, speech), self._scores(mean), tuple(windows), speech)
+
+    def _label(self, probs: np.ndarray, speech: float) -> str:
+        return NO_SPEECH if self._silent(speech) else self.labels[int(probs.argmax())]
+
+    def _silent(self, speech: float) -> bool:
+        return speech < self.min_speech
+
+    @staticmethod
+    def _speech_share(windows: list[Window]) -> float:
+        """Windows -> their speech shares' mean, weighted by the seconds each holds."""
+        weights = np.maximum([w.end - w.start for w in windows], 1e-9)
+        return float(np.dot([w.speech for w in windows], weights) / weights.sum())
 
     def _weighted_mean(self, windows: list[Window]) -> np.ndarray:
         """Windows -> float64 [n_classes]: their scores weighted by the seconds each holds."""

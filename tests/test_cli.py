@@ -69,7 +69,7 @@ def test_version():
 
 
 def test_table_output(model, clips):
-    code, out, err = run("infer", "--model", model, "--timeline", *clips)
+    code, out, err = run("infer", "--model", model, "--min-speech", "0", "--timeline", *clips)
     assert code == 0, err
     assert err == ""
     rows = [x for x in out.splitlines() if not x.startswith("    ")]
@@ -80,7 +80,7 @@ def test_table_output(model, clips):
 
 
 def test_json_output(model, clips):
-    code, out, err = run("infer", "--model", model, "--format", "json", "--timeline", *clips)
+    code, out, err = run("infer", "--model", model, "--min-speech", "0", "--format", "json", "--timeline", *clips)
     assert code == 0, err
     results = json.loads(out)
     assert [r["file"] for r in results] == [str(c) for c in clips]
@@ -92,7 +92,7 @@ def test_json_output(model, clips):
 
 
 def test_csv_output(model, clips):
-    code, out, err = run("infer", "--model", model, "--format", "csv", *clips)
+    code, out, err = run("infer", "--model", model, "--min-speech", "0", "--format", "csv", *clips)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["file"] for r in rows] == [str(c) for c in clips]
@@ -302,7 +302,7 @@ def test_unexpected_errors_are_one_line_unless_debugging(model, clips, monkeypat
 def test_unexpected_error_outside_a_file_exits_2(model, clips, monkeypatch, capsys):
     from edge_ser import cli
 
-    def broken_init(self, model=None, threads=1):
+    def broken_init(self, model=None, threads=1, min_speech=0.2):
         raise MemoryError("simulated")
 
     monkeypatch.setattr(recognizer.Recognizer, "__init__", broken_init)

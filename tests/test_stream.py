@@ -33,7 +33,7 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rec(model):
-    return Recognizer(model)
+    return Recognizer(model, min_speech=0)  # synthetic audio: label by scores
 
 
 def mixed_sound(seconds_of_silence_at_end: float = 0.5) -> np.ndarray:
@@ -205,7 +205,7 @@ def test_mic_without_sounddevice_is_one_line_naming_the_extra(model, monkeypatch
 
 def test_pipe_gives_the_offline_windows_and_exits_0_at_end_of_input(rec, model):
     audio = mixed_sound()
-    code, out, err = run("stream", "--model", model, "--format", "json", "-", stdin=pcm16(audio).tobytes())
+    code, out, err = run("stream", "--model", model, "--min-speech", "0", "--format", "json", "-", stdin=pcm16(audio).tobytes())
     assert code == 0 and err == ""
     rows = [json.loads(line) for line in out.splitlines()]
     expected = offline_windows(rec, audio)
@@ -219,7 +219,7 @@ def test_pipe_gives_the_offline_windows_and_exits_0_at_end_of_input(rec, model):
 def test_table_and_csv_rows(rec, model):
     audio = mixed_sound()
     pcm = pcm16(audio).tobytes()
-    code, out, _ = run("stream", "--model", model, "--hop", "2", "-", stdin=pcm)
+    code, out, _ = run("stream", "--model", model, "--min-speech", "0", "--hop", "2", "-", stdin=pcm)
     lines = out.splitlines()
     assert code == 0 and len(lines) == len(offline_windows(rec, audio, hop=2.0))
     assert all(line.split()[1] in models.LABELS and line.endswith(" ms") for line in lines)
@@ -276,6 +276,6 @@ def test_default_model_is_used_without_model_and_named_when_missing(model, monke
     assert cli.main(["stream", str(path)]) == 2
     assert_one_line_error(capsys.readouterr().err, "no default model is installed yet; pass --model PATH")
     monkeypatch.setattr(recognizer, "DEFAULT_MODEL", model)
-    assert cli.main(["stream", "--hop", "2", str(path)]) == 0
+    assert cli.main(["stream", "--min-speech", "0", "--hop", "2", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(line.split()[1] in models.LABELS for line in lines)
