@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import pathlib
 import sys
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", nargs="?", metavar=MODEL_METAVAR,
                       help=f"{MODEL_KINDS} to describe; without it, list the installed packaged models")
     info.add_argument("--model", dest="model_option", metavar=MODEL_METAVAR, help="the same, as an option")
+    info.add_argument("--format", choices=("table", "json"), default="table",
+                      help="json: the summary, the contract metadata and the whole model card")
     vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -354,7 +357,7 @@ def run_check(args) -> int:
 
 
 def run_info(args) -> int:
-    from .describe import describe
+    from .describe import describe, describe_json
     from .packaged import resolve_model
 
     if args.model is not None and args.model_option is not None:
@@ -362,7 +365,12 @@ def run_info(args) -> int:
     model = args.model if args.model is not None else args.model_option
     if model is None:
         return list_packaged_models()
-    write_fields(sys.stdout, describe(str(resolve_model(model))))
+    path = str(resolve_model(model))
+    if args.format == "json":
+        json.dump(describe_json(path), sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        write_fields(sys.stdout, describe(path, model))
     return EXIT_OK
 
 

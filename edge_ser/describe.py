@@ -1,9 +1,11 @@
 """What a model file holds, in readable fields: `edge-ser info`'s rows, and the details behind them.
 
-`describe(path)` opens the model (edge_ser.session) and returns (field, value) rows: format,
-labels, window, features, parameter count, file size, opset, quantization, and a summary of
-its model card. ONNX details are read with the `onnx` package when it is installed (it is not
-a runtime dependency); TFLite details come from the interpreter's tensor list.
+`describe(path)` opens the model (edge_ser.session) and returns the (field, value) rows a person
+asks about: task, labels, window, features, parameters, size, format, precision, calibration,
+and from its model card the cross-validated accuracy, training data and licence;
+`describe_json(path)` adds the contract metadata and the whole card. ONNX details are read with
+the `onnx` package when it is installed (it is not a runtime dependency; without it the parameter
+count comes from the card); TFLite details come from the interpreter's tensor list.
 
 `packaged_row(name, path)` is one packaged model's line in `edge-ser info`'s list: name, file,
 size, labels, and from its card the cross-validated UA and the latency.
@@ -29,57 +31,88 @@ MAX_7BIT_WEIGHT = 64
 SIZE_UNITS = ("bytes", "KB", "MB", "GB")
 
 
-def describe(path: str) -> list[tuple[str, str]]:
-    """A model file -> its (field, value) rows, in display order; opening it checks it against
-    the model contract (ModelError when it fails)."""
+def describe(path: str, name: str | None = None) -> list[tuple[str, str]]:
+    """A model file -> the (field, value) rows a person asks about, in display order: what it
+    does, on what input, how big and precise, how accurate and on what data, under what licence.
+    `name`: how the user named it (a packaged name), for the hint to the whole card. Opening it
+    checks it against the model contract (ModelError when it fails)."""
     session = open_session(path)
-    info = session.info
-    is_onnx = isinstance(session, OnnxSession)
-    details = onnx_details(path) if is_onnx else tflite_details(session)
+    info, card = session.info, session.info.card or {}
+    details = onnx_details(path) if isinstance(session, OnnxSession) else tflite_details(session)
     rows = [
         ("model", path),
-        ("format", "ONNX" if is_onnx else "TFLite"),
-        ("format version", info.format_version),
+        ("task", card.get("task") or f"speech emotion recognition, {len(info.labels)} classes"),
         ("labels", f"{', '.join(info.labels)} ({len(info.labels)})"),
         ("window", f"{info.window_seconds:g} s"),
         ("features", feature_summary(info.feature_config)),
-        ("parameters", details["parameters"]),
+        ("parameters", _parameters(details["parameters"], card)),
         ("file size", _size(os.path.getsize(path))),
-        ("opset", details["opset"]),
-        ("quantized", details["quantized"]),
+        ("format", details["format"]),
+        ("precision", details["quantized"]),
+        ("calibration", _calibration(info.temperature, card)),
     ]
-    if info.card:
-        rows += card_summary(info.card)
-        rows.append(("model card", json.dumps(info.card, sort_keys=True)))
+    rows += card_summary(card)
+    if card:
+        rows.append(("model card", f"edge-ser info {name or path} --format json"))
     return rows
 
 
+def describe_json(path: str) -> dict:
+    """A model file -> its `describe` rows, its contract metadata and its whole model card."""
+    info = open_session(path).info
+    return {"summary": dict(describe(path)),
+            "metadata": {"labels": list(info.labels), "window_seconds": info.window_seconds,
+                         "feature_config": info.feature_config.to_dict(), "temperature": info.temperature,
+                         "format_version": info.format_version},
+            "card": info.card}
+
+
+def _parameters(counted: str | None, card: dict) -> str:
+    """The file's own parameter count when it could be read, else its card's, else "unknown"."""
+    if counted is not None:
+        return counted
+    recorded = _card_field(card, "model", "parameters")
+    if isinstance(recorded, int):
+        return f"{recorded:,} (from its model card)"
+    return "unknown (install the onnx package to count them; its card does not say)"
+
+
+def _calibration(temperature: float, card: dict) -> str:
+    if temperature == 1.0:
+        return "none (scores are the model's softmax)"
+    ece = _card_field(card, "calibration", "ece_before", "pooled"), \
+        _card_field(card, "calibration", "ece_after_cross_fitted", "pooled")
+    measured = f"; expected calibration error {ece[0]:.3f} -> {ece[1]:.3f}" if None not in ece else ""
+    return f"softmax temperature {temperature:g}{measured}"
+
+
 def feature_summary(cfg: FeatureConfig) -> str:
-    """The feature config on one line: bands, frequency range, framing, padding, log, normalisation."""
-    return (f"log-mel, {cfg.n_mels} bands, {cfg.fmin:g}-{cfg.fmax:g} Hz, "
-            f"{cfg.win_length}-sample window / {cfg.hop_length}-sample hop / n_fft {cfg.n_fft} "
-            f"at {cfg.sample_rate} Hz, {cfg.pad} padding{', last frame dropped' * cfg.drop_last_frame}, "
-            f"log {cfg.log}, normalize {cfg.normalize}")
+    """The feature config on one line: bands, frequency range, window and hop in ms, rate, and
+    the normalisation when there is one."""
+    ms = lambda samples: f"{1000 * samples / cfg.sample_rate:g} ms"  # noqa: E731
+    normalized = f", {cfg.normalize} normalisation" if cfg.normalize not in (None, "none") else ""
+    return (f"log-mel, {cfg.n_mels} bands, {cfg.fmin:g}-{cfg.fmax:g} Hz, {ms(cfg.win_length)} window, "
+            f"{ms(cfg.hop_length)} hop, at {cfg.sample_rate} Hz{normalized}")
 
 
-def onnx_details(path: str) -> dict[str, str]:
-    """{"parameters", "opset", "quantized"} of an ONNX file as display strings, read with `onnx`
-    if installed (each "unknown (...)" otherwise)."""
+def onnx_details(path: str) -> dict[str, str | None]:
+    """{"parameters", "format", "quantized"} of an ONNX file as display strings, read with `onnx`
+    if installed (parameters None and the rest "unknown (...)" otherwise)."""
     try:
         import onnx
     except ImportError:
-        unknown = "unknown (needs the onnx package)"
-        return {"parameters": unknown, "opset": unknown, "quantized": unknown}
+        return {"parameters": None, "format": "ONNX", "quantized": "unknown (needs the onnx package)"}
 
     model = onnx.load(path, load_external_data=False)
     graph = model.graph
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
-    opset = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
-    return {"parameters": f"{params:,}", "opset": opset, "quantized": _onnx_quantized(graph)}
+    opset = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return {"parameters": f"{params:,}", "format": f"ONNX (opset {opset[0]})" if opset else "ONNX",
+            "quantized": _onnx_quantized(graph)}
 
 
 def _onnx_quantized(graph) -> str:
-    """The graph's quantization as a display string: "no", or "yes (<quantized ops>, <n> int8
+    """The graph's precision as a display string: "float32", or "INT8 (<quantized ops>, <n> int8
     tensors, <weight width>)"."""
     from onnx import TensorProto
 
@@ -87,8 +120,8 @@ def _onnx_quantized(graph) -> str:
                   if n.op_type in QUANTIZED_OPS or n.op_type.startswith("QLinear")})
     int8_tensors = sum(t.data_type in (TensorProto.INT8, TensorProto.UINT8) for t in graph.initializer)
     if not (ops or int8_tensors):
-        return "no"
-    return "yes (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])
+        return "float32"
+    return "INT8 (" + ", ".join(ops + ([f"{int8_tensors} int8 tensors"] if int8_tensors else [])
                                + weight_width(graph)) + ")"
 
 
@@ -107,12 +140,12 @@ def weight_width(graph) -> list[str]:
     return ["8-bit weights: run `edge-ser check` on x86 without VNNI"]
 
 
-def tflite_details(session) -> dict[str, str]:
-    """{"parameters", "opset", "quantized"} of an open TFLiteSession as display strings:
-    quantization from its tensor types; the parameter count is not read."""
+def tflite_details(session) -> dict[str, str | None]:
+    """{"parameters", "format", "quantized"} of an open TFLiteSession as display strings:
+    precision from its tensor types; the parameter count is not read (None)."""
     int8 = sum(t["dtype"] in INT8_DTYPES for t in session.tensor_details())
-    return {"parameters": "unknown (not read from TFLite files)", "opset": "n/a (TFLite)",
-            "quantized": f"yes ({int8} int8 tensors)" if int8 else "no"}
+    return {"parameters": None, "format": "TFLite",
+            "quantized": f"INT8 ({int8} int8 tensors)" if int8 else "float32"}
 
 
 def card_summary(card: dict) -> list[tuple[str, str]]:
@@ -130,14 +163,15 @@ def card_summary(card: dict) -> list[tuple[str, str]]:
 
 
 def _accuracy_rows(cv: dict) -> list[tuple[str, str]]:
-    """One "UA (<model>)" row per shipped model: pooled UA and WA, per-corpus UA, the protocol."""
+    """One "accuracy" row per shipped file: pooled UA and WA, per-corpus UA, the protocol."""
+    shipped = [(model, scores) for model, scores in cv.get("models", {}).items() if "shipped" in model]
     rows = []
-    for model, scores in cv.get("models", {}).items():
-        if "shipped" in model:
-            per = ", ".join(f"{c} {100 * s['ua']:.1f}" for c, s in scores.get("per_corpus", {}).items())
-            pooled = scores["pooled"]
-            rows.append((f"UA ({model})", f"{100 * pooled['ua']:.1f} % (WA {100 * pooled['wa']:.1f} %; {per}), "
-                                          f"{cv.get('protocol', '')}"))
+    for model, scores in shipped:
+        per = ", ".join(f"{c} {100 * s['ua']:.1f} %" for c, s in scores.get("per_corpus", {}).items())
+        pooled = scores["pooled"]
+        field = "accuracy" if len(shipped) == 1 else f"accuracy ({'TFLite' if 'TFLite' in model else 'ONNX'})"
+        rows.append((field, f"{100 * pooled['ua']:.1f} % UA, {100 * pooled['wa']:.1f} % WA ({per}); "
+                            f"{cv.get('protocol', 'cross-validated')}"))
     return rows
 
 

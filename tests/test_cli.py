@@ -262,18 +262,19 @@ def test_info(model):
     assert fields["labels"].startswith(", ".join(models.LABELS))
     n_mels, n_classes = 64, len(models.LABELS)
     assert fields["parameters"] == f"{n_mels * n_classes + n_classes:,}"
-    assert fields["opset"] == f"ai.onnx {models.OPSET}"
-    assert fields["quantized"] == "no"
-    assert fields["format version"] == "1"
+    assert fields["format"] == f"ONNX (opset {models.OPSET})"
+    assert fields["precision"] == "float32"
     assert fields["window"] == f"{models.WINDOW_SECONDS:g} s"
-    assert "64 bands" in fields["features"]
+    assert fields["calibration"].startswith("none")
+    assert "64 bands" in fields["features"] and "25 ms window, 10 ms hop" in fields["features"]
+    assert "model card" not in fields  # this model has none
 
 
 def test_info_sees_quantization(model, tmp_path):
     quantized = models.quantize(model, tmp_path / "q.onnx")
     code, out, err = run("info", "--model", quantized)
     assert code == 0, err
-    assert info_fields(out)["quantized"].strip().startswith("yes")
+    assert info_fields(out)["precision"].strip().startswith("INT8")
 
 
 def test_info_on_a_broken_model(tmp_path):
