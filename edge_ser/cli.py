@@ -55,6 +55,7 @@ from .errors import EdgeSerError, ModelError
 from .outputs import (WRITERS, LiveWriter, SegmentWriter, check_writable, write_atomically, write_columns,
                       write_fields)
 from .packaged import PACKAGED_NAMES
+from .progress import Progress
 
 PROG = "edge-ser"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")  # what a directory walk picks up
@@ -142,6 +143,11 @@ def _add_min_speech(command) -> None:
                               f"{NO_SPEECH!r} (default {MIN_SPEECH_SHARE:g}; 0: always an emotion)")
 
 
+def _add_quiet(command) -> None:
+    command.add_argument("--quiet", action="store_true",
+                         help="no progress line on the terminal for long batches (errors are still reported)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Speech emotion recognition on the device.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -157,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also show every speech segment (start, end, label, scores)")
     infer.add_argument("--timeline", action="store_true", help="also show every scored window")
     infer.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    _add_quiet(infer)
     _add_min_speech(infer)
     stream = commands.add_parser("stream", help="recognise emotions in live audio, window by window")
     stream.add_argument("source", nargs="?", metavar="-|FILE",
@@ -182,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
     vad.add_argument("--output", metavar="FILE", help="write results here (atomically) instead of stdout")
+    _add_quiet(vad)
     check = commands.add_parser("check", help="check that this CPU's kernels compute what the model says")
     check.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="speech files or directories to take windows from")
     check.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
+    _add_quiet(check)
     check.set_defaults(output=None)  # for_each_input's: check prints one line of its own
     return parser
 
@@ -212,6 +221,11 @@ def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
     return found
 
 
+def _results_to_terminal(args) -> bool:
+    """Whether results are printed on the terminal the user watches (then no progress line)."""
+    return not args.output and sys.stdout.isatty()
+
+
 def for_each_input(args, process, writer) -> int:
     """Run `process(path)` on every input and hand each result to `writer`; a failing input is
     reported on one line and the rest go on. Output goes to --output atomically, else stdout."""
@@ -224,8 +238,11 @@ def for_each_input(args, process, writer) -> int:
     buffer = io.StringIO() if args.output else sys.stdout
     writer = writer(buffer)
     failed = 0
-    for path, problem in expand_inputs(args.inputs):
+    items = expand_inputs(args.inputs)
+    progress = Progress.for_batch(len(items), args.quiet, results_to_terminal=_results_to_terminal(args))
+    for done, (path, problem) in enumerate(items, 1):
         name = _display_name(path)
+        progress.update(done - 1, name)
         if problem is None:
             try:
                 result = process(path)
@@ -237,11 +254,13 @@ def for_each_input(args, process, writer) -> int:
                 problem = f"unexpected error: {type(e).__name__}: {_one_line(e)}"
         if problem is not None:
             failed += 1
+            progress.clear()
             _say(f"{name}: {problem}")
             continue
         writer.write(name, result)
         if buffer is sys.stdout:
             sys.stdout.flush()  # results appear as each file finishes
+    progress.finish()
     writer.close()
     if args.output:
         write_atomically(args.output, buffer.getvalue())
