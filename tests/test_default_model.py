@@ -118,7 +118,7 @@ def test_infer_takes_a_packaged_model_by_name(data_dir):
 def test_info_names_shows_the_card(role):
     code, out, err = edge_ser("info", role)
     assert code == 0, err
-    assert "UA (" in out and "(shipped" in out
+    assert "accuracy:" in out and "% UA" in out
     assert "non-commercial" in out
 
 
@@ -150,4 +150,4 @@ def test_tflite_tensor_details_name_shape_dtype_and_quantization():
     assert {x["name"], y["name"]} <= {t["name"] for t in tensors}
     int8 = [t for t in tensors if t["dtype"] in (np.int8, np.uint8)]
     assert int8 and all(len(t["quantization"]) == 2 for t in int8)
-    assert tflite_details(session)["quantized"] == f"yes ({len(int8)} int8 tensors)"
+    assert tflite_details(session)["quantized"] == f"INT8 ({len(int8)} int8 tensors)"
