@@ -1,5 +1,5 @@
-"""The C extensions against misuse that used to crash them: tables whose sizes overflow int,
-buffers exported without a format.
+"""The C extensions against misuse that used to crash them: re-initialising an extractor another
+thread computes with, tables whose sizes overflow int, buffers exported without a format.
 
 Each case runs in a child process (this file run as a script), so a segfault fails the test
 instead of killing pytest; the child prints what it saw and exits 0 only when every check held.
@@ -9,8 +9,10 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 
 import numpy as np
+import pytest
 
 import edge_ser
 from edge_ser import _features, features, reference
@@ -18,6 +20,9 @@ from edge_ser.config import FeatureConfig
 
 CONFIG = FeatureConfig()
 INT_MAX = 2**31 - 1
+# Enough attempts that a re-init lands while a compute runs (the computes hold no GIL for most
+# of their time, so the first few attempts nearly always do); the child stops at the first.
+REINIT_ATTEMPTS = 20000
 
 
 def table_args(config=CONFIG):
@@ -89,6 +94,42 @@ def formatless_buffer(data: bytes):
 # --- the children: each returns normally only when its checks held --------------------------------
 
 
+def child_reinit_while_computing():
+    """Threads compute with the shared cached extractor while another re-initialises it."""
+    ex = features.extractor(CONFIG)
+    x = np.random.default_rng(0).normal(scale=0.3, size=3 * 16000).astype(np.float32)
+    expected = features.log_mel(x)
+    stop, refusals, wrong = threading.Event(), [], []
+
+    def compute():
+        out = np.empty_like(expected)
+        while not stop.is_set():
+            ex.log_mel(x, out)
+            if not np.array_equal(out, expected):
+                wrong.append(1)
+
+    def reinit():
+        for attempt in range(REINIT_ATTEMPTS):
+            try:
+                ex.__init__(*table_args())
+            except RuntimeError as e:
+                refusals.append(str(e))
+                print("attempts:", attempt + 1)
+                break
+        stop.set()
+
+    threads = [threading.Thread(target=compute) for _ in range(3)] + [threading.Thread(target=reinit)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("refused:", refusals[0] if refusals else "never")
+    assert refusals, f"no re-init was refused in {REINIT_ATTEMPTS} attempts"
+    assert not wrong, f"{len(wrong)} computes gave wrong features"
+    ex.__init__(*table_args())  # idle again: re-initialising is fine
+    assert np.array_equal(features.log_mel(x), expected)
+
+
 def child_huge_filterbank():
     """n_mels x n_bins over int's range is refused from the buffer's length, before any read."""
     n_bins = CONFIG.n_fft // 2 + 1
@@ -135,7 +176,8 @@ def child_formatless_buffers():
             raise AssertionError(f"{name}: a buffer without a format was accepted")
 
 
-CHILDREN = {f.__name__: f for f in (child_huge_filterbank, child_huge_dct, child_formatless_buffers)}
+CHILDREN = {f.__name__: f for f in (child_reinit_while_computing, child_huge_filterbank, child_huge_dct,
+                                    child_formatless_buffers)}
 
 
 def run_child(name: str) -> str:
@@ -151,6 +193,11 @@ def run_child(name: str) -> str:
 # --- the tests ---------------------------------------------------------------------------------
 
 
+def test_reinit_of_a_computing_extractor_is_refused():
+    output = run_child("child_reinit_while_computing")
+    assert "refused: Extractor.__init__: this extractor is computing in another thread" in output
+
+
 def test_filterbank_over_int_range_is_refused():
     output = run_child("child_huge_filterbank")
     assert "refused: filterbank:" in output and "at most 2147483647" in output
@@ -164,6 +211,18 @@ def test_dct_over_int_range_is_refused():
 def test_buffers_without_format_are_refused():
     output = run_child("child_formatless_buffers")
     assert output.count("refused:") == 4
+
+
+def test_failed_reinit_leaves_the_extractor_as_it_was():
+    ex = _features.Extractor(*table_args())
+    x = np.random.default_rng(2).normal(scale=0.3, size=4000).astype(np.float32)
+    expected = features.log_mel(x)
+    n_fft, _, window, fb, log_floor = table_args()
+    with pytest.raises(ValueError, match="hop_length > 0"):
+        ex.__init__(n_fft, 0, window, fb, log_floor)
+    out = np.empty_like(expected)
+    ex.log_mel(x, out)
+    assert np.array_equal(out, expected)
 
 
 if __name__ == "__main__":

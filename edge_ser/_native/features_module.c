@@ -1,5 +1,7 @@
 /* edge_ser._features: the CPython face of mel.c. Buffers in, buffers out (no numpy headers, so
- * the build needs nothing but a C compiler); the GIL is released while the arithmetic runs. */
+ * the build needs nothing but a C compiler); the GIL is released while the arithmetic runs.
+ * Any number of threads may compute with one Extractor (its tables are read-only then);
+ * __init__ on an Extractor that is computing is refused, since it would free those tables. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -10,6 +12,9 @@ typedef struct {
     PyObject_HEAD
     mel_extractor ex;
     int ready;
+    /* computations in flight on ex. Counted with the GIL held; while nonzero, __init__ must not
+     * replace ex: they read it with the GIL released. */
+    Py_ssize_t busy;
 } Extractor;
 
 /* obj's buffer as C-contiguous values of struct format fmt, "f" (float32) or "d" (float64):
@@ -134,15 +139,25 @@ static int Extractor_init(Extractor *self, PyObject *args, PyObject *kwds)
             goto done;
         }
     }
+    /* Built aside and swapped in whole: a refused or failed __init__ leaves the extractor as it was. */
+    mel_extractor fresh;
+    int rc = mel_init(&fresh, n_fft, hop, window.buf, n_mels, fb.buf, log_floor, normalize, n_mfcc,
+                      dct_obj != Py_None ? dct.buf : NULL, kernel, flags);
+    if (rc != MEL_OK) {
+        set_init_error(rc, n_fft, hop, log_floor);
+        goto done;
+    }
+    /* Checked here, after everything that may run Python code (and so let a compute start). */
+    if (self->busy) {
+        mel_free(&fresh);
+        PyErr_SetString(PyExc_RuntimeError, "Extractor.__init__: this extractor is computing in another thread; "
+                                            "build a new Extractor instead of re-initialising a shared one");
+        goto done;
+    }
     if (self->ready)
         mel_free(&self->ex);
-    self->ready = 0;
-    int rc = mel_init(&self->ex, n_fft, hop, window.buf, n_mels, fb.buf, log_floor, normalize, n_mfcc,
-                      dct_obj != Py_None ? dct.buf : NULL, kernel, flags);
-    if (rc != MEL_OK)
-        set_init_error(rc, n_fft, hop, log_floor);
-    else
-        self->ready = ok = 1;
+    self->ex = fresh;
+    self->ready = ok = 1;
 done:
     PyBuffer_Release(&window);
     PyBuffer_Release(&fb);
@@ -176,16 +191,14 @@ static Py_ssize_t output_count(const mel_extractor *ex, Py_ssize_t n, long rows)
     return (Py_ssize_t)values;
 }
 
-static PyObject *compute(Extractor *self, PyObject *args, int mfcc)
+/* compute() once the extractor is marked busy. */
+static PyObject *compute_busy(Extractor *self, PyObject *x_obj, PyObject *out_obj, int mfcc)
 {
-    PyObject *x_obj, *out_obj;
     Py_buffer x, out;
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "extractor not initialised");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OO", &x_obj, &out_obj))
-        return NULL;
     const long rows = mfcc ? self->ex.n_mfcc : self->ex.n_mels;
     if (mfcc && rows == 0) {
         PyErr_SetString(PyExc_ValueError, "this extractor was built without a DCT table");
@@ -215,6 +228,21 @@ static PyObject *compute(Extractor *self, PyObject *args, int mfcc)
     Py_RETURN_NONE;
 }
 
+static PyObject *compute(Extractor *self, PyObject *args, int mfcc)
+{
+    PyObject *x_obj, *out_obj;
+    if (!PyArg_ParseTuple(args, "OO", &x_obj, &out_obj))
+        return NULL;
+    /* Busy before the buffers are taken, not just while the GIL is released: taking one may run
+     * Python code, and an __init__ in another thread then would change the sizes checked here. */
+    Py_INCREF(self);
+    self->busy++;
+    PyObject *result = compute_busy(self, x_obj, out_obj, mfcc);
+    self->busy--;
+    Py_DECREF(self);
+    return result;
+}
+
 static PyObject *Extractor_log_mel(Extractor *self, PyObject *args) { return compute(self, args, 0); }
 static PyObject *Extractor_mfcc(Extractor *self, PyObject *args) { return compute(self, args, 1); }
 
@@ -241,7 +269,8 @@ static PyTypeObject ExtractorType = {
     .tp_doc = "Extractor(n_fft, hop_length, window: float64[n_fft], filterbank: float64[n_mels * (n_fft/2+1)], "
               "log_floor, normalize='none'|'utterance'|'whisper', dct: float64[n_mfcc * n_mels] | None, "
               "kernel='auto'|'generic'|'avx2', log='ln'|'log10', pad='zero'|'reflect', drop_last_frame=False)\n"
-              "Tables hold at most 2**31 - 1 values each.",
+              "Tables hold at most 2**31 - 1 values each. Threads may compute with one Extractor at once; "
+              "__init__ while one does raises RuntimeError.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Extractor_init,
     .tp_dealloc = (destructor)Extractor_dealloc,
