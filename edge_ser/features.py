@@ -20,7 +20,10 @@ DEFAULT_CONFIG = FeatureConfig()
 
 @functools.lru_cache(maxsize=16)
 def extractor(config: FeatureConfig, n_mfcc: int = 0, kernel: str = "auto") -> _features.Extractor:
-    """The C extractor for `config` (cached: its tables are built once; it is thread-safe).
+    """The C extractor for `config` (cached: its tables are built once and shared).
+
+    Any number of threads may compute with it at once; calling its `__init__` again while one
+    does raises RuntimeError (it would free the tables they read), so build your own instead.
 
     kernel: "auto" (AVX2+FMA where the CPU has it, else the baseline SSE2/NEON build),
     "generic" or "avx2"; `.kernel` on the result says which one runs.

@@ -132,7 +132,7 @@ def test_output_buffer_is_checked():
     ex = features.extractor(FeatureConfig())
     with pytest.raises(ValueError, match="out"):
         ex.log_mel(np.zeros(1600, np.float32), np.empty((64, 3), np.float32))
-    with pytest.raises(ValueError, match="audio"):
+    with pytest.raises(TypeError, match="audio: expected float32 values"):
         ex.log_mel(np.zeros(1600, np.float64), np.empty((64, 11), np.float32))
 
 

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sizes.h"
+
 static const double PI = 3.14159265358979323846;
 /* The mixed plan's radices, in stage order: larger radices first, since the first stage needs no
  * twiddles and a radix-r stage multiplies (r - 1) / r of its inputs by one. */
@@ -86,9 +88,14 @@ int fft_plan_init(fft_plan *p, int n)
     p->mixed = !is_power_of_two(m);
     p->n_stages = plan_radices(m, p->radix);
     p->first_radix = p->radix[0];
+    size_t tw_values, tw_bytes, rot_bytes;
+    /* 2 (r - 1) q < 2 r q twiddle values per stage, r q = m, m / 2, ...: < 4m */
+    if (size_mul(4, (size_t)m, &tw_values) || size_mul(sizeof(double), tw_values + 1, &tw_bytes)
+        || size_mul(2 * sizeof(double), (size_t)m, &rot_bytes))
+        return -2; /* a 32-bit size_t: no memory would hold them either */
     p->first_slot = malloc(sizeof(int) * ((size_t)m / p->first_radix));
-    p->tw = malloc(sizeof(double) * (4 * (size_t)m + 1)); /* 2 (r - 1) q < 2 r q per stage, r q = m, m / 2, ...: < 4m */
-    p->rot = malloc(sizeof(double) * 2 * (size_t)m);
+    p->tw = malloc(tw_bytes);
+    p->rot = malloc(rot_bytes);
     if (!p->first_slot || !p->tw || !p->rot) {
         fft_plan_free(p);
         return -2;

@@ -1,9 +1,12 @@
 #include "mel.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sizes.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_AVX2_KERNEL 1 /* mel_avx2.c compiles to the kernel */
@@ -13,6 +16,53 @@
 static const double WHISPER_RANGE = 8.0, WHISPER_OFFSET = 4.0, WHISPER_SCALE = 4.0;
 static const double INV_LN10 = 0.43429448190325182765;
 
+/* 0 when the tables hold at most MEL_MAX_TABLE values each and, at the widest kernel, a block's
+ * scratch fits a size_t and its sample positions a long; else -1. Arguments already positive. */
+static int sizes_fit(int n_fft, int hop, int n_mels, int n_mfcc)
+{
+    const size_t m = (size_t)n_fft / 2, n_bins = m + 1;
+    size_t filterbank, dct, vectors, vector_bytes, pad, pad_bytes, total;
+    if (size_mul((size_t)n_mels, n_bins, &filterbank) || filterbank > MEL_MAX_TABLE)
+        return -1;
+    if (size_mul((size_t)n_mfcc, (size_t)n_mels, &dct) || dct > MEL_MAX_TABLE)
+        return -1;
+    /* mel_kernel.h's scratch: re, im [m], power [m + 1] and mel [n_mels] vectors, then a block's samples */
+    if (size_mul(3, m, &vectors) || size_add(vectors, 1 + (size_t)n_mels, &vectors)
+        || size_mul(vectors, sizeof(double) * MEL_MAX_LANES, &vector_bytes)
+        || size_mul(MEL_MAX_LANES - 1, (size_t)hop, &pad) || size_add(pad, (size_t)n_fft, &pad)
+        || size_mul(pad, sizeof(float), &pad_bytes) || size_add(vector_bytes, pad_bytes, &total)
+        || size_add(total, 63, &total))
+        return -1;
+    /* so mel_compute's bound on n, LONG_MAX - (MEL_MAX_LANES hops + n_fft), is itself no overflow */
+    return hop > (LONG_MAX - n_fft) / MEL_MAX_LANES ? -1 : 0;
+}
+
+/* Copies each band's nonzero span of filterbank [n_mels][n_bins] into ex->band_*. */
+static int keep_nonzero_bands(mel_extractor *ex, const double *filterbank)
+{
+    /* Mel filters are triangles: keeping only their nonzero span makes the filterbank ~30x cheaper. */
+    size_t n_weights = 0, bytes;
+    for (int b = 0; b < ex->n_mels; b++) {
+        const double *row = filterbank + (size_t)b * ex->n_bins;
+        int lo = 0, hi = ex->n_bins;
+        while (lo < hi && row[lo] == 0.0)
+            lo++;
+        while (hi > lo && row[hi - 1] == 0.0)
+            hi--;
+        ex->band_lo[b] = lo;
+        ex->band_len[b] = hi - lo;
+        n_weights += (size_t)(hi - lo); /* <= n_mels * n_bins <= MEL_MAX_TABLE */
+    }
+    if (size_mul(sizeof(double), n_weights + 1, &bytes) || !(ex->band_w = malloc(bytes)))
+        return MEL_NOMEM;
+    double *w = ex->band_w;
+    for (int b = 0; b < ex->n_mels; b++) {
+        memcpy(w, filterbank + (size_t)b * ex->n_bins + ex->band_lo[b], sizeof(double) * (size_t)ex->band_len[b]);
+        w += ex->band_len[b];
+    }
+    return MEL_OK;
+}
+
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
              const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct,
              int kernel, int flags)
@@ -20,6 +70,10 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
     memset(ex, 0, sizeof(*ex));
     if (hop <= 0 || n_mels <= 0 || !(log_floor > 0) || n_mfcc < 0 || n_mfcc > n_mels)
         return MEL_BADARG;
+    if (fft_supported(n_fft))
+        return MEL_BADARG;
+    if (sizes_fit(n_fft, hop, n_mels, n_mfcc))
+        return MEL_TOOBIG;
     if (normalize < MEL_NORM_NONE || normalize > MEL_NORM_WHISPER || (flags & ~(MEL_LOG10 | MEL_REFLECT | MEL_DROP_LAST)))
         return MEL_BADARG;
     if (kernel == MEL_KERNEL_AUTO)
@@ -40,7 +94,9 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
     ex->log_scale = flags & MEL_LOG10 ? INV_LN10 : 1.0;
     ex->reflect = (flags & MEL_REFLECT) != 0;
     ex->drop_last = (flags & MEL_DROP_LAST) != 0;
-    ex->half_window = malloc(sizeof(double) * n_fft);
+    size_t bytes;
+    if (!size_mul(sizeof(double), (size_t)n_fft, &bytes))
+        ex->half_window = malloc(bytes);
     ex->band_lo = calloc(n_mels, sizeof(int));
     ex->band_len = calloc(n_mels, sizeof(int));
     if (!ex->half_window || !ex->band_lo || !ex->band_len)
@@ -55,32 +111,13 @@ int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_
         ex->win_end--;
     ex->win_start &= ~1; /* rounded out to even: the FFT reads samples in pairs */
     ex->win_end += ex->win_end & 1;
-    /* Mel filters are triangles: keeping only their nonzero span makes the filterbank ~30x cheaper. */
-    int n_weights = 0;
-    for (int b = 0; b < n_mels; b++) {
-        const double *row = filterbank + (long)b * ex->n_bins;
-        int lo = 0, hi = ex->n_bins;
-        while (lo < hi && row[lo] == 0.0)
-            lo++;
-        while (hi > lo && row[hi - 1] == 0.0)
-            hi--;
-        ex->band_lo[b] = lo;
-        ex->band_len[b] = hi - lo;
-        n_weights += hi - lo;
-    }
-    ex->band_w = malloc(sizeof(double) * (n_weights + 1));
-    if (!ex->band_w)
+    if (keep_nonzero_bands(ex, filterbank) != MEL_OK)
         goto nomem;
-    double *w = ex->band_w;
-    for (int b = 0; b < n_mels; b++) {
-        memcpy(w, filterbank + (long)b * ex->n_bins + ex->band_lo[b], sizeof(double) * ex->band_len[b]);
-        w += ex->band_len[b];
-    }
     if (n_mfcc > 0) {
-        ex->dct = malloc(sizeof(double) * n_mfcc * n_mels);
-        if (!ex->dct)
+        /* n_mfcc * n_mels <= MEL_MAX_TABLE (sizes_fit), so only the bytes can overflow (32-bit size_t) */
+        if (size_mul(sizeof(double), (size_t)n_mfcc * (size_t)n_mels, &bytes) || !(ex->dct = malloc(bytes)))
             goto nomem;
-        memcpy(ex->dct, dct, sizeof(double) * n_mfcc * n_mels);
+        memcpy(ex->dct, dct, bytes);
     }
     return MEL_OK;
 nomem:
@@ -244,7 +281,13 @@ static void apply_dct(const mel_extractor *ex, const double *logmel, long n_fram
 
 int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int mfcc)
 {
+    /* the kernels' sample positions reach MEL_MAX_LANES hops and n_fft past n, and the output's
+     * indices n_mels * n_frames: both longs (sizes_fit keeps the bound itself from overflowing) */
+    if (n > LONG_MAX - (MEL_MAX_LANES * (long)ex->hop + ex->n_fft))
+        return MEL_TOOBIG;
     long n_frames = mel_n_frames(ex, n);
+    if (n_frames > LONG_MAX / ex->n_mels)
+        return MEL_TOOBIG;
     if (n_frames == 0) /* MEL_DROP_LAST: fewer than hop samples give no frame, but are still checked */
         return has_nonfinite(x, n) ? MEL_NONFINITE : MEL_OK;
     if (unread_nonfinite(ex, x, n, n_frames))
@@ -255,8 +298,9 @@ int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int
      * and the DCT work on a double copy. Scratch is per call, so one extractor serves any number
      * of threads. */
     int direct = ex->normalize != MEL_NORM_UTTERANCE && !mfcc;
-    double *logmel = direct ? NULL : malloc(sizeof(double) * ex->n_mels * n_frames);
-    if (!direct && !logmel)
+    double *logmel = NULL;
+    size_t bytes;
+    if (!direct && (size_mul(sizeof(double), (size_t)ex->n_mels * (size_t)n_frames, &bytes) || !(logmel = malloc(bytes))))
         return MEL_NOMEM;
     float *out32 = direct ? out : NULL;
     int rc;

@@ -1,12 +1,23 @@
 /* Log-mel spectrogram and MFCC, as defined by edge_ser.config.FeatureConfig.
  * The tables (window, filterbank, DCT) come from the caller, so C and the numpy reference share
- * one definition; this file owns the arithmetic only. Immutable after mel_init: thread-safe. */
+ * one definition; this file owns the arithmetic only. Immutable between mel_init and mel_free:
+ * thread-safe in between. */
 #ifndef EDGE_SER_MEL_H
 #define EDGE_SER_MEL_H
 
 #include "fft.h"
 
-enum { MEL_OK = 0, MEL_NONFINITE = -1, MEL_NOMEM = -2, MEL_BADARG = -3 };
+#include <limits.h>
+
+/* MEL_TOOBIG: sizes beyond the limits below, which keep every size and index the kernels compute
+ * within int (tables) or long (samples, frames). */
+enum { MEL_OK = 0, MEL_NONFINITE = -1, MEL_NOMEM = -2, MEL_BADARG = -3, MEL_TOOBIG = -4 };
+
+/* The most values a table (filterbank n_mels x n_bins, DCT n_mfcc x n_mels) may hold. */
+#define MEL_MAX_TABLE INT_MAX
+
+/* The widest kernel's frames per block (mel_avx2.c); mel_init sizes its checks for it. */
+#define MEL_MAX_LANES 4
 
 /* Instruction-set variants of the per-frame kernel. */
 enum { MEL_KERNEL_AUTO = 0, MEL_KERNEL_GENERIC = 1, MEL_KERNEL_AVX2 = 2 };
@@ -34,7 +45,8 @@ typedef struct {
 } mel_extractor;
 
 /* n_fft: even, n_fft / 2 a product of 2, 3 and 5; normalize: MEL_NORM_*; flags: MEL_LOG10 |
- * MEL_REFLECT | MEL_DROP_LAST or 0. */
+ * MEL_REFLECT | MEL_DROP_LAST or 0. Returns MEL_OK, MEL_BADARG, MEL_NOMEM, or MEL_TOOBIG when a
+ * table would exceed MEL_MAX_TABLE values or a frame block's scratch would not fit a size_t. */
 int mel_init(mel_extractor *ex, int n_fft, int hop, const double *window, int n_mels,
              const double *filterbank, double log_floor, int normalize, int n_mfcc, const double *dct,
              int kernel, int flags);
@@ -47,7 +59,9 @@ int mel_best_kernel(void);
 long mel_n_frames(const mel_extractor *ex, long n);
 
 /* x [n] -> out [n_mels][n_frames] (log-mel) or [n_mfcc][n_frames] (MFCC) when mfcc != 0.
- * Returns MEL_NONFINITE if x holds NaN/inf, MEL_NOMEM on allocation failure. */
+ * Returns MEL_NONFINITE if x holds NaN/inf, MEL_NOMEM on allocation failure, MEL_TOOBIG when n
+ * or the output's size would overflow a long. Reads ex only: any number of threads may call it
+ * on one extractor, as long as none calls mel_init or mel_free on it meanwhile. */
 int mel_compute(const mel_extractor *ex, const float *x, long n, float *out, int mfcc);
 
 /* The kernels behind mel_compute: x [n] -> log-mel [n_mels][n_frames] into exactly one of logmel

@@ -8,6 +8,9 @@
 #include "fft_mixed_kernel.h"
 #include "mel.h"
 
+/* mel_init checks the scratch and sample-position sizes below for at most MEL_MAX_LANES lanes. */
+_Static_assert(LANES <= MEL_MAX_LANES, "mel_init sizes its overflow checks for MEL_MAX_LANES");
+
 /* The sample at i (any integer) of x [n], n >= 1, reflected about its ends without repeating
  * them, back and forth as often as it takes: numpy.pad(mode="reflect"); one sample is repeated. */
 static inline float reflected(const float *x, long n, long i)

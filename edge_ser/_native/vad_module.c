@@ -72,7 +72,8 @@ static PyObject *vad_detect(PyObject *self, PyObject *args, PyObject *kwargs)
     else if (sp.len != n_frames || sp.itemsize != 1)
         PyErr_Format(PyExc_ValueError, "speech must be %zd bytes (one per frame), got %zd",
                      n_frames, sp.len);
-    else if (have_score && (score.len != n_frames * 4 || !format_is(&score, 'f')))
+    else if (have_score && (!format_is(&score, 'f') || score.len / 4 != n_frames || score.len % 4))
+        /* by division: with no bands, n_frames is any shape[1], and n_frames * 4 could overflow */
         PyErr_Format(PyExc_ValueError, "score_db must be float32 [%zd]", n_frames);
     else if (sm.min_gap < 0 || sm.min_speech < 0 || sm.pre_roll < 0 || sm.hangover < 0)
         PyErr_SetString(PyExc_ValueError,
@@ -162,7 +163,8 @@ static PyObject *stream_feed(StreamObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "speech must be %zd bytes (one per frame), got %zd",
                      n_frames, sp.len);
     else {
-        /* the GIL stays held: it is what keeps two threads off one Stream's state */
+        /* the GIL stays held: it is what keeps two threads off one Stream's state, and an
+         * __init__ in another thread from changing n_mels between the check above and the run */
         vad_run(&self->state, (const float *)lm.buf, n_frames, (uint8_t *)sp.buf, NULL);
         result = Py_None;
         Py_INCREF(result);
