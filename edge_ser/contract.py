@@ -266,7 +266,9 @@ def tflite_info(buf: bytes, source: str | os.PathLike) -> ModelInfo:
     """TFLite flatbuffer bytes -> ModelInfo from its `edge_ser` metadata entry."""
     try:
         entries = read_tflite_metadata(buf)
-    except (ValueError, struct.error) as e:
+    except struct.error:  # its message is about unpack_from, not the file
+        raise ModelError(f"{source}: corrupt TFLite file (an offset in it points outside the file)") from None
+    except ValueError as e:
         raise ModelError(f"{source}: corrupt TFLite file ({e})") from None
     if TFLITE_METADATA_NAME not in entries:
         raise ModelError(f"{source}: not an edge-ser model: TFLite metadata entry "

@@ -14,6 +14,7 @@ import numpy as np
 
 from .contract import INPUT_NAME, OUTPUT_NAME, ModelInfo, is_tflite, tflite_info
 from .errors import ModelError
+from .tflite_check import check_tflite
 
 TFLITE_INSTALL_HINT = "pip install 'edge-ser[tflite]'"
 
@@ -161,6 +162,7 @@ class TFLiteSession:
         interpreter = _tflite_interpreter_module(path)
         with open(path, "rb") as f:
             content = f.read()
+        check_tflite(content, path)  # LiteRT trusts the file's indices and shapes: a bad one crashes it
         self.info = tflite_info(content, path)
         resolver = _reference_resolver(interpreter, path) if reference else {}
         try:
