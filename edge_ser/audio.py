@@ -9,11 +9,11 @@ memory, for hour-long recordings and live streams.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import struct
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import BinaryIO, Iterator
 
 import numpy as np
@@ -30,6 +30,11 @@ READ_BLOCK_FRAMES = 1 << 16  # frames read from disk or stdin at a time when str
 # The resampler's low-pass filter, as scipy.signal.resample_poly's defaults
 KAISER_BETA = 5.0  # window=('kaiser', 5.0)
 HALF_TAPS_PER_RATE = 10  # half_len = 10 * max(up, down) taps of the upsampled-rate filter
+# Largest term of the up/down ratio: the filter has 20 * max(up, down) + 1 taps. Every common
+# rate pair stays exact (44.1k -> 16k is 160/441; 176.4k -> 16k 160/1764; 44.056k -> 16k
+# 2000/5507); a rate with few factors in common with the target (191,999 Hz: 16000/191999) is
+# resampled by the nearest ratio within it (1/12), at most 1/MAX_RATIO_TERM (122 ppm) off.
+MAX_RATIO_TERM = 8192
 MAX_BLOCK_ELEMENTS = 1 << 17  # outputs x taps gathered at once: ~0.5 MB arrays stay in cache
 
 # WAV format tags; WAVE_FORMAT_EXTENSIBLE carries one of the others in its sub-format GUID
@@ -472,17 +477,15 @@ class Resampler:
     Computes exactly what `scipy.signal.resample_poly(x, up, down)` does with its defaults
     (Kaiser beta 5 windowed sinc of 20 * max(up, down) + 1 taps, zeros beyond both ends):
     output m is the filter centred on upsampled position m * down, and the whole output has
-    ceil(n * up / down) samples. `__call__` returns every output whose inputs have all
-    arrived; `flush` returns the rest (treating the end as zeros) and resets the state.
-    Memory is bounded by one chunk plus one filter length.
+    ceil(n * up / down) samples. up / down is target_sr / orig_sr in lowest terms, or the
+    nearest ratio with terms up to MAX_RATIO_TERM when those are larger (`rate_ratio`), so the
+    filter stays small for any pair of rates. `__call__` returns every output whose inputs
+    have all arrived; `flush` returns the rest (treating the end as zeros) and resets the
+    state. Memory is bounded by one chunk plus one filter length.
     """
 
     def __init__(self, orig_sr: int, target_sr: int = SAMPLE_RATE):
-        if int(orig_sr) != orig_sr or int(target_sr) != target_sr or orig_sr < 1 or target_sr < 1:
-            raise ValueError(f"sample rates must be positive integers, got {orig_sr}, {target_sr}")
-        common = math.gcd(int(orig_sr), int(target_sr))
-        self.up = int(target_sr) // common
-        self.down = int(orig_sr) // common
+        self.up, self.down = rate_ratio(orig_sr, target_sr)
         self.half_len = HALF_TAPS_PER_RATE * max(self.up, self.down)
         self.n_taps = -(-(2 * self.half_len + 1) // self.up)  # input samples under the filter
         cutoff = 1 / max(self.up, self.down)  # the lower Nyquist, relative to the upsampled one
@@ -558,8 +561,26 @@ class Resampler:
             self._history_start += drop
 
 
+def rate_ratio(orig_sr: int, target_sr: int) -> tuple[int, int]:
+    """(up, down) the resampler uses from orig_sr to target_sr Hz: target_sr / orig_sr in
+    lowest terms, or, when a term exceeds MAX_RATIO_TERM, the closest fraction whose terms do
+    not (its relative error is below 1 / MAX_RATIO_TERM; 191999 -> 16000 Hz gives 1 / 12)."""
+    if int(orig_sr) != orig_sr or int(target_sr) != target_sr or orig_sr < 1 or target_sr < 1:
+        raise ValueError(f"sample rates must be positive integers, got {orig_sr}, {target_sr}")
+    exact = Fraction(int(target_sr), int(orig_sr))
+    if max(exact.numerator, exact.denominator) <= MAX_RATIO_TERM:
+        return exact.numerator, exact.denominator
+    # limit_denominator bounds the denominator; on the ratio taken below 1 that bounds both terms
+    near = min(exact, 1 / exact).limit_denominator(MAX_RATIO_TERM)
+    if near == 0:
+        raise ValueError(f"cannot resample from {orig_sr} to {target_sr} Hz: the ratio is beyond "
+                         f"1:{MAX_RATIO_TERM}")
+    return (near.numerator, near.denominator) if exact < 1 else (near.denominator, near.numerator)
+
+
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> np.ndarray:
-    """float32 [samples] at orig_sr Hz -> float32 [ceil(samples * target_sr / orig_sr)] at
-    target_sr Hz, anti-aliased; equals `scipy.signal.resample_poly` with its defaults."""
+    """float32 [samples] at orig_sr Hz -> float32 [ceil(samples * up / down)] at target_sr Hz
+    (up / down = `rate_ratio(orig_sr, target_sr)`, target_sr / orig_sr for every common rate),
+    anti-aliased; equals `scipy.signal.resample_poly(audio, up, down)` with its defaults."""
     resampler = Resampler(orig_sr, target_sr)
     return np.concatenate([resampler(audio), resampler.flush()])

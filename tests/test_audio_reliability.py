@@ -1,0 +1,143 @@
+"""Audio input under hostile or broken files (issue 22, findings 10-12): reads bounded by what
+the file holds, bounded channel counts, `edge-ser vad` streamed, a bounded resampler filter for
+any rate, and one plain line naming the file for non-audio, pipes, out-of-range floats and a
+missing pad byte. CLI checks run `python -m edge_ser` in a subprocess."""
+import io
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import threading
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from edge_ser import audio, cli, features
+from edge_ser.audio import Resampler, iter_audio_chunks, load_audio, read_wav, resample
+from edge_ser.config import SAMPLE_RATE
+from edge_ser.errors import AudioError
+from edge_ser.vad import speech_segments
+
+TIMEOUT = 120  # s per command: generous for a loaded 2-core machine, not a speed target
+ADDRESS_SPACE_LIMIT = 2 << 30  # bytes: a CLI run fits; a read sized by a lying header does not
+UNSIZED_LIE = 0xFFFFFFFE  # a data size just short of the "read to the end" markers
+
+
+# ---------------------------------------------------------------------------------------------
+# WAV bytes written by hand, every field settable
+
+
+def chunk(chunk_id: bytes, body: bytes, size: int | None = None, pad: bool = True) -> bytes:
+    size = len(body) if size is None else size
+    return chunk_id + struct.pack("<I", size) + body + (b"\0" * (len(body) & 1) if pad else b"")
+
+
+def fmt_chunk(tag=1, channels=1, rate=SAMPLE_RATE, bits=16) -> bytes:
+    block = channels * bits // 8
+    fields = (tag, channels, rate, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
+    return chunk(b"fmt ", struct.pack("<HHIIHH", *fields))
+
+
+def wav_bytes(data: bytes, fmt: bytes | None = None, data_size=None, before_data=b"") -> bytes:
+    body = b"WAVE" + (fmt or fmt_chunk()) + before_data + chunk(b"data", data, data_size)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
+    """Float32 at 16 kHz: 1.5 s harmonic bursts (150 Hz voice, harmonics to 4 kHz) with 1 s of
+    faint noise between them, so the VAD finds segments."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 27))
+    bursts = (t % 2.5) < 1.5
+    noise = np.random.default_rng(seed).normal(0, 0.003, len(t))
+    return (0.2 * voiced * bursts + noise).astype(np.float32)
+
+
+def run(*args, env_extra=None, limit_memory=False, stdin=None):
+    """(exit code, stdout, stderr) of `python -m edge_ser ARGS`; `limit_memory` caps the
+    address space, so a read that asks for gigabytes fails instead of being overcommitted."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE", **(env_extra or {})}
+    env.pop("EDGE_SER_DEBUG", None)
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+    done = subprocess.run([sys.executable, "-m", "edge_ser", *map(str, args)], capture_output=True,
+                          env=env, timeout=TIMEOUT, cwd=REPO, input=stdin,
+                          preexec_fn=cap if limit_memory else None)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def assert_one_line_error(stderr: str, expected: str):
+    """stderr is exactly `edge-ser: <expected>`: one line, no traceback, no warning."""
+    assert stderr.strip().splitlines() == [f"edge-ser: {expected}"], stderr
+
+
+class ReadRecorder(io.BufferedReader):
+    """A file whose every read(n) request is recorded."""
+
+    def __init__(self, path):
+        super().__init__(io.FileIO(path))
+        self.requests = []
+
+    def read(self, n=-1):
+        self.requests.append(n)
+        return super().read(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding 11: a bounded resampler filter for any rate
+
+
+COMMON_RATES = [8000, 11025, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000]
+
+
+@pytest.mark.parametrize("rate", COMMON_RATES)
+def test_common_rates_keep_their_exact_ratio(rate):
+    """The rates in use keep the exact ratio, so their output is what it was (scipy's)."""
+    exact = Fraction(SAMPLE_RATE, rate)
+    assert audio.rate_ratio(rate, SAMPLE_RATE) == (exact.numerator, exact.denominator)
+    assert audio.rate_ratio(SAMPLE_RATE, rate) == (exact.denominator, exact.numerator)
+
+
+@pytest.mark.parametrize("rate", [191999, 176399, 96001, 44057, 8001])
+def test_coprime_rates_get_a_bounded_filter(rate):
+    """191,999 Hz once built a 3.8 M-tap filter (474 MB); the ratio is now the nearest one with
+    terms up to MAX_RATIO_TERM, within 1 / MAX_RATIO_TERM of the true one."""
+    resampler = Resampler(rate)
+    assert max(resampler.up, resampler.down) <= audio.MAX_RATIO_TERM
+    assert resampler.phases.size <= 2 * audio.HALF_TAPS_PER_RATE * audio.MAX_RATIO_TERM + resampler.up
+    assert abs(resampler.up / resampler.down * rate / SAMPLE_RATE - 1) <= 1 / audio.MAX_RATIO_TERM
+    t = np.arange(rate) / rate
+    tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    out = resample(tone, rate)[1000:-1000]  # away from the zero-padded ends
+    assert abs(len(out) + 2000 - SAMPLE_RATE) <= 2
+    assert abs(np.sqrt(np.mean(out.astype(np.float64) ** 2)) - np.sqrt(0.5)) < 0.01
+    if rate > 2 * 12000:  # above the new Nyquist: suppressed
+        high = resample(np.sin(2 * np.pi * 12000 * t).astype(np.float32), rate)[1000:-1000]
+        assert np.sqrt(np.mean(high.astype(np.float64) ** 2)) < 1e-3
+
+
+def test_191999_hz_file_is_read_as_192000(tmp_path):
+    """5 ppm from 192 kHz: the same samples as the file would give at 192 kHz."""
+    samples = np.random.default_rng(2).uniform(-0.5, 0.5, 19200)
+    odd = tmp_path / "odd_rate.wav"
+    odd.write_bytes(wav_bytes(pcm16(samples), fmt_chunk(rate=191999)))
+    usual = tmp_path / "usual_rate.wav"
+    usual.write_bytes(wav_bytes(pcm16(samples), fmt_chunk(rate=192000)))
+    np.testing.assert_array_equal(load_audio(odd), load_audio(usual))
+
+
+@pytest.mark.parametrize("orig_sr, target_sr", [(10**9, 1), (1, 10**9)])
+def test_ratios_beyond_the_bound_are_refused(orig_sr, target_sr):
+    with pytest.raises(ValueError, match="beyond 1:8192"):
+        Resampler(orig_sr, target_sr)
