@@ -26,6 +26,9 @@ MAX_SAMPLE_RATE = 192000  # Hz: highest rate a file may declare
 STDIN_PATH = "-"  # load_audio path that means raw PCM on standard input
 STDIN_NAME = "<stdin>"  # how standard input is named in error messages
 READ_BLOCK_FRAMES = 1 << 16  # frames read from disk or stdin at a time when streaming
+READ_BLOCK_BYTES = 1 << 20  # ... and at most this many bytes, however wide a frame is
+MAX_CHANNELS = 256  # more than any microphone array or ambisonics file; a header saying 65535 lies
+MAX_FMT_BYTES = 1024  # a fmt chunk needs 40; a bigger size is read this far, the rest skipped
 
 # The resampler's low-pass filter, as scipy.signal.resample_poly's defaults
 KAISER_BETA = 5.0  # window=('kaiser', 5.0)
@@ -83,16 +86,16 @@ def read_wav(path_or_fileobj) -> tuple[np.ndarray, int]:
     """Read a RIFF/WAVE file: PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE.
 
     Returns (samples float32 [frames, channels], sample rate in Hz). Integer samples are
-    scaled to [-1, 1); float samples are returned as stored (not clipped).
-    Raises AudioError naming the file for anything it cannot read.
+    scaled to [-1, 1); float samples are returned as stored (not clipped). A data chunk that
+    claims more bytes than the file holds (a recorder that stopped early) gives the frames
+    present. Raises AudioError naming the file for anything it cannot read.
     """
     with _opened(path_or_fileobj) as (stream, name):
         fmt = read_wav_header(stream, name)
-        raw = stream.read() if fmt.data_size is None else stream.read(fmt.data_size)
-    n_frames = len(raw) // fmt.frame_bytes  # a short data chunk: keep the whole frames present
-    if n_frames == 0:
+        blocks = [_decode_frames(raw, fmt, name) for raw in _wav_data(stream, fmt)]
+    if not blocks:
         raise AudioError(f"{name}: no audio (0 frames)")
-    return _decode_frames(raw[: n_frames * fmt.frame_bytes], fmt, name), fmt.sample_rate
+    return np.concatenate(blocks), fmt.sample_rate
 
 
 def read_wav_header(stream: BinaryIO, name: str) -> WavFormat:
@@ -114,15 +117,27 @@ def read_wav_header(stream: BinaryIO, name: str) -> WavFormat:
         if chunk_id == b"data":
             if fmt_body is None:
                 raise AudioError(f"{name}: no fmt chunk before the data chunk")
-            data_size = None if size in UNSIZED_CHUNK else size
+            data_size = None if size in UNSIZED_CHUNK else _clamped_size(stream, size)
             return _parse_fmt(fmt_body, name, data_size)
         if chunk_id == b"fmt ":
-            fmt_body = stream.read(size)
-            if len(fmt_body) < size:
+            fmt_body = stream.read(min(size, MAX_FMT_BYTES))
+            if len(fmt_body) < min(size, MAX_FMT_BYTES):
                 raise AudioError(f"{name}: truncated fmt chunk")
-            _skip(stream, size & 1)
+            _skip(stream, size - len(fmt_body) + (size & 1))
         else:  # LIST, fact, cue, ...: not needed; chunks are padded to an even size
             _skip(stream, size + (size & 1))
+
+
+def _clamped_size(stream: BinaryIO, size: int) -> int:
+    """A chunk's declared size, cut to the bytes left in `stream` when it can tell (a
+    truncated recording; a size of 0xFFFFFFFE over 64 kB of samples)."""
+    try:
+        here = stream.tell()
+        end = stream.seek(0, os.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError):  # a pipe: the reads stop at its end anyway
+        return size
+    return max(0, min(size, end - here))
 
 
 def _parse_fmt(body: bytes, name: str, data_size: int | None) -> WavFormat:
@@ -144,6 +159,8 @@ def _parse_fmt(body: bytes, name: str, data_size: int | None) -> WavFormat:
         raise AudioError(f"{name}: unsupported {bits}-bit {'float' if is_float else 'PCM'} WAV")
     if channels == 0:
         raise AudioError(f"{name}: WAV header says 0 channels")
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"{name}: WAV header says {channels} channels (at most {MAX_CHANNELS} are read)")
     _check_sample_rate(sample_rate, name)
     return WavFormat(channels, sample_rate, bits, is_float, data_size)
 
@@ -174,12 +191,17 @@ def _int24_to_int32(raw: bytes) -> np.ndarray:
 
 
 def _skip(stream: BinaryIO, n_bytes: int) -> None:
-    if n_bytes == 0:
+    """Move `n_bytes` forward; a pipe is read through in bounded blocks (a chunk may claim 4 GB)."""
+    if n_bytes <= 0:
         return
     if stream.seekable():
         stream.seek(n_bytes, os.SEEK_CUR)
-    else:
-        stream.read(n_bytes)
+        return
+    while n_bytes > 0:
+        got = len(stream.read(min(n_bytes, READ_BLOCK_BYTES)))
+        if got == 0:
+            return
+        n_bytes -= got
 
 
 def _check_sample_rate(sample_rate: int, name: str) -> None:
@@ -315,23 +337,12 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     if str(path) == STDIN_PATH:
         return read_pcm16(sys.stdin.buffer)
-    samples, file_rate = _read_any(path)
-    return resample(to_mono(samples), file_rate, sample_rate)
-
-
-def _read_any(path) -> tuple[np.ndarray, int]:
-    """(float32 [frames, channels], sample rate) from a WAV or, via soundfile, anything else."""
-    with _open_path(path) as stream:
-        head = stream.read(12)
-    kind = sniff_format(head)
-    if kind == "WAV" or not head:
-        return read_wav(path)
-    sound = _open_soundfile(path, kind)
-    file_rate = sound.samplerate
-    blocks = list(_soundfile_blocks(sound, path, kind, -1))
-    if not blocks:
+    blocks, file_rate = _open_blocks(path, sample_rate)
+    with contextlib.closing(blocks):
+        mono = [to_mono(block) for block in blocks]
+    if not mono:
         raise AudioError(f"{path}: no audio (0 frames)")
-    return np.concatenate(blocks), file_rate
+    return resample(np.concatenate(mono), file_rate, sample_rate)
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -402,17 +413,30 @@ def _open_blocks(path, sample_rate: int) -> tuple[Iterator[np.ndarray], int]:
 def _wav_blocks(stream: BinaryIO, fmt: WavFormat, name: str) -> Iterator[np.ndarray]:
     """float32 [frames, channels] blocks from a stream positioned at WAV sample data; closes it."""
     with stream:
-        remaining = fmt.data_size  # None: to end of file
-        while remaining is None or remaining > 0:
-            want = READ_BLOCK_FRAMES * fmt.frame_bytes
-            # a buffered file returns all it is asked for until the end of the file
-            raw = stream.read(want if remaining is None else min(want, remaining))
-            whole = len(raw) // fmt.frame_bytes * fmt.frame_bytes  # drop a cut-off last frame
-            if whole == 0:
-                return
-            if remaining is not None:
-                remaining -= len(raw)
-            yield _decode_frames(raw[:whole], fmt, name)
+        for raw in _wav_data(stream, fmt):
+            yield _decode_frames(raw, fmt, name)
+
+
+def _wav_data(stream: BinaryIO, fmt: WavFormat) -> Iterator[bytes]:
+    """The sample bytes after a WAV header in whole frames, up to its data size or the end of
+    the stream: READ_BLOCK_FRAMES frames and at most READ_BLOCK_BYTES (or one frame) per read,
+    so no read asks for more than a block whatever the header claims. A cut-off last frame is
+    dropped; a short read (a pipe) carries its partial frame over."""
+    frame = fmt.frame_bytes
+    block = max(1, min(READ_BLOCK_FRAMES, READ_BLOCK_BYTES // frame)) * frame
+    remaining = fmt.data_size  # None: to the end of the stream
+    carry = b""
+    while remaining is None or remaining > 0:
+        raw = stream.read(block if remaining is None else min(block, remaining))
+        if not raw:
+            return
+        if remaining is not None:
+            remaining -= len(raw)
+        raw = carry + raw if carry else raw
+        whole = len(raw) // frame * frame
+        carry = raw[whole:]
+        if whole:
+            yield raw[:whole]
 
 
 def pcm16_chunks(stream: BinaryIO, name: str = STDIN_NAME, max_samples: int = READ_BLOCK_FRAMES,

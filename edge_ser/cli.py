@@ -312,11 +312,9 @@ def run_stream(args) -> int:
 
 
 def run_vad(args) -> int:
-    from .audio import load_audio
-    from .vad import speech_segments
+    from .stream import file_speech_segments  # streamed: an hour runs in bounded memory
 
-    return for_each_input(args, lambda path: speech_segments(load_audio(path)),
-                          lambda out: SegmentWriter(out, args.format))
+    return for_each_input(args, file_speech_segments, lambda out: SegmentWriter(out, args.format))
 
 
 # --- check -----------------------------------------------------------------------------------

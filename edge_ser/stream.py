@@ -16,7 +16,8 @@ Two placements, both fed float32 mono chunks of any length at one sample rate, b
     after its end. Memory: one window plus one hop plus that delay.
 
 `audio_chunks` turns the inputs the API accepts (a path, raw PCM on a binary file or stdin,
-arrays) into such chunks; `microphone_chunks` reads the optional sounddevice package.
+arrays) into such chunks; `microphone_chunks` reads the optional sounddevice package;
+`file_speech_segments` is `vad.speech_segments` on a file read the same way (`edge-ser vad`).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import numpy as np
 from .audio import STDIN_NAME, STDIN_PATH, Resampler, iter_audio_chunks, pcm16_chunks
 from .config import FRAMES_PER_SECOND, SAMPLE_RATE
 from .errors import AudioError
-from .vad import StreamingVAD
+from .vad import StreamingVAD, frames_to_segments
 
 MAX_STRETCH_SECONDS = 30.0  # longer speech segments are cut into pieces of this length
 FILE_CHUNK_SECONDS = 1.0  # audio read from a file at a time
@@ -70,6 +71,19 @@ def audio_chunks(source, sample_rate: int = SAMPLE_RATE, source_rate: int = SAMP
     else:
         chunks, name = iter(source), STREAM_NAME
     yield from _resampled(_checked(chunks, name), source_rate, sample_rate)
+
+
+def file_speech_segments(source) -> list[tuple[float, float]]:
+    """A path ("-": raw s16le PCM at 16 kHz on stdin) -> its speech segments [(start_s, end_s)],
+    read and detected chunk by chunk: `vad.speech_segments(audio.load_audio(source))` in
+    memory bounded by a chunk (an hour of audio holds its 10 ms decisions, 360 kB, not 230 MB
+    of samples). AudioError naming the input."""
+    vad, n_samples, speech = StreamingVAD(), 0, []
+    for chunk in audio_chunks(source, SAMPLE_RATE):
+        n_samples += len(chunk)
+        speech.append(vad.push(chunk))
+    speech.append(vad.finish())
+    return frames_to_segments(np.concatenate(speech), n_samples / SAMPLE_RATE)
 
 
 def microphone_chunks(sample_rate: int = SAMPLE_RATE, block_seconds: float = MIC_BLOCK_SECONDS) -> Iterator[np.ndarray]:

@@ -95,6 +95,81 @@ class ReadRecorder(io.BufferedReader):
 
 
 # ---------------------------------------------------------------------------------------------
+# Finding 10: reads bounded by the file, channel counts bounded, vad streamed
+
+
+def test_many_channel_header_is_refused_in_one_line(tmp_path):
+    """65,535 float64 channels in 1 MB, data size claiming 4 GB: once a 34 GB read."""
+    data = np.random.default_rng(0).standard_normal(65535 * 2).astype("<f8").tobytes()
+    path = tmp_path / "wide.wav"
+    path.write_bytes(wav_bytes(data, fmt_chunk(3, channels=65535, bits=64), data_size=0xFFFFFFF0))
+    expected = f"{path}: WAV header says 65535 channels (at most {audio.MAX_CHANNELS} are read)"
+    for read in (read_wav, load_audio, lambda p: list(iter_audio_chunks(p, 1.0))):
+        with pytest.raises(AudioError) as error:
+            read(path)
+        assert str(error.value) == expected
+    code, out, err = run("vad", path, limit_memory=True)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, expected)
+
+
+def test_data_size_beyond_the_file_reads_the_samples_present(tmp_path):
+    """A data chunk claiming 0xFFFFFFFE bytes over 3 s (a recorder that crashed): the 3 s are
+    read, with no read sized by the header, and vad gives the same as for the honest file."""
+    samples = speech_like(3.0)
+    honest = tmp_path / "honest.wav"
+    honest.write_bytes(wav_bytes(pcm16(samples)))
+    lying = tmp_path / "lying.wav"
+    lying.write_bytes(wav_bytes(pcm16(samples), data_size=UNSIZED_LIE))
+    np.testing.assert_array_equal(read_wav(lying)[0], read_wav(honest)[0])
+    with ReadRecorder(lying) as stream:
+        read_wav(stream)
+    assert max(stream.requests) <= audio.READ_BLOCK_BYTES
+    code, out, err = run("vad", "--format", "json", lying, limit_memory=True)
+    assert (code, err) == (0, "")
+    code, honest_out, _ = run("vad", "--format", "json", honest)
+    assert json.loads(out)[0]["segments"] == json.loads(honest_out)[0]["segments"] != []
+
+
+def test_wide_frames_are_read_in_bounded_blocks(tmp_path, monkeypatch):
+    """256 float64 channels (2 kB frames): a streamed read asked 65536 frames (128 MB) at once."""
+    frames = np.random.default_rng(1).uniform(-0.5, 0.5, (3000, 256))
+    path = tmp_path / "array.wav"
+    path.write_bytes(wav_bytes(frames.astype("<f8").tobytes(), fmt_chunk(3, channels=256, bits=64)))
+    opened = []
+
+    def recording_open(p):
+        opened.append(ReadRecorder(p))
+        return opened[-1]
+
+    monkeypatch.setattr(audio, "_open_path", recording_open)
+    chunks = np.concatenate(list(iter_audio_chunks(path, 0.5)))
+    np.testing.assert_allclose(chunks, frames.mean(axis=1), atol=1e-6)
+    assert max(n for stream in opened for n in stream.requests) <= audio.READ_BLOCK_BYTES
+
+
+def test_vad_streams_through_the_file(tmp_path, monkeypatch, capsys):
+    """`edge-ser vad` never holds more than a chunk of the file: the log-mel extractor never sees
+    more than a few seconds of a 60 s file, and the segments equal the offline ones."""
+    samples = speech_like(60.0)
+    path = tmp_path / "minute.wav"
+    path.write_bytes(wav_bytes(pcm16(samples)))
+    offline = speech_segments(load_audio(path))
+    longest = []
+    log_mel = features.log_mel
+
+    def measuring_log_mel(audio_samples, *args, **kwargs):
+        longest.append(len(audio_samples))
+        return log_mel(audio_samples, *args, **kwargs)
+
+    monkeypatch.setattr(features, "log_mel", measuring_log_mel)
+    assert cli.main(["vad", "--format", "json", str(path)]) == 0
+    segments = json.loads(capsys.readouterr().out)[0]["segments"]
+    assert segments == [[round(a, 3), round(b, 3)] for a, b in offline] and len(segments) > 10
+    assert max(longest) <= 5 * SAMPLE_RATE
+
+
+# ---------------------------------------------------------------------------------------------
 # Finding 11: a bounded resampler filter for any rate
 
 
