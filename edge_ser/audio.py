@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 import sys
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ READ_BLOCK_FRAMES = 1 << 16  # frames read from disk or stdin at a time when str
 READ_BLOCK_BYTES = 1 << 20  # ... and at most this many bytes, however wide a frame is
 MAX_CHANNELS = 256  # more than any microphone array or ambisonics file; a header saying 65535 lies
 MAX_FMT_BYTES = 1024  # a fmt chunk needs 40; a bigger size is read this far, the rest skipped
+# |float sample| above this is refused: float WAV is nominally within +-1, and even files written
+# on a 32-bit integer scale stay below it, while the features stay finite in float32 up to here
+MAX_FLOAT_SAMPLE = 2.0**31
 
 # The resampler's low-pass filter, as scipy.signal.resample_poly's defaults
 KAISER_BETA = 5.0  # window=('kaiser', 5.0)
@@ -50,6 +54,8 @@ PCM_BITS = (8, 16, 24, 32)
 FLOAT_BITS = (32, 64)
 
 SOUNDFILE_HINT = "needs the optional soundfile package: pip install 'edge-ser[audio]'"
+UNKNOWN_FORMAT = "not a WAV file or a recognised audio format"
+MPEG_LAYERS = (0x02, 0x04)  # second header byte & 0x06: layer III (MP3), layer II (MP2)
 # Leading bytes -> format name, for formats that go through soundfile
 MAGIC_FORMATS = (
     (b"fLaC", "FLAC"),
@@ -60,6 +66,7 @@ MAGIC_FORMATS = (
     (b"riff", "W64"),
     (b"caff", "CAF"),
     (b".snd", "AU"),
+    (b"NIST_1A", "NIST SPHERE"),  # TIMIT's .wav files
 )
 
 
@@ -98,18 +105,21 @@ def read_wav(path_or_fileobj) -> tuple[np.ndarray, int]:
     return np.concatenate(blocks), fmt.sample_rate
 
 
-def read_wav_header(stream: BinaryIO, name: str) -> WavFormat:
-    """Parse the RIFF header and chunks up to the data chunk; leaves `stream` at the samples."""
-    head = stream.read(12)
+def read_wav_header(stream: BinaryIO, name: str, head: bytes | None = None) -> WavFormat:
+    """Parse the RIFF header and chunks up to the data chunk; leaves `stream` at the samples.
+
+    `head`: the file's first 12 bytes when the caller has already read them (a pipe cannot
+    seek back). Only reads forward, in bounded pieces, so a pipe works too."""
+    head = stream.read(12) if head is None else head
     if not head:
         raise AudioError(f"{name}: empty file")
     if len(head) < 12 and b"RIFF".startswith(head[:4]):
         raise AudioError(f"{name}: truncated WAV header ({len(head)} bytes)")
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise AudioError(f"{name}: not a RIFF/WAVE file")
+        raise AudioError(f"{name}: not a WAV file (no RIFF/WAVE header)")
     fmt_body = None
+    chunk_head = stream.read(8)
     while True:
-        chunk_head = stream.read(8)
         if len(chunk_head) < 8:
             missing = "data" if fmt_body is not None else "fmt"
             raise AudioError(f"{name}: no {missing} chunk")
@@ -123,9 +133,27 @@ def read_wav_header(stream: BinaryIO, name: str) -> WavFormat:
             fmt_body = stream.read(min(size, MAX_FMT_BYTES))
             if len(fmt_body) < min(size, MAX_FMT_BYTES):
                 raise AudioError(f"{name}: truncated fmt chunk")
-            _skip(stream, size - len(fmt_body) + (size & 1))
-        else:  # LIST, fact, cue, ...: not needed; chunks are padded to an even size
-            _skip(stream, size + (size & 1))
+            _skip(stream, size - len(fmt_body))
+        else:  # LIST, fact, cue, ...: not needed
+            _skip(stream, size)
+        chunk_head = _next_chunk_head(stream, size)
+
+
+def _next_chunk_head(stream: BinaryIO, previous_size: int) -> bytes:
+    """The 8-byte header of the chunk after one of `previous_size` bytes (up to 8 at the end).
+
+    Chunks are padded to an even size, but a common writer bug leaves the pad byte out: after
+    an odd-sized chunk, bytes that start with a chunk ID are taken as the next header (pad
+    missing); anything else (the pad byte, 0) is skipped."""
+    chunk_head = stream.read(8)
+    if previous_size & 1 and len(chunk_head) == 8 and not _is_chunk_id(chunk_head[:4]):
+        chunk_head = chunk_head[1:] + stream.read(1)
+    return chunk_head
+
+
+def _is_chunk_id(four: bytes) -> bool:
+    """Four printable ASCII characters starting with a letter or digit ("data", "fmt ", "LIST")."""
+    return chr(four[0]).isalnum() and all(0x20 <= c < 0x7F for c in four)
 
 
 def _clamped_size(stream: BinaryIO, size: int) -> int:
@@ -168,9 +196,9 @@ def _parse_fmt(body: bytes, name: str, data_size: int | None) -> WavFormat:
 def _decode_frames(raw: bytes, fmt: WavFormat, name: str) -> np.ndarray:
     """Little-endian interleaved sample bytes (whole frames) -> float32 [frames, channels]."""
     if fmt.is_float:
-        samples = np.frombuffer(raw, dtype=f"<f{fmt.bits // 8}").astype(np.float32)
-        if not np.isfinite(samples).all():
-            raise AudioError(f"{name}: NaN or infinite samples")
+        stored = np.frombuffer(raw, dtype=f"<f{fmt.bits // 8}")
+        _check_float_samples(stored, name)  # before the cast: 1e300 must not become inf
+        samples = stored.astype(np.float32)
     elif fmt.bits == 8:  # 8-bit WAV is unsigned, centred on 128
         samples = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128) / 128
     elif fmt.bits == 24:
@@ -179,6 +207,17 @@ def _decode_frames(raw: bytes, fmt: WavFormat, name: str) -> np.ndarray:
         ints = np.frombuffer(raw, dtype=f"<i{fmt.bits // 8}")
         samples = ints.astype(np.float32) / 2 ** (fmt.bits - 1)
     return samples.reshape(-1, fmt.channels)
+
+
+def _check_float_samples(samples: np.ndarray, name: str) -> None:
+    """AudioError naming `name` unless every float sample is finite and within
+    +-MAX_FLOAT_SAMPLE. Works on the stored precision, so nothing overflows or warns."""
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{name}: NaN or infinite samples")
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_FLOAT_SAMPLE:
+        raise AudioError(f"{name}: float samples out of range (peak {peak:.3g}; full scale is 1, "
+                         f"the limit {MAX_FLOAT_SAMPLE:.3g})")
 
 
 def _int24_to_int32(raw: bytes) -> np.ndarray:
@@ -268,7 +307,8 @@ def sniff_format(head: bytes) -> str | None:
     """Format name from a file's first 12 bytes: "WAV", "FLAC", "OGG", "MP3", ... or None."""
     if head[:4] == b"RIFF":
         return "WAV"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG frame sync
+    # an MPEG frame sync; layer I is left out: its FF FE is also the mark of UTF-16 text
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 in MPEG_LAYERS:
         return "MP3"
     for magic, name in MAGIC_FORMATS:
         if head.startswith(magic):
@@ -276,25 +316,22 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def _import_soundfile(path, kind: str | None):
+def _import_soundfile(path, kind: str):
     """The soundfile module, or an AudioError saying how to get it."""
     try:
         import soundfile
     except (ImportError, OSError):  # OSError: the package is there but libsndfile is not
-        what = f"{kind} audio" if kind else "audio that is not RIFF/WAVE"
-        raise AudioError(f"{path}: {what} {SOUNDFILE_HINT}") from None
+        raise AudioError(f"{path}: {kind} audio {SOUNDFILE_HINT}") from None
     return soundfile
 
 
-def _soundfile_error(path, kind: str | None, error: Exception) -> AudioError:
+def _soundfile_error(path, kind: str, error: Exception) -> AudioError:
     # LibsndfileError.error_string is libsndfile's reason without the repeated file name
     detail = getattr(error, "error_string", None) or str(error) or type(error).__name__
-    if kind is None:
-        return AudioError(f"{path}: not a RIFF/WAVE file, nor audio soundfile can read ({detail})")
     return AudioError(f"{path}: cannot read as {kind} file: {detail}")
 
 
-def _open_soundfile(path, kind: str | None):
+def _open_soundfile(path, kind: str):
     """An open soundfile.SoundFile, with its sample rate checked."""
     soundfile = _import_soundfile(path, kind)
     try:
@@ -319,8 +356,7 @@ def _soundfile_blocks(sound, path, kind, block_frames: int) -> Iterator[np.ndarr
                 raise _soundfile_error(path, kind, e) from None
             if len(block) == 0:
                 return
-            if not np.isfinite(block).all():
-                raise AudioError(f"{path}: NaN or infinite samples")
+            _check_float_samples(block, str(path))
             yield block
 
 
@@ -331,9 +367,11 @@ def _soundfile_blocks(sound, path, kind, block_frames: int) -> Iterator[np.ndarr
 def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Any audio file -> float32 mono [samples] at `sample_rate` Hz.
 
-    WAV is read by `read_wav`; other formats (told apart by their header, not their name) by
-    the optional soundfile package. Channels are averaged. `path == "-"` reads raw 16-bit
-    little-endian mono PCM already at `sample_rate` from standard input.
+    WAV is read by `read_wav`; the other formats of MAGIC_FORMATS (told apart by their header,
+    not their name) by the optional soundfile package; any other header is refused as not
+    audio. A file is opened once and read forward only, so a WAV can come from a named pipe.
+    Channels are averaged. `path == "-"` reads raw 16-bit little-endian mono PCM already at
+    `sample_rate` from standard input.
     """
     if str(path) == STDIN_PATH:
         return read_pcm16(sys.stdin.buffer)
@@ -395,17 +433,23 @@ def _open_blocks(path, sample_rate: int) -> tuple[Iterator[np.ndarray], int]:
     if str(path) == STDIN_PATH:
         return (chunk[:, None] for chunk in pcm16_chunks(sys.stdin.buffer)), sample_rate
     stream = _open_path(path)
-    head = stream.read(12)
-    kind = sniff_format(head)
-    if kind == "WAV" or not head:
-        stream.seek(0)
-        try:
-            fmt = read_wav_header(stream, str(path))
-        except AudioError:
-            stream.close()
-            raise
-        return _wav_blocks(stream, fmt, str(path)), fmt.sample_rate
+    try:  # the file is opened once and read forward only, so a named pipe (FIFO) works too
+        head = stream.read(12)
+        kind = sniff_format(head)
+        if kind == "WAV" or not head:
+            fmt = read_wav_header(stream, str(path), head)
+            return _wav_blocks(stream, fmt, str(path)), fmt.sample_rate
+        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except BaseException:
+        stream.close()
+        raise
     stream.close()
+    # Only headers of known formats go to libsndfile: on anything else (a PNG or a text file
+    # named .wav) it can only fail, and its MPEG probe writes warnings to stderr on the way.
+    if kind is None:
+        raise AudioError(f"{path}: {UNKNOWN_FORMAT}")
+    if not regular:  # libsndfile opens the file itself, and the pipe's head is read already
+        raise AudioError(f"{path}: {kind} audio is read only from a regular file, not a pipe")
     sound = _open_soundfile(path, kind)
     return _soundfile_blocks(sound, path, kind, READ_BLOCK_FRAMES), sound.samplerate
 

@@ -167,8 +167,8 @@ RIFF = b"RIFF\0\0\0\0WAVE"  # a RIFF header with the size left 0, as streaming t
 BAD_FILES = {
     "empty file": (b"", "empty file"),
     "truncated header": (b"RIFF\x24\x00", "truncated WAV header"),
-    "garbage": (b"\x13\x37 this is not audio at all \x00\xff", "not a RIFF/WAVE file"),
-    "RIFF but not WAVE": (b"RIFF\x04\x00\x00\x00AVI LIST", "not a RIFF/WAVE file"),
+    "garbage": (b"\x13\x37 this is not audio at all \x00\xff", "not a WAV file"),
+    "RIFF but not WAVE": (b"RIFF\x04\x00\x00\x00AVI LIST", "not a WAV file"),
     "no fmt chunk": (b"RIFF\x04\x00\x00\x00WAVE", "no fmt chunk"),
     "data before fmt": (RIFF + chunk(b"data", GOOD_DATA) + fmt_chunk(), "no fmt chunk"),
     "no data chunk": (RIFF + fmt_chunk(), "no data chunk"),

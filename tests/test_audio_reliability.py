@@ -216,3 +216,124 @@ def test_191999_hz_file_is_read_as_192000(tmp_path):
 def test_ratios_beyond_the_bound_are_refused(orig_sr, target_sr):
     with pytest.raises(ValueError, match="beyond 1:8192"):
         Resampler(orig_sr, target_sr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding 12: plain messages naming the file
+
+
+NOT_AUDIO = {
+    "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64),
+    "text": b"this is a text file, not a recording\n",
+    "utf16": b"\xff\xfe" + "UTF-16 text: its mark FF FE reads as an MPEG sync\n".encode("utf-16-le"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_AUDIO))
+@pytest.mark.parametrize("soundfile_installed", [True, False])
+def test_non_audio_named_wav_is_not_audio(tmp_path, kind, soundfile_installed):
+    """Not: 'needs the optional soundfile package'."""
+    path = tmp_path / f"{kind}.wav"
+    path.write_bytes(NOT_AUDIO[kind])
+    env = {}
+    if not soundfile_installed:  # a module of that name that cannot be imported
+        hidden = tmp_path / "hide"
+        hidden.mkdir()
+        (hidden / "soundfile.py").write_text("raise ImportError('hidden by the test')\n")
+        env["PYTHONPATH"] = f"{hidden}{os.pathsep}{REPO}"
+    code, out, err = run("vad", path, env_extra=env)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, f"{path}: not a WAV file or a recognised audio format")
+
+
+def feed_fifo(fifo, content: bytes) -> threading.Thread:
+    def write():
+        try:
+            with open(fifo, "wb") as f:
+                f.write(content)
+        except BrokenPipeError:  # the reader stopped early: its message says why
+            pass
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    return writer
+
+
+def test_wav_from_a_named_pipe_is_read_as_a_stream(tmp_path):
+    """Once: 'File or stream is not seekable'."""
+    content = wav_bytes(pcm16(speech_like(3.0)), data_size=UNSIZED_LIE)
+    regular = tmp_path / "regular.wav"
+    regular.write_bytes(content)
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    writer = feed_fifo(fifo, content)
+    code, out, err = run("vad", "--format", "json", fifo)
+    writer.join(timeout=TIMEOUT)
+    assert (code, err) == (0, "")
+    _, expected, _ = run("vad", "--format", "json", regular)
+    assert json.loads(out)[0]["segments"] == json.loads(expected)[0]["segments"] != []
+
+
+def test_flac_from_a_named_pipe_says_it_needs_a_regular_file(tmp_path):
+    fifo = tmp_path / "pipe.flac"
+    os.mkfifo(fifo)
+    writer = feed_fifo(fifo, b"fLaC" + bytes(200))
+    code, out, err = run("vad", fifo)
+    writer.join(timeout=TIMEOUT)
+    assert code == 1
+    assert_one_line_error(err, f"{fifo}: FLAC audio is read only from a regular file, not a pipe")
+
+
+@pytest.mark.parametrize(
+    "dtype, bits, value, problem",
+    [
+        ("<f8", 64, 1e300, "float samples out of range (peak 1e+300; full scale is 1, the limit 2.15e+09)"),
+        ("<f4", 32, 3e38, "float samples out of range (peak 3e+38; full scale is 1, the limit 2.15e+09)"),
+        ("<f8", 64, np.inf, "NaN or infinite samples"),
+        ("<f4", 32, np.nan, "NaN or infinite samples"),
+    ],
+)
+def test_float_samples_out_of_range_or_not_finite(tmp_path, dtype, bits, value, problem):
+    """1e300 in a float64 WAV: once a numpy RuntimeWarning and 'NaN or infinite samples'."""
+    samples = np.full(1600, 0.1)
+    samples[800] = value
+    path = tmp_path / "float.wav"
+    path.write_bytes(wav_bytes(samples.astype(dtype).tobytes(), fmt_chunk(3, bits=bits)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy overflow warning fails the test
+        for read in (read_wav, load_audio, lambda p: list(iter_audio_chunks(p, 1.0))):
+            with pytest.raises(AudioError) as error:
+                read(path)
+            assert str(error.value) == f"{path}: {problem}"
+    code, out, err = run("vad", path)
+    assert code == 1
+    assert_one_line_error(err, f"{path}: {problem}")
+
+
+def test_float_samples_beyond_full_scale_are_kept():
+    """Float WAV is not clipped: a peak of 4 (or an integer-scaled file) is still audio."""
+    samples = np.array([0.5, -4.0, 30000.0, 0.0], dtype="<f4")
+    got, _ = read_wav(io.BytesIO(wav_bytes(samples.tobytes(), fmt_chunk(3, bits=32))))
+    np.testing.assert_array_equal(got[:, 0], samples)
+
+
+ODD_INFO = b"INFOISFT\x05\x00\x00\x00lavf\x00"  # 17 bytes: a pad byte should follow
+
+
+@pytest.mark.parametrize("where", ["before fmt", "before data"])
+def test_odd_chunk_without_its_pad_byte(tmp_path, where):
+    """Once: 'no data chunk'. The writer bug (no pad byte after an odd-sized chunk) is accepted."""
+    samples = speech_like(3.0)
+    unpadded = chunk(b"LIST", ODD_INFO, pad=False)
+    if where == "before fmt":
+        body = b"WAVE" + unpadded + fmt_chunk() + chunk(b"data", pcm16(samples))
+    else:
+        body = b"WAVE" + fmt_chunk() + unpadded + chunk(b"data", pcm16(samples))
+    path = tmp_path / "no_pad.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    honest = tmp_path / "padded.wav"
+    honest.write_bytes(wav_bytes(pcm16(samples), before_data=chunk(b"LIST", ODD_INFO)))
+    np.testing.assert_array_equal(read_wav(path)[0], read_wav(honest)[0])
+    code, out, err = run("vad", path)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{path}  ")
