@@ -55,12 +55,16 @@ def _check_classes(path: str, n_classes, info: ModelInfo) -> None:
                          f"{len(info.labels)} labels")
 
 
+def _check_provider(provider: str) -> None:
+    if provider not in PROVIDER_CHAINS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+
+
 def onnx_providers(provider: str, available: list[str]) -> list[str]:
     """`provider` (a PROVIDERS name) -> the onnxruntime providers to ask for: its chain
     (PROVIDER_CHAINS) without those this onnxruntime build lacks (`available`, as
     `onnxruntime.get_available_providers()` lists them); the CPU provider is always last."""
-    if provider not in PROVIDER_CHAINS:
-        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    _check_provider(provider)
     return [p for p in PROVIDER_CHAINS[provider] if p in available or p == CPU_PROVIDER]
 
 
@@ -321,8 +325,7 @@ def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = Fa
     runs on the CPU whatever it says. Either session's `provider_notice` is one line when the
     provider asked for is not the one in use, else None."""
     path = os.fspath(path)
-    if provider not in PROVIDER_CHAINS:
-        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    _check_provider(provider)
     if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
         session = TFLiteSession(path, threads, reference)
         session.provider_notice = None if provider == "cpu" else (
