@@ -7,6 +7,7 @@
     edge-ser info [MODEL | --model MODEL]
     edge-ser vad [--format table|json|csv] [--output FILE] FILES|DIRS|-
     edge-ser check [--model MODEL] FILES|DIRS
+    edge-ser bench [--model MODEL]... [--runs N] [--provider P]
     edge-ser --version
 
 MODEL is a packaged model's name (edge_ser.packaged.PACKAGED_NAMES: default, tiny) or an ONNX or
@@ -33,6 +34,14 @@ check: does this CPU compute what the model file says? Its optimised kernels aga
 runtime's reference kernels on the files' windows (edge_ser.kernel_check; up to
 CHECK_WINDOWS_PER_FILE per file): one line, exit code 0 when they agree, 1 when they differ or
 an input failed. Run it once on a new device with a few speech files.
+
+--provider cpu|cuda|tensorrt (infer, stream, bench): where an ONNX model runs, when the installed
+onnxruntime has that execution provider (onnxruntime-gpu on a Jetson); without it, one line on
+stderr says so and the model runs on the CPU. TFLite models always run on the CPU (one line says
+so when another provider is asked for).
+
+bench: per-window latency on this machine (edge_ser.bench), one thread, p50/p95 over --runs
+calls, of the packaged models (or each --model): one table row per model.
 
 No tracebacks: errors are one line; EDGE_SER_DEBUG=1 shows the traceback of unexpected ones.
 
@@ -67,6 +76,8 @@ DEBUG_ENV = "EDGE_SER_DEBUG"
 MODEL_METAVAR = "NAME|PATH"
 MODEL_KINDS = f"a packaged model ({', '.join(PACKAGED_NAMES)}) or an ONNX/TFLite file"
 MODEL_HELP = f"{MODEL_KINDS}; an existing file wins over a name (default: the packaged default model)"
+PROVIDERS = ("cpu", "cuda", "tensorrt")  # edge_ser.session.PROVIDERS, not imported: --help stays fast
+PROVIDER_HELP = "where an ONNX model runs, if this onnxruntime has it (default cpu; TFLite: always the CPU)"
 
 
 class UsageError(EdgeSerError):
@@ -158,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "or - for raw s16le mono PCM on stdin")
     infer.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     infer.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    _add_provider(infer)
     infer.add_argument("--format", choices=("table", "json", "csv"), default="table")
     infer.add_argument("--segments", action="store_true",
                        help="also show every speech segment (start, end, label, scores)")
@@ -172,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read the default microphone (needs: pip install 'edge-ser[mic]')")
     stream.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     stream.add_argument("--threads", type=_positive_int, default=1, help="inference threads (default 1)")
+    _add_provider(stream)
     stream.add_argument("--window", type=_positive_seconds, metavar="S",
                         help="window length in seconds (default: the model's)")
     stream.add_argument("--hop", type=_positive_seconds, metavar="S",
@@ -195,7 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", metavar=MODEL_METAVAR, help=MODEL_HELP)
     _add_quiet(check)
     check.set_defaults(output=None)  # for_each_input's: check prints one line of its own
+    bench = commands.add_parser("bench", help="measure per-window latency of the models on this machine")
+    bench.add_argument("--model", action="append", metavar=MODEL_METAVAR,
+                       help=f"{MODEL_KINDS}; repeat for several (default: every installed packaged model)")
+    bench.add_argument("--runs", type=_positive_int, default=200, help="timed calls per model (default 200)")
+    _add_provider(bench)
     return parser
+
+
+def _add_provider(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--provider", choices=PROVIDERS, default="cpu", help=PROVIDER_HELP)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -271,12 +293,20 @@ def for_each_input(args, process, writer) -> int:
 
 
 def run_infer(args) -> int:
-    from .recognizer import Recognizer  # imported here so --version/--help stay fast
-
-    recognizer = Recognizer(args.model, threads=args.threads, min_speech=args.min_speech)
+    recognizer = open_recognizer(args.model, args.threads, args.provider, args.min_speech)
     return for_each_input(args, recognizer.predict,
                           lambda out: WRITERS[args.format](out, args.timeline, recognizer.labels,
                                                            segments=args.segments))
+
+
+def open_recognizer(model: str | None, threads: int, provider: str, min_speech: float = MIN_SPEECH_SHARE):
+    """A Recognizer on `provider`; one line on stderr when that provider is not the one in use."""
+    from .recognizer import Recognizer  # imported here so --version/--help stay fast
+
+    recognizer = Recognizer(model, threads=threads, min_speech=min_speech, provider=provider)
+    if recognizer.session.provider_notice:
+        _say(recognizer.session.provider_notice)
+    return recognizer
 
 
 # --- stream ----------------------------------------------------------------------------------
@@ -292,10 +322,8 @@ def stream_source(args):
 
 
 def run_stream(args) -> int:
-    from .recognizer import Recognizer
-
     source = stream_source(args)
-    recognizer = Recognizer(args.model, threads=args.threads, min_speech=args.min_speech)
+    recognizer = open_recognizer(args.model, args.threads, args.provider, args.min_speech)
     window = args.window or recognizer.info.window_seconds
     if args.hop is not None and args.hop > window:
         raise UsageError(f"--hop ({args.hop:g} s) must not exceed the window ({window:g} s)")
@@ -370,6 +398,21 @@ def run_check(args) -> int:
     return status if result.ok else EXIT_INPUT_FAILED
 
 
+# --- bench -----------------------------------------------------------------------------------
+
+
+def run_bench(args) -> int:
+    from .bench import bench_model, table
+    from .packaged import installed
+
+    models = [(m, m) for m in args.model] if args.model else [(name, path) for name, path in installed()]
+    if not models:
+        raise ModelError("no packaged model is installed; pass --model PATH")
+    rows = [bench_model(name, open_recognizer(model, 1, args.provider), args.runs) for name, model in models]
+    write_columns(sys.stdout, table(rows))
+    return EXIT_OK
+
+
 # --- info ------------------------------------------------------------------------------------
 
 
@@ -420,11 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_usage(sys.stderr)
-        _say("a command is required: infer, stream, info, vad or check")
+        _say("a command is required: infer, stream, info, vad, check or bench")
         return EXIT_USAGE
     try:
         commands = {"infer": run_infer, "stream": run_stream, "info": run_info, "vad": run_vad,
-                    "check": run_check}
+                    "check": run_check, "bench": run_bench}
         return commands[args.command](args)
     except EdgeSerError as e:
         _say(_one_line(e))

@@ -139,10 +139,13 @@ class Recognizer:
     the packaged default. Everything that depends only on the model (session, feature config,
     window length) is set up once here. `min_speech` (0..1): below this share of speech a
     window, segment or input is labelled NO_SPEECH; 0 labels everything by its scores.
+    `provider` ("cpu", "cuda", "tensorrt") is where an ONNX model runs when this onnxruntime has
+    it (`edge_ser.session.open_session`); when it is not used, `self.session.provider_notice`
+    says so in one line.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threads: int = 1,
-                 min_speech: float = MIN_SPEECH_SHARE):
+                 min_speech: float = MIN_SPEECH_SHARE, provider: str = "cpu"):
         if model is None:
             if not DEFAULT_MODEL.is_file():
                 raise ModelError("no default model is installed yet; pass --model PATH")
@@ -152,7 +155,7 @@ class Recognizer:
         if not 0.0 <= min_speech <= 1.0:
             raise ValueError(f"min_speech must be a share of speech in 0..1, got {min_speech}")
         self.min_speech = min_speech
-        self.session = open_session(model, threads)
+        self.session = open_session(model, threads, provider=provider)
         self.info = self.session.info
         self.labels = list(self.info.labels)
         self.config = self.info.feature_config

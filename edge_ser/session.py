@@ -17,6 +17,15 @@ from .errors import ModelError
 from .tflite_check import check_tflite
 
 TFLITE_INSTALL_HINT = "pip install 'edge-ser[tflite]'"
+CPU_PROVIDER = "CPUExecutionProvider"
+# --provider NAME -> onnxruntime execution providers, preferred first. TensorRT hands the nodes it
+# cannot build to CUDA, CUDA hands its own leftovers to the CPU.
+PROVIDER_CHAINS = {
+    "cpu": (CPU_PROVIDER,),
+    "cuda": ("CUDAExecutionProvider", CPU_PROVIDER),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU_PROVIDER),
+}
+PROVIDERS = tuple(PROVIDER_CHAINS)
 
 
 def _read_head(path: str, n: int = 8) -> bytes:
@@ -46,14 +55,40 @@ def _check_classes(path: str, n_classes, info: ModelInfo) -> None:
                          f"{len(info.labels)} labels")
 
 
+def _check_provider(provider: str) -> None:
+    if provider not in PROVIDER_CHAINS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+
+
+def onnx_providers(provider: str, available: list[str]) -> list[str]:
+    """`provider` (a PROVIDERS name) -> the onnxruntime providers to ask for: its chain
+    (PROVIDER_CHAINS) without those this onnxruntime build lacks (`available`, as
+    `onnxruntime.get_available_providers()` lists them); the CPU provider is always last."""
+    _check_provider(provider)
+    return [p for p in PROVIDER_CHAINS[provider] if p in available or p == CPU_PROVIDER]
+
+
+def provider_notice(path: str, provider: str, used: list[str]) -> str | None:
+    """One line when the session does not run on the provider asked for (`used`: the
+    session's providers, first = where its nodes go first); None when it does."""
+    wanted = PROVIDER_CHAINS[provider][0]
+    if used and used[0] == wanted:
+        return None
+    fallback = "the CPU" if not used or used[0] == CPU_PROVIDER else used[0]
+    return f"{path}: provider {provider} ({wanted}) is not available in this onnxruntime; running on {fallback}"
+
+
 class OnnxSession:
-    """An ONNX model on onnxruntime's CPU provider.
+    """An ONNX model on onnxruntime: its CPU provider, or CUDA / TensorRT where asked for and
+    available (`provider`, a PROVIDERS name; the reference session is always on the CPU).
 
     `session(log_mel)`: float32 [B, n_mels, T] -> logits float32 [B, n_classes].
     `fixed_frames` is the model's static frame count, or None when frames are dynamic.
+    `provider_notice` is one line when the session fell back from the provider asked for
+    (the CLI prints it), else None.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False):
+    def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False, provider: str = "cpu"):
         import onnxruntime as ort
 
         self.path = path = os.fspath(path)
@@ -64,10 +99,13 @@ class OnnxSession:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: warnings would break the one-line rule
+        providers = [CPU_PROVIDER] if reference else onnx_providers(provider, ort.get_available_providers())
         try:
-            self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from None
+        # Read back, not assumed: a GPU build without a usable GPU drops CUDA at session creation.
+        self.provider_notice = None if reference else provider_notice(path, provider, self._session.get_providers())
         try:
             meta = self._session.get_modelmeta().custom_metadata_map
         except UnicodeDecodeError:
@@ -280,11 +318,17 @@ def _dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = False):
+def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = False, provider: str = "cpu"):
     """A model file -> OnnxSession or TFLiteSession, chosen by content (TFL3 identifier) first.
     `reference`: the runtime's reference kernels instead of its optimised ones (slow; for
-    `edge_ser.kernel_check`)."""
+    `edge_ser.kernel_check`). `provider` (PROVIDERS) applies to ONNX models; a TFLite model
+    runs on the CPU whatever it says. Either session's `provider_notice` is one line when the
+    provider asked for is not the one in use, else None."""
     path = os.fspath(path)
+    _check_provider(provider)
     if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
-        return TFLiteSession(path, threads, reference)
-    return OnnxSession(path, threads, reference)
+        session = TFLiteSession(path, threads, reference)
+        session.provider_notice = None if provider == "cpu" else (
+            f"{path}: provider {provider} applies to ONNX models only; this TFLite model runs on the CPU")
+        return session
+    return OnnxSession(path, threads, reference, provider)

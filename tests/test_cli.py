@@ -303,7 +303,7 @@ def test_unexpected_errors_are_one_line_unless_debugging(model, clips, monkeypat
 def test_unexpected_error_outside_a_file_exits_2(model, clips, monkeypatch, capsys):
     from edge_ser import cli
 
-    def broken_init(self, model=None, threads=1, min_speech=0.2):
+    def broken_init(self, model=None, threads=1, min_speech=0.2, provider="cpu"):
         raise MemoryError("simulated")
 
     monkeypatch.setattr(recognizer.Recognizer, "__init__", broken_init)
