@@ -4,7 +4,6 @@ onnxruntime here is the CPU-only build), and the bench table's shape."""
 import os
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import models
 from conftest import REPO
 from edge_ser import cli, session
 from edge_ser.config import SAMPLE_RATE
+from test_cli import write_wav
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 TIMEOUT = 120
@@ -32,14 +32,7 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("audio") / "a.wav"
-    audio = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE)
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(SAMPLE_RATE)
-        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(tmp_path_factory.mktemp("audio") / "a.wav", np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE))
 
 
 @pytest.mark.parametrize("provider, available, expected", [
