@@ -3,8 +3,9 @@ measures on the training corpora's clips, on recorded noise and on synthetic non
 
     PYTHONPATH=. python benchmarks/speech_share.py      # writes results/speech_share.{json,md}
 
-A short clip's share is the seconds of its VAD speech segments over its duration, as
-`Recognizer` measures a one-window input (edge_ser.recognizer). Speech: every EmoDB clip and
+The share is what `Recognizer` measures (edge_ser.recognizer): the seconds of VAD speech in a
+clip as a share of one model window (MODEL_WINDOW_SECONDS, the packaged models'), capped at 1.
+Speech: every EmoDB clip and
 every RAVDESS clip (the corpora the packaged models were trained on). Non-speech: every noise
 recording of the data root cut into 3-s windows, and 3-s tones, silence and white noise. For each
 candidate threshold the table gives the share of speech clips it would call "no speech" (the
@@ -27,15 +28,17 @@ from edge_ser.contract import MIN_SPEECH_SHARE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-WINDOW_SECONDS = 3.0
+WINDOW_SECONDS = 3.0  # the non-speech sets are cut into clips of this length
+MODEL_WINDOW_SECONDS = 2.0  # the packaged models' window
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 SEED = 20261206
 SPEECH_SETS = ("emodb", "ravdess")
 
 
 def speech_share(audio: np.ndarray) -> float:
-    """Mono float32 [samples] at 16 kHz -> the share of it inside VAD speech segments (0..1)."""
-    return min(1.0, sum(b - a for a, b in vad.speech_segments(audio)) * SAMPLE_RATE / max(len(audio), 1))
+    """Mono float32 [samples] at 16 kHz -> its seconds in VAD speech segments as a share of one
+    model window, capped at 1."""
+    return min(1.0, sum(b - a for a, b in vad.speech_segments(audio)) / MODEL_WINDOW_SECONDS)
 
 
 def synthetic(seconds: float = WINDOW_SECONDS) -> dict[str, np.ndarray]:
@@ -79,9 +82,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {s['n']} | {s['min']:.3f} | {s['p1']:.3f} | {s['median']:.3f} | {s['max']:.3f} | "
                      + " | ".join(f"{100 * s['below'][str(t)]:.1f} %" for t in THRESHOLDS) + " |")
     lowest = min(s["min"] for name, s in result["sets"].items() if name in SPEECH_SETS)
-    lines += ["", f"Rule: about half the lowest share of any training clip ({lowest:.2f}), so that a window with half "
-              "as much speech as the sparsest training clip still gets an emotion, while audio in which the VAD "
-              "finds almost nothing does not. Tones, silence and white noise are never speech to the VAD; "
+    lines += ["", f"Share: seconds of VAD speech over one {MODEL_WINDOW_SECONDS:g}-s model window, capped at 1 (so "
+              f"{result['threshold']:g} is {result['threshold'] * MODEL_WINDOW_SECONDS:g} s of speech). Rule: well under "
+              f"the lowest share of any training clip ({lowest:.2f}), so that a clip with a fraction of the speech of "
+              "the sparsest training clip still gets an emotion, while audio in which the VAD finds almost nothing "
+              "does not. Tones, silence and white noise are never speech to the VAD; "
               "household noise (dishwashers, vacuum cleaners, streets) often is, so no threshold catches it: "
               "the VAD would have to.", ""]
     return "\n".join(lines)

@@ -38,9 +38,9 @@ KEY_TEMPERATURE = "edge_ser.temperature"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
 NO_SPEECH = "no speech"  # the runtime's label for audio without enough speech: no class may be called so
-# Below this share of VAD speech the runtime labels audio NO_SPEECH. Chosen on the training corpora
-# (benchmarks/results/speech_share.md): no EmoDB or RAVDESS clip has less than 0.41, while
-# silence, tones and white noise have 0.
+# Audio with less VAD speech than this share of one model window (0.4 s for a 2-s model) is
+# labelled NO_SPEECH by the runtime. Chosen on the training corpora (benchmarks/results/
+# speech_share.md): no EmoDB or RAVDESS clip has less than 0.59; silence, tones, white noise 0.
 MIN_SPEECH_SHARE = 0.2
 # A model's window: the runtime holds up to 1.5 windows of audio and pads to whole windows.
 MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.1, 60.0

@@ -15,13 +15,16 @@ Long audio in which the VAD finds no speech at all falls back to windows over th
 A segment's scores, and the overall scores, are the mean of their windows' softmax scores
 weighted by the seconds of audio each window holds.
 
-No speech, no emotion: every window, segment and prediction carries `speech`, the share of its
-audio the VAD calls speech (0..1). Below `min_speech` (default MIN_SPEECH_SHARE) its label is
-NO_SPEECH, whatever the scores, which stay available: a model asked about a tone or silence
-still answers with an emotion, and a person reading it would believe it. Windows on VAD speech
-segments count as all speech; the fallback windows of audio without any speech as none; a short
-clip (one window) is measured over its own audio; live windows over their own frames. The
-overall scores are the mean over the windows with speech (over all of them when none has).
+No speech, no emotion: every window, segment and prediction carries `speech`, the seconds of
+VAD speech it holds as a share of one model window (capped at 1). Below `min_speech` (default
+MIN_SPEECH_SHARE: 0.4 s of speech for a 2-s model) its label is NO_SPEECH, whatever the scores,
+which stay available: a model asked about a tone or silence still answers with an emotion, and a
+person reading it would believe it. One measure for every length, so a clip is judged the same
+at 2.9 s (one window) as at 3.1 s (windows on its speech segments): a short clip counts the VAD
+speech in it; a window on a speech segment the part of the segment it covers; a segment its
+length; a prediction the speech of all its segments; the fallback windows of audio without any
+speech none; a live window its speech frames. The overall scores are the mean over the windows
+with enough speech (over all of them when none has).
 
 Files (and raw PCM on stdin) are read as a stream (`edge_ser.stream.SpeechStretches`): the VAD
 runs chunk by chunk and each segment is scored when it ends, so memory does not grow with the
@@ -55,8 +58,9 @@ MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 @dataclasses.dataclass(frozen=True)
 class Window:
     """One scored window of audio: [start, end) in seconds, its label (the top score's, or
-    NO_SPEECH), softmax scores, and `speech`, the share of it the VAD calls speech (0..1). From
-    `Recognizer.stream` also `latency_ms`, the wall time its features and inference took."""
+    NO_SPEECH), softmax scores, and `speech`, its seconds of VAD speech as a share of one model
+    window (0..1). From `Recognizer.stream` also `latency_ms`, the wall time its features and
+    inference took."""
 
     start: float
     end: float
@@ -71,7 +75,7 @@ class Segment:
     """A stretch the windows were placed on: a VAD speech segment (cut every
     MAX_STRETCH_SECONDS), or the whole audio when it is one window or holds no speech.
     [start, end) s, label (top score's or NO_SPEECH), scores (its windows' duration-weighted
-    mean), its windows, and its share of speech (their duration-weighted mean)."""
+    mean), its windows, and its seconds of speech as a share of one model window (0..1)."""
 
     start: float
     end: float
@@ -85,7 +89,7 @@ class Segment:
 class Prediction:
     """The result for one input: label (top score's or NO_SPEECH), scores summing to 1, the
     windows, duration in s, the segments the windows lie on (each window is in exactly one), and
-    the share of speech over the windows."""
+    its seconds of speech as a share of one model window (0..1)."""
 
     label: str
     scores: dict[str, float]
@@ -137,8 +141,9 @@ class Recognizer:
     `model`: a packaged model's name ("default", "tiny") or a model file path, resolved by
     `edge_ser.packaged.resolve_model` (an existing file wins over a name); None is DEFAULT_MODEL,
     the packaged default. Everything that depends only on the model (session, feature config,
-    window length) is set up once here. `min_speech` (0..1): below this share of speech a
-    window, segment or input is labelled NO_SPEECH; 0 labels everything by its scores.
+    window length) is set up once here. `min_speech` (0..1): a window, segment or input with less
+    speech than this share of one model window is labelled NO_SPEECH; 0 labels everything by its
+    scores.
     `provider` ("cpu", "cuda", "tensorrt") is where an ONNX model runs when this onnxruntime has
     it (`edge_ser.session.open_session`); when it is not used, `self.session.provider_notice`
     says so in one line.
@@ -196,7 +201,7 @@ class Recognizer:
 
     def _prediction(self, segments: list[Segment], duration: float) -> Prediction:
         timeline = [w for segment in segments for w in segment.windows]
-        speech = self._speech_share(timeline)
+        speech = min(1.0, sum(s.speech for s in segments))  # segments do not overlap; each is capped at 1
         voiced = [w for w in timeline if not self._silent(w.speech)] or timeline
         overall = self._weighted_mean(voiced)
         return Prediction(self._label(overall, speech), self._scores(overall), timeline, duration, segments,
@@ -228,9 +233,9 @@ class Recognizer:
         found = self._speech_segments(waveform)
         groups = [(a, b, stretch_windows(a, b, self.info.window_seconds)) for a, b in stretches(duration, found)]
         spans = [span for _, _, group in groups for span in group]
-        speech = 1.0 if found else 0.0  # windows on speech segments, or the fallback over audio without any
-        windows = iter(self._score(waveform, 0, spans, self._length(self.window_samples), speech))
-        return [self._segment(a, b, list(itertools.islice(windows, len(group)))) for a, b, group in groups]
+        windows = iter(self._score(waveform, 0, spans, self._length(self.window_samples), bool(found)))
+        return [self._segment(a, b, list(itertools.islice(windows, len(group))), (b - a) * bool(found))
+                for a, b, group in groups]
 
     def _speech_segments(self, waveform: np.ndarray) -> list[tuple[float, float]]:
         """Waveform at the model's rate -> VAD speech segments [(start_s, end_s)]."""
@@ -276,9 +281,8 @@ class Recognizer:
 
     def _stretch_segment(self, stretch: Stretch) -> Segment:
         spans = stretch_windows(stretch.start, stretch.end, self.info.window_seconds)
-        windows = self._score(stretch.audio, stretch.offset, spans, self._length(self.window_samples),
-                              1.0 if stretch.speech else 0.0)
-        return self._segment(stretch.start, stretch.end, windows)
+        windows = self._score(stretch.audio, stretch.offset, spans, self._length(self.window_samples), stretch.speech)
+        return self._segment(stretch.start, stretch.end, windows, (stretch.end - stretch.start) * stretch.speech)
 
     def stream(self, source, window: float | None = None, hop: float | None = None) -> Iterator[Window]:
         """Live audio -> a Window every `hop` seconds, as soon as its audio is in.
@@ -304,8 +308,9 @@ class Recognizer:
 
     def _live(self, live, length: int) -> Window:
         began = time.perf_counter()
+        speech_seconds = live.speech * (live.end - live.start)
         [window] = self._score(live.audio, round(live.start * self.sample_rate), [(live.start, live.end)], length,
-                               live.speech)
+                               [speech_seconds])
         return dataclasses.replace(window, latency_ms=1000 * (time.perf_counter() - began))
 
     def log_mel_windows(self, waveform: np.ndarray, max_windows: int | None = None) -> np.ndarray:
@@ -325,20 +330,26 @@ class Recognizer:
         return n_samples if self.fixed_samples is None else self.fixed_samples
 
     def _single(self, waveform: np.ndarray) -> Segment:
-        """Short audio -> one segment of one window over all of it, its speech share measured."""
+        """Short audio -> one segment of one window over all of it, with the VAD speech it holds."""
         duration = len(waveform) / self.sample_rate
         length = self._length(max(len(waveform), self.min_single_samples))
-        speech = sum(b - a for a, b in self._speech_segments(waveform)) / max(duration, 1e-9)
-        return self._segment(0.0, duration, self._score(waveform, 0, [(0.0, duration)], length, min(speech, 1.0)))
+        speech_seconds = sum(b - a for a, b in self._speech_segments(waveform))
+        return self._segment(0.0, duration, self._score(waveform, 0, [(0.0, duration)], length, [speech_seconds]),
+                             speech_seconds)
 
     def _score(self, audio: np.ndarray, offset: int, spans: list[tuple[float, float]], length: int,
-               speech: float) -> list[Window]:
+               speech: list[float] | bool) -> list[Window]:
         """Spans [(start_s, end_s)] of `audio` (whose first sample is sample `offset` of the
-        input), each with this share of `speech` -> scored Windows, run as one batch of
-        `length`-sample windows."""
+        input) -> scored Windows, run as one batch of `length`-sample windows. `speech`: each
+        span's seconds of speech, or True for spans on speech segments (all speech), False for
+        the fallback spans of audio without speech."""
+        if isinstance(speech, bool):
+            speech = [(e - s) * speech for s, e in spans]
         batch = np.stack([self._features(audio, offset, s, e, length) for s, e in spans])
         probs = softmax(self.session(batch) / self.info.temperature)
-        return [Window(s, e, self._label(p, speech), self._scores(p), speech) for (s, e), p in zip(spans, probs)]
+        shares = [self._speech_share(seconds) for seconds in speech]
+        return [Window(s, e, self._label(p, share), self._scores(p), share)
+                for (s, e), p, share in zip(spans, probs, shares)]
 
     def _features(self, audio: np.ndarray, offset: int, start: float, end: float, length: int) -> np.ndarray:
         """Audio span [start, end) s, zero-padded or cut to `length` samples -> log-mel
@@ -348,8 +359,8 @@ class Recognizer:
         piece = audio[a - offset:b - offset][:length]
         return features.log_mel(np.pad(piece, (0, length - len(piece))), self.config)
 
-    def _segment(self, start: float, end: float, windows: list[Window]) -> Segment:
-        mean, speech = self._weighted_mean(windows), self._speech_share(windows)
+    def _segment(self, start: float, end: float, windows: list[Window], speech_seconds: float) -> Segment:
+        mean, speech = self._weighted_mean(windows), self._speech_share(speech_seconds)
         return Segment(start, end, self._label(mean, speech), self._scores(mean), tuple(windows), speech)
 
     def _label(self, probs: np.ndarray, speech: float) -> str:
@@ -358,11 +369,9 @@ class Recognizer:
     def _silent(self, speech: float) -> bool:
         return speech < self.min_speech
 
-    @staticmethod
-    def _speech_share(windows: list[Window]) -> float:
-        """Windows -> their speech shares' mean, weighted by the seconds each holds."""
-        weights = np.maximum([w.end - w.start for w in windows], 1e-9)
-        return float(np.dot([w.speech for w in windows], weights) / weights.sum())
+    def _speech_share(self, seconds: float) -> float:
+        """Seconds of speech -> their share of one model window, capped at 1."""
+        return min(1.0, float(seconds) / self.info.window_seconds)
 
     def _weighted_mean(self, windows: list[Window]) -> np.ndarray:
         """Windows -> float64 [n_classes]: their scores weighted by the seconds each holds."""

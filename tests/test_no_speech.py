@@ -107,3 +107,21 @@ def test_a_model_may_not_call_a_class_no_speech():
     meta[KEY_LABELS] = json.dumps(["anger", NO_SPEECH])
     with pytest.raises(ModelError, match="keeps for audio without speech"):
         ModelInfo.from_metadata(meta, source="m.onnx")
+
+
+def test_the_speech_measure_is_the_same_whatever_the_length(model, data_dir):
+    """Half a second of real speech in faint noise: one window at 2.9 s, VAD-placed windows at
+    3.1 and 40 s; the measure (seconds of speech over one model window) must not jump there."""
+    from edge_ser import vad
+    from edge_ser.audio import load_audio
+
+    speech = load_audio(str(sorted((data_dir / "emodb" / "wav").glob("*.wav"))[0]))
+    start = vad.speech_segments(speech)[0][0]
+    blip = speech[int(start * SAMPLE_RATE):int((start + 0.5) * SAMPLE_RATE)]
+    shares = []
+    for seconds in (2.9, 3.1, 40.0):
+        audio = np.random.default_rng(0).normal(0, 5e-4, int(seconds * SAMPLE_RATE)).astype(np.float32)
+        audio[SAMPLE_RATE // 2:SAMPLE_RATE // 2 + len(blip)] += blip
+        shares.append(Recognizer(model).predict(audio).speech)
+    assert max(shares) - min(shares) < 0.05, shares
+    assert 0.15 < shares[-1] < 0.5  # 40 s with one blip is not "all speech"

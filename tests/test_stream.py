@@ -53,7 +53,7 @@ def pcm16(audio: np.ndarray) -> np.ndarray:
 def offline_windows(rec, audio: np.ndarray, window=WINDOW, hop=HOP):
     """The windows `stream` should give, computed without it: [(start, end, scores, speech)].
     Each window's audio is zero-padded to `window` and scored as a one-window `predict`; its
-    speech share is the offline VAD's over the 10 ms frames centred inside it."""
+    speech is the offline VAD's speech frames centred inside it, in seconds over one model window."""
     win, step, n = round(window * SAMPLE_RATE), round(hop * SAMPLE_RATE), len(audio)
     speech = vad.speech_frames(features.log_mel(audio, vad.VAD_CONFIG))
     spans = [(a, a + win) for a in range(0, n - win + 1, step)]
@@ -64,7 +64,8 @@ def offline_windows(rec, audio: np.ndarray, window=WINDOW, hop=HOP):
     for a, b in spans:
         scores = rec.predict(np.pad(audio[a:b], (0, win - (b - a)))).scores
         frames = speech[-(-a * FRAMES_PER_SECOND // SAMPLE_RATE):-(-b * FRAMES_PER_SECOND // SAMPLE_RATE)]
-        out.append((a / SAMPLE_RATE, b / SAMPLE_RATE, scores, float(frames.mean())))
+        seconds = float(frames.mean()) * (b - a) / SAMPLE_RATE  # its speech, as a share of one model window
+        out.append((a / SAMPLE_RATE, b / SAMPLE_RATE, scores, min(1.0, seconds / rec.info.window_seconds)))
     return out
 
 
