@@ -222,10 +222,13 @@ def _check_subgraph(fb: _Flatbuffer, graph: tuple, where: str, buffers: list[int
     fed = sorted(set(inputs) & constant)
     if fed:
         raise _Corrupt(f"{where}'s input tensor {fed[0]} is a constant")
-    written = set(inputs) | constant | variable
+    # A tensor of zero elements holds nothing to read (converters write such constants with no
+    # data: a MEAN over no axes, a RESHAPE to a scalar): it counts as written.
+    empty = {i for i, tensor in enumerate(tensors) if not _has_elements(fb, tensor)}
+    written = set(inputs) | constant | variable | empty
     for j, op in enumerate(fb.tables(graph, _GRAPH_OPERATORS, f"{where}'s operators")):
         written |= _check_operator(fb, op, f"{where} operator {j}", n, builtins, written)
-    unwritten = [t for t in outputs if t not in written and _has_elements(fb, tensors[t])]
+    unwritten = [t for t in outputs if t not in written]
     if unwritten:
         raise _Corrupt(f"{where}'s output tensor {unwritten[0]} is written by no operator")
 

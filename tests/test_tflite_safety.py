@@ -65,6 +65,27 @@ def test_absent_bias_is_allowed(tiny, tmp_path):
     assert outcome.kind == "ok", outcome
 
 
+def test_an_empty_constant_is_allowed(tiny, tmp_path):
+    """Converters write zero-element constants with no data (a MEAN over no axes, a RESHAPE to a
+    scalar): an operator reading one reads nothing, and the model is valid."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    def mean_over_no_axes(model):
+        g = graph(model)
+        no_axes, copy = schema.TensorT(), schema.TensorT()
+        no_axes.name, no_axes.shape, no_axes.type, no_axes.buffer = b"no_axes", [0], schema.TensorType.INT32, 0
+        copy.name, copy.shape, copy.type, copy.buffer = b"mean_again", list(g.tensors[2].shape), 0, 0
+        g.tensors += [no_axes, copy]
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = 0, [2, len(g.tensors) - 2], [len(g.tensors) - 1]
+        op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.ReducerOptions, schema.ReducerOptionsT()
+        g.operators.insert(1, op)
+        g.operators[2].inputs = [len(g.tensors) - 1, 3, 4]
+
+    outcome = load_in_child(write(tmp_path, "empty_axes.tflite", tflite_mutations.edited(tiny, mean_over_no_axes)))
+    assert outcome.kind == "ok", outcome
+
+
 def test_a_tensor_of_gigabytes_is_refused_before_allocation(tiny, tmp_path):
     """A declared 2 GiB intermediate tensor made LiteRT allocate it, and fail in XNNPACK when
     the memory is not there (the child's address space is capped at 1.5 GiB so that the test
