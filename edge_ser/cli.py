@@ -248,6 +248,19 @@ def _results_to_terminal(args) -> bool:
     return not args.output and sys.stdout.isatty()
 
 
+def _attempt(process, path: str, name: str, progress: Progress):
+    """(process(path), None), or (None, the one-line problem) when it fails."""
+    try:
+        return process(path), None
+    except EdgeSerError as e:
+        return None, _problem(e, name)
+    except Exception as e:  # a bug or an unforeseen input: report it, keep going
+        if os.environ.get(DEBUG_ENV) == "1":
+            progress.clear()
+            traceback.print_exc()
+        return None, f"unexpected error: {type(e).__name__}: {_one_line(e)}"
+
+
 def for_each_input(args, process, writer) -> int:
     """Run `process(path)` on every input and hand each result to `writer`; a failing input is
     reported on one line and the rest go on. Output goes to --output atomically, else stdout."""
@@ -262,27 +275,22 @@ def for_each_input(args, process, writer) -> int:
     failed = 0
     items = expand_inputs(args.inputs)
     progress = Progress.for_batch(len(items), args.quiet, results_to_terminal=_results_to_terminal(args))
-    for done, (path, problem) in enumerate(items, 1):
-        name = _display_name(path)
-        progress.update(done - 1, name)
-        if problem is None:
-            try:
-                result = process(path)
-            except EdgeSerError as e:
-                problem = _problem(e, name)
-            except Exception as e:  # a bug or an unforeseen input: report it, keep going
-                if os.environ.get(DEBUG_ENV) == "1":
-                    traceback.print_exc()
-                problem = f"unexpected error: {type(e).__name__}: {_one_line(e)}"
-        if problem is not None:
-            failed += 1
-            progress.clear()
-            _say(f"{name}: {problem}")
-            continue
-        writer.write(name, result)
-        if buffer is sys.stdout:
-            sys.stdout.flush()  # results appear as each file finishes
-    progress.finish()
+    try:
+        for done, (path, problem) in enumerate(items, 1):
+            name = _display_name(path)
+            progress.update(done - 1, name)
+            if problem is None:
+                result, problem = _attempt(process, path, name, progress)
+            if problem is not None:
+                failed += 1
+                progress.clear()
+                _say(f"{name}: {problem}")
+                continue
+            writer.write(name, result)
+            if buffer is sys.stdout:
+                sys.stdout.flush()  # results appear as each file finishes
+    finally:  # also on Ctrl-C or a closed pipe: the terminal's line is left clean
+        progress.finish()
     writer.close()
     if args.output:
         write_atomically(args.output, buffer.getvalue())

@@ -36,9 +36,8 @@ class Progress:
             return
         self.shown_at = now
         rate = done / max(now - self.started, 1e-9)
-        left = (self.total - done) / rate if rate > 0 else 0.0
-        self._show(f"[{done}/{self.total}] {100 * done // self.total} %  {rate:.1f} files/s  "
-                   f"{_duration(left)} left  {name}")
+        pace = f"{rate:.1f} files/s  {_duration((self.total - done) / rate)} left  " if done else ""
+        self._show(f"[{done}/{self.total}] {100 * done // self.total} %  {pace}{name}")
 
     def clear(self) -> None:
         if self.enabled and self.width:

@@ -51,15 +51,17 @@ def test_a_terminal_sees_progress_and_the_results_stay_clean(batch):
     folder, model = batch
     code, out, err = run_with_tty_stderr("infer", "--model", model, "--format", "csv", folder)
     assert code == 1  # the broken file
-    assert f"[0/{MIN_FILES + 3}]" in err and "files/s" in err
-    assert "broken.wav:" in err  # the error is on a line of its own, the progress line cleared first
+    assert f"[0/{MIN_FILES + 3}]" in err
+    # The error is on a line of its own: the progress line was blanked out just before it.
+    before_error = err.split("edge-ser: ")[0].rsplit("\r", 2)
+    assert "broken.wav:" in err and before_error[-1] == "" and before_error[-2].strip() == ""
     assert "files/s" not in out and len(out.splitlines()) == MIN_FILES + 2 + 1  # header + good files
 
 
 def test_quiet_silences_it(batch):
     folder, model = batch
     _, out, err = run_with_tty_stderr("infer", "--model", model, "--quiet", "--format", "csv", folder)
-    assert "files/s" not in err and "broken.wav:" in err
+    assert f"/{MIN_FILES + 3}]" not in err and "broken.wav:" in err
 
 
 def test_no_progress_when_stderr_is_not_a_terminal(batch):
@@ -67,7 +69,7 @@ def test_no_progress_when_stderr_is_not_a_terminal(batch):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "edge_ser", "infer", "--model", str(model), str(folder)],
                           capture_output=True, env=env, timeout=TIMEOUT, cwd=REPO)
-    assert "files/s" not in done.stderr.decode()
+    assert f"/{MIN_FILES + 3}]" not in done.stderr.decode()
 
 
 def test_line_is_rewritten_in_place_and_cleared():
@@ -87,4 +89,17 @@ def test_small_batches_and_disabled_progress_write_nothing():
         progress.update(1, "a.wav")
         progress.finish()
     assert stream.getvalue() == ""
-    assert not Progress.for_batch(MIN_FILES - 1, quiet=False, results_to_terminal=False).enabled
+
+
+@pytest.mark.parametrize("files, quiet, to_terminal, shown", [
+    (MIN_FILES, False, False, True), (MIN_FILES - 1, False, False, False),
+    (MIN_FILES, True, False, False), (MIN_FILES, False, True, False)])
+def test_when_the_line_is_shown(monkeypatch, files, quiet, to_terminal, shown):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert Progress.for_batch(files, quiet=quiet, results_to_terminal=to_terminal).enabled == shown
+
+
+def test_the_first_update_gives_no_pace_yet():
+    stream = io.StringIO()
+    Progress(20, enabled=True, stream=stream).update(0, "a.wav")
+    assert "[0/20] 0 %  a.wav" in stream.getvalue() and "left" not in stream.getvalue()
