@@ -5,8 +5,8 @@ Each model gets one 3-s window (BENCH_SECONDS, the window the model cards' laten
 on; models with a static frame axis get theirs) of seeded speech-band noise, on one thread:
 WARMUP untimed calls, then `runs` timed ones of
   - inference: the model session on the window's log-mel [1, n_mels, frames] (as the cards);
-  - window: the C log-mel of the window's samples plus inference (what `edge-ser stream`
-    reports as each window's latency_ms).
+  - window: the C log-mel of the window's samples plus inference (the work behind `edge-ser
+    stream`'s latency_ms, which times the model's own window, 2 s for the packaged models).
 Reported as p50 / p95 in milliseconds, p95 being the sorted times' element int(0.95 (n - 1)).
 """
 from __future__ import annotations

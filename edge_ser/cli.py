@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure per-window latency of the models on this machine")
     bench.add_argument("--model", action="append", metavar=MODEL_METAVAR,
                        help=f"{MODEL_KINDS}; repeat for several (default: every installed packaged model)")
-    bench.add_argument("--runs", type=_positive_int, default=200, help="timed calls per model (default 200)")
+    bench.add_argument("--runs", type=_positive_int, default=None,
+                       help="timed calls per model (default: edge_ser.bench.DEFAULT_RUNS, 200)")
     _add_provider(bench)
     return parser
 
@@ -410,13 +411,14 @@ def run_check(args) -> int:
 
 
 def run_bench(args) -> int:
-    from .bench import bench_model, table
+    from .bench import DEFAULT_RUNS, bench_model, table
     from .packaged import installed
 
     models = [(m, m) for m in args.model] if args.model else [(name, path) for name, path in installed()]
     if not models:
         raise ModelError("no packaged model is installed; pass --model PATH")
-    rows = [bench_model(name, open_recognizer(model, 1, args.provider), args.runs) for name, model in models]
+    rows = [bench_model(name, open_recognizer(model, 1, args.provider), args.runs or DEFAULT_RUNS)
+            for name, model in models]
     write_columns(sys.stdout, table(rows))
     return EXIT_OK
 

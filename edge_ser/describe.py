@@ -82,7 +82,8 @@ def _calibration(temperature: float, card: dict) -> str:
         return "none (scores are the model's softmax)"
     ece = _card_field(card, "calibration", "ece_before", "pooled"), \
         _card_field(card, "calibration", "ece_after_cross_fitted", "pooled")
-    measured = f"; expected calibration error {ece[0]:.3f} -> {ece[1]:.3f}" if None not in ece else ""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ece)  # a card is free-form
+    measured = f"; expected calibration error {ece[0]:.3f} -> {ece[1]:.3f}" if numbers else ""
     return f"softmax temperature {temperature:g}{measured}"
 
 

@@ -7,6 +7,7 @@ it, so a wrong model fails at load time with one line naming the file, not mid-i
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 
@@ -75,7 +76,7 @@ def provider_notice(path: str, provider: str, used: list[str]) -> str | None:
     if used and used[0] == wanted:
         return None
     fallback = "the CPU" if not used or used[0] == CPU_PROVIDER else used[0]
-    return f"{path}: provider {provider} ({wanted}) is not available in this onnxruntime; running on {fallback}"
+    return f"{path}: provider {provider} ({wanted}) could not be used here; running on {fallback}"
 
 
 class OnnxSession:
@@ -101,7 +102,10 @@ class OnnxSession:
         options.log_severity_level = 3  # errors only: warnings would break the one-line rule
         providers = [CPU_PROVIDER] if reference else onnx_providers(provider, ort.get_available_providers())
         try:
-            self._session = ort.InferenceSession(path, options, providers=providers)
+            # When a GPU provider fails to start, onnxruntime print()s a block about falling back
+            # to the CPU on stdout, where results go; the notice below says it in one line.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._session = ort.InferenceSession(path, options, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(e)})") from None
         # Read back, not assumed: a GPU build without a usable GPU drops CUDA at session creation.

@@ -55,10 +55,10 @@ def test_unknown_provider_is_refused():
 @pytest.mark.parametrize("provider, used, notice", [
     ("cpu", [CPU], None),
     ("cuda", [CUDA, CPU], None),
-    ("cuda", [CPU], "m.onnx: provider cuda (CUDAExecutionProvider) is not available in this onnxruntime; "
+    ("cuda", [CPU], "m.onnx: provider cuda (CUDAExecutionProvider) could not be used here; "
                     "running on the CPU"),
-    ("tensorrt", [CUDA, CPU], "m.onnx: provider tensorrt (TensorrtExecutionProvider) is not available in this "
-                              "onnxruntime; running on CUDAExecutionProvider"),
+    ("tensorrt", [CUDA, CPU], "m.onnx: provider tensorrt (TensorrtExecutionProvider) could not be used here; "
+                              "running on CUDAExecutionProvider"),
 ])
 def test_provider_notice_says_where_the_model_runs(provider, used, notice):
     assert session.provider_notice("m.onnx", provider, used) == notice
@@ -67,7 +67,7 @@ def test_provider_notice_says_where_the_model_runs(provider, used, notice):
 def test_cpu_only_onnxruntime_falls_back_to_cpu(model):
     s = session.OnnxSession(model, provider="cuda")
     assert s._session.get_providers() == [CPU]
-    assert "provider cuda (CUDAExecutionProvider) is not available" in s.provider_notice
+    assert "provider cuda (CUDAExecutionProvider) could not be used here" in s.provider_notice
     assert session.OnnxSession(model).provider_notice is None
 
 
@@ -81,20 +81,36 @@ def test_fallback_is_read_back_from_the_session(model, monkeypatch):
     assert s.provider_notice.endswith("running on the CPU")
 
 
+def test_onnxruntime_fallback_chatter_stays_off_stdout(model, monkeypatch, capsys):
+    """onnxruntime print()s an 'EP Error ... Falling back' block when a GPU provider fails to
+    start: stdout carries the results, so the block must not reach it."""
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    def failing_gpu(path, options, providers):
+        print("*************** EP Error ***************\nFalling back to ['CPUExecutionProvider'] and retrying.")
+        return real(path, options, providers=[CPU])
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA, CPU])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", failing_gpu)
+    s = session.OnnxSession(model, provider="cuda")
+    assert capsys.readouterr().out == "" and s.provider_notice.endswith("running on the CPU")
+
+
 def test_cli_provider_fallback_is_one_stderr_line_and_the_same_result(model, clip):
     rc_cpu, out_cpu, err_cpu = run("infer", "--model", model, "--format", "json", clip)
     rc, out, err = run("infer", "--provider", "cuda", "--model", model, "--format", "json", clip)
     assert rc == rc_cpu == 0 and err_cpu == ""
     assert out == out_cpu
     [line] = err.strip().splitlines()
-    assert line == (f"edge-ser: {model}: provider cuda (CUDAExecutionProvider) is not available in this "
-                    "onnxruntime; running on the CPU")
+    assert line == f"edge-ser: {model}: provider cuda (CUDAExecutionProvider) could not be used here; running on the CPU"
 
 
 def test_cli_stream_takes_the_provider(model, clip):
     rc, out, err = run("stream", "--provider", "tensorrt", "--model", model, "--format", "json", clip)
     assert rc == 0 and out.strip()
-    assert err.count("\n") == 1 and "provider tensorrt (TensorrtExecutionProvider) is not available" in err
+    assert err.count("\n") == 1 and "provider tensorrt (TensorrtExecutionProvider) could not be used" in err
 
 
 def test_tflite_with_a_gpu_provider_runs_on_cpu_with_one_line(clip):
