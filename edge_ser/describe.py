@@ -60,7 +60,8 @@ def describe(path: str, name: str | None = None) -> list[tuple[str, str]]:
 def describe_json(path: str) -> dict:
     """A model file -> its `describe` rows, its contract metadata and its whole model card."""
     info = open_session(path).info
-    return {"summary": dict(describe(path)),
+    summary = {k: v for k, v in describe(path) if k != "model card"}  # the card is right here
+    return {"summary": summary,
             "metadata": {"labels": list(info.labels), "window_seconds": info.window_seconds,
                          "feature_config": info.feature_config.to_dict(), "temperature": info.temperature,
                          "format_version": info.format_version},
