@@ -23,6 +23,9 @@ rate on stdin). Files are streamed, so an hour-long recording runs in bounded me
 --segments adds a row per speech segment (start, end, label, scores), --timeline a row per
 scored window. A file that fails is reported on stderr as one line `edge-ser: <path>: <problem>`
 and the others still run. Exit codes: 0 all done, 1 some input failed, 2 usage or model error.
+--output: written to a temporary file and renamed into place, with the permissions `>` would
+give it (an existing file keeps its mode, a new one gets 0666 less the umask); a symbolic link
+stays a link to the new file, and a device or FIFO (/dev/null) is written directly.
 
 stream: live raw 16 kHz s16le mono PCM on stdin ("-"), a file, or the microphone (--mic, needs
 the sounddevice extra). Windows sit at a fixed hop from the start of the stream, speech or not

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import tempfile
 
 from .contract import NO_SPEECH
@@ -172,29 +173,40 @@ def write_columns(out, rows: list[list[str]]) -> None:
 
 
 def check_writable(path: str) -> None:
-    """OutputError naming `path` unless a file can be created beside it: checked before the work
-    starts, so that no batch is processed only for its results to be thrown away."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+    """OutputError naming `path` unless the results can go there: checked before the work
+    starts, so that no batch is processed only for its results to be thrown away. A regular
+    file (or a new one) needs a temporary file to be creatable beside it (see
+    `write_atomically`); a device or FIFO needs write permission."""
+    target = _target(path)
+    if _is_special(target):
+        if not os.access(target, os.W_OK):
+            raise OutputError(f"{path}: cannot write output (Permission denied)")
+        return
+    _mode_for(path, target)  # a link loop, say, fails here
+    fd, tmp = _temporary_beside(path, target)
     os.close(fd)
     os.unlink(tmp)
 
 
 def write_atomically(path: str, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it into place; OutputError
-    naming `path` when it cannot be written (no file is left behind)."""
-    directory = os.path.dirname(os.path.abspath(path))
+    naming `path` when it cannot be written (no file is left behind).
+
+    The file ends up with the permissions `>` would give it: an existing file keeps its mode,
+    a new one gets 0666 less the umask (not mkstemp's 0600). A symbolic link stays a link and
+    the file it points to is replaced. A device or FIFO (`--output /dev/null`) is written
+    directly: renaming over it would replace the device node with a regular file."""
+    target = _target(path)
+    if _is_special(target):
+        _write_directly(path, target, text)
+        return
+    mode = _mode_for(path, target)
+    fd, tmp = _temporary_beside(path, target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
-    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -203,3 +215,51 @@ def write_atomically(path: str, text: str) -> None:
         if isinstance(e, OSError):
             raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
         raise
+
+
+def _target(path: str) -> str:
+    """The file `path` names, symbolic links followed (a link's target is what gets replaced)."""
+    return os.path.realpath(path)
+
+
+def _is_special(target: str) -> bool:
+    """Whether `target` exists and is neither a regular file nor a directory (a device, FIFO, socket)."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _mode_for(path: str, target: str) -> int:
+    """Permission bits for the results file: the existing file's, else 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _temporary_beside(path: str, target: str) -> tuple[int, str]:
+    """(fd, name) of a new temporary file in `target`'s directory; OutputError naming `path`."""
+    directory, name = os.path.split(target)
+    try:
+        return tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+
+
+def _write_directly(path: str, target: str, text: str) -> None:
+    try:
+        with open(target, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
