@@ -4,7 +4,8 @@ Per-file writers (`WRITERS`, `SegmentWriter`) take `write(path, result)` once pe
 `close()` at the end (JSON is one document, so it is written then); `LiveWriter` writes and
 flushes one line per streamed window; `write_fields` writes "field: value" lines (`edge-ser
 info MODEL`), `write_columns` aligned columns (`edge-ser info`'s list of packaged models).
-`write_atomically` puts a finished text in place, so a results file is never half written.
+`write_atomically` puts a finished text in place, so a results file is never half written;
+`StandardOutput` is stdout with its write errors as one line.
 """
 from __future__ import annotations
 
@@ -172,6 +173,59 @@ def write_columns(out, rows: list[list[str]]) -> None:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() + "\n")
 
 
+STDOUT_PROBLEM = "cannot write results to standard output"
+
+
+def printable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a file name's bytes that are not UTF-8 (held by Python as
+    lone surrogates, "\\udcff") become escapes ("\\xff"), where a strict UTF-8 stream would
+    raise UnicodeEncodeError (issue 22, finding 9)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates no file name gives: escaped one by one
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class StandardOutput:
+    """Standard output as results go to it: a write or flush that fails (a full disk, a closed
+    descriptor) raises StandardOutputError, one line naming standard output, instead of a bare
+    OSError. BrokenPipeError passes through: the reader has gone (`| head`), and the command
+    ends quietly, as Unix tools do."""
+
+    def __init__(self, stream):
+        self.stream = stream  # sys.stdout; None when the process was started with it closed
+
+    def write(self, text: str) -> int:
+        return self._guarded(lambda stream: stream.write(printable(text)))
+
+    def writelines(self, lines) -> None:
+        self._guarded(lambda stream: stream.writelines(printable(line) for line in lines))
+
+    def flush(self) -> None:
+        if self.stream is not None:  # a closed stdout nothing was written to is no failure
+            self._guarded(lambda stream: stream.flush())
+
+    def _guarded(self, operation):
+        if self.stream is None:
+            raise StandardOutputError(f"{STDOUT_PROBLEM}: it is closed")
+        try:
+            return operation(self.stream)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StandardOutputError(f"{STDOUT_PROBLEM}: {e.strerror or e}") from None
+
+
+class StandardOutputError(OutputError):
+    """Standard output cannot take the results (the CLI also stops Python's own exit flush from
+    failing on what is still buffered)."""
+
+
 def check_writable(path: str) -> None:
     """OutputError naming `path` unless the results can go there: checked before the work
     starts, so that no batch is processed only for its results to be thrown away. A regular
@@ -205,7 +259,7 @@ def write_atomically(path: str, text: str) -> None:
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            f.write(printable(text))
         os.replace(tmp, target)
     except BaseException as e:
         try:
@@ -260,6 +314,6 @@ def _temporary_beside(path: str, target: str) -> tuple[int, str]:
 def _write_directly(path: str, target: str, text: str) -> None:
     try:
         with open(target, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            f.write(printable(text))
     except OSError as e:
         raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None

@@ -10,13 +10,15 @@ name or a path, by one rule (`resolve_model`):
      as a path, not as the packaged model;
   2. otherwise a packaged name is that packaged model: its .onnx, its .tflite only when no
      .onnx is installed;
-  3. anything else is a path, and must exist.
+  3. anything else is a path, and must exist; a FIFO or device is refused before it is
+     opened (reading one could wait for ever).
 """
 from __future__ import annotations
 
 import json
 import os
 import pathlib
+import stat
 
 from .errors import ModelError
 
@@ -52,18 +54,34 @@ def installed_summary() -> str:
 def resolve_model(model: str | os.PathLike) -> pathlib.Path:
     """A packaged model name or a path -> the model file, by the module docstring's rule.
     ModelError, one line naming `model` and the installed packaged models, when a packaged
-    name is not installed or a path does not exist."""
+    name is not installed or a path does not exist; naming `model`, when a path cannot be
+    looked at or is a FIFO, device or socket."""
     path = pathlib.Path(model)
-    if path.is_file():
+    mode = _file_mode(path, model)
+    if mode is not None and stat.S_ISREG(mode):
         return path
     if os.fspath(model) in PACKAGED_NAMES:
         found = packaged_file(os.fspath(model))
         if found is None:
             raise ModelError(f"{model}: packaged model not installed ({installed_summary()})")
         return found
-    if path.exists():  # a directory, say: opening it says what is wrong with it
+    if mode is None:
+        raise ModelError(f"{model}: no such model file, nor a packaged model name ({installed_summary()})")
+    if stat.S_ISDIR(mode):  # opening it says what is wrong with it
         return path
-    raise ModelError(f"{model}: no such model file, nor a packaged model name ({installed_summary()})")
+    # A FIFO or a terminal would block the read for ever: refused before it is opened.
+    raise ModelError(f"{model}: not a regular file (a FIFO, device or socket), so not a model file")
+
+
+def _file_mode(path: pathlib.Path, model) -> int | None:
+    """st_mode of `path` (symbolic links followed), None when nothing is there; ModelError
+    naming `model` when it cannot be looked at (a name too long, a symbolic link loop)."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise ModelError(f"{model}: cannot open model file ({e.strerror or e})") from None
 
 
 def packaged_card(name: str) -> dict | None:

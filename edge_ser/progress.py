@@ -27,7 +27,7 @@ class Progress:
 
     @classmethod
     def for_batch(cls, total: int, quiet: bool, results_to_terminal: bool) -> "Progress":
-        watched = sys.stderr.isatty() and not results_to_terminal
+        watched = sys.stderr is not None and sys.stderr.isatty() and not results_to_terminal
         return cls(total, enabled=watched and not quiet and total >= MIN_FILES)
 
     def update(self, done: int, name: str) -> None:

@@ -41,7 +41,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import features
+from . import contract, features
 from .config import SAMPLE_RATE
 from .contract import MIN_SPEECH_SHARE, NO_SPEECH
 from .contract import SINGLE_WINDOW_FACTOR  # audio up to this many model windows is scored as one window
@@ -53,6 +53,9 @@ from .stream import (MAX_STRETCH_SECONDS, FixedWindows, SpeechStretches, Stretch
 
 WINDOW_HOP_FRACTION = 0.5  # hop between windows inside a long speech segment, in windows
 MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
+# `stream`'s windows have the bounds a model's own window has: a shorter one holds hardly a
+# frame, a longer one would be allocated whole at once (1e9 s: 58 TiB).
+LIVE_WINDOW_SECONDS = (contract.MIN_WINDOW_SECONDS, contract.MAX_WINDOW_SECONDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,14 +292,18 @@ class Recognizer:
 
         source: a binary file object (or "-" for stdin) of raw s16le mono PCM at 16 kHz, read as
         it arrives; an iterable of float32 mono chunks at 16 kHz; or a file path. Windows are
-        `window` s long (default: the model's), at a fixed hop (default: half a window) from
+        `window` s long (default: the model's; LIVE_WINDOW_SECONDS bound it, ValueError
+        outside), at a fixed hop (default: half a window, at most a window) from
         the start; each carries `speech` (its share of VAD speech frames; the VAD's lookahead
         delays a window ~0.5 s past its end) and `latency_ms`. At the end of the input, audio
         after the last whole window gets one shorter window, zero-padded like the rest."""
         window = self.info.window_seconds if window is None else window
         hop = window * WINDOW_HOP_FRACTION if hop is None else hop
-        if not (window > 0 and 0 < hop <= window):
-            raise ValueError(f"need window > 0 and 0 < hop <= window, got window {window}, hop {hop}")
+        low, high = LIVE_WINDOW_SECONDS
+        if not low <= window <= high:
+            raise ValueError(f"window must be {low:g} to {high:g} s, got {window}")
+        if not 0 < hop <= window:
+            raise ValueError(f"need 0 < hop <= window, got window {window}, hop {hop}")
         window_samples = self.config.n_samples(window)
         windows = FixedWindows(self.sample_rate, window_samples, max(1, self.config.n_samples(hop)))
         length = self._length(window_samples)
