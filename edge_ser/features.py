@@ -68,7 +68,8 @@ def log_mel(audio: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nda
     Returns float32 [n_mels, config.n_frames(samples)]: 1 + samples // hop_length frames
     (samples // hop_length with drop_last_frame), log of mel power in config.log's base,
     normalised as config.normalize says.
-    Raises AudioError for NaN/inf samples or a non-1-D array.
+    Raises AudioError for NaN/inf samples or a non-1-D array. Samples beyond +-2**31 (more
+    than any reader of edge_ser.audio passes on) give finite but imprecise values.
     """
     return _run(extractor(config).log_mel, audio, config.n_mels, config)
 
