@@ -68,7 +68,7 @@ import traceback
 
 from . import __version__
 from .config import FRAMES_PER_SECOND
-from .contract import MAX_WINDOW_SECONDS, MIN_SPEECH_SHARE, MIN_WINDOW_SECONDS, NO_SPEECH
+from .contract import MAX_THREADS, MAX_WINDOW_SECONDS, MIN_SPEECH_SHARE, MIN_WINDOW_SECONDS, NO_SPEECH
 from .errors import EdgeSerError, ModelError
 from .outputs import (WRITERS, LiveWriter, SegmentWriter, StandardOutput, StandardOutputError, check_writable,
                       printable, write_atomically, write_columns, write_fields)
@@ -89,7 +89,6 @@ PROVIDERS = ("cpu", "cuda", "tensorrt")  # edge_ser.session.PROVIDERS, not impor
 PROVIDER_HELP = "where an ONNX model runs, if this onnxruntime has it (default cpu; TFLite: always the CPU)"
 # More threads than any device this runs on has cores; far more crashed LiteRT (1e5), hung
 # onnxruntime (1e8), or overflowed its binding's integer (1e20).
-MAX_THREADS = 256
 THREADS_HELP = f"inference threads, 1 to {MAX_THREADS} (default 1)"
 MAX_RUNS = 100_000  # bench: minutes per model on a Pi; 1e12 would never end
 MIN_HOP_SECONDS = 1 / FRAMES_PER_SECOND  # one VAD frame: closer windows would share their speech frames

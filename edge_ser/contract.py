@@ -37,6 +37,7 @@ KEY_MODEL_CARD = "edge_ser.model_card"
 KEY_TEMPERATURE = "edge_ser.temperature"
 REQUIRED_KEYS = (KEY_FORMAT_VERSION, KEY_LABELS, KEY_FEATURE_CONFIG, KEY_WINDOW_SECONDS)
 MAX_LABELS = 1000  # classes a model may have: every output format lists a score per label
+MAX_THREADS = 256  # inference threads a session may ask for: far more hang onnxruntime or crash LiteRT
 NO_SPEECH = "no speech"  # the runtime's label for audio without enough speech: no class may be called so
 # Audio with less VAD speech than this share of one model window (0.4 s for a 2-s model) is
 # labelled NO_SPEECH by the runtime. Chosen on the training corpora (benchmarks/results/

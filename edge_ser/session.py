@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import sys
 
 import numpy as np
 
-from .contract import INPUT_NAME, OUTPUT_NAME, ModelInfo, is_tflite, tflite_info
+from .contract import INPUT_NAME, MAX_THREADS, OUTPUT_NAME, ModelInfo, is_tflite, tflite_info
 from .errors import ModelError
 from .tflite_check import check_tflite
 
@@ -32,6 +33,8 @@ PROVIDERS = tuple(PROVIDER_CHAINS)
 def _read_head(path: str, n: int = 8) -> bytes:
     """First `n` bytes of a model file; ModelError naming it if it cannot be read or is empty."""
     try:
+        if stat.S_ISFIFO(os.stat(path).st_mode):  # opening a pipe without a writer blocks forever
+            raise ModelError(f"{path}: is a pipe, not a model file")
         with open(path, "rb") as f:
             head = f.read(n)
     except FileNotFoundError:
@@ -330,6 +333,8 @@ def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = Fa
     provider asked for is not the one in use, else None."""
     path = os.fspath(path)
     _check_provider(provider)
+    if not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):  # LiteRT crashes at 10**5
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
     if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
         session = TFLiteSession(path, threads, reference)
         session.provider_notice = None if provider == "cpu" else (

@@ -162,3 +162,18 @@ def test_bench_a_bad_model_is_one_line(tmp_path):
     assert rc == 2 and out == ""
     [line] = err.strip().splitlines()
     assert line.startswith(f"edge-ser: {bad}: not a loadable ONNX model")
+
+
+@pytest.mark.parametrize("threads", [0, 10**5, 2.5])
+def test_the_api_bounds_threads_as_the_cli_does(model, threads):
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to 256"):
+        session.open_session(model, threads=threads)
+
+
+def test_a_model_path_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    from edge_ser.errors import ModelError
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match="is a pipe, not a model file"):
+        session.open_session(fifo)
