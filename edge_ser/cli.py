@@ -31,7 +31,7 @@ stays a link to the new file, and a device or FIFO (/dev/null) is written direct
 
 stream: live raw 16 kHz s16le mono PCM on stdin ("-"), a file, or the microphone (--mic, needs
 the sounddevice extra). Windows sit at a fixed hop from the start of the stream, speech or not
-(each row says its share of VAD speech frames), and each row is printed and flushed as soon as
+(each row says its speech: VAD speech frames as a share of one model window), and each row is printed and flushed as soon as
 the window is scored, with the inference latency: table lines, CSV rows, or JSON Lines (one
 object per line). End of input or Ctrl-C ends it with exit code 0.
 
@@ -203,8 +203,8 @@ def _speech_share(text: str) -> float:
 
 def _add_min_speech(command) -> None:
     command.add_argument("--min-speech", type=_speech_share, default=MIN_SPEECH_SHARE, metavar="SHARE",
-                         help=f"label windows, segments and files with less than this share of VAD speech "
-                              f"{NO_SPEECH!r} (default {MIN_SPEECH_SHARE:g}; 0: always an emotion)")
+                         help=f"label windows, segments and files with less VAD speech than this share of one "
+                              f"model window {NO_SPEECH!r} (default {MIN_SPEECH_SHARE:g}; 0: always an emotion)")
 
 
 def _add_quiet(command) -> None:

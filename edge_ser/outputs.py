@@ -68,7 +68,7 @@ class TableWriter:
 
 class CsvWriter:
     """CSV: file,row,start,end,label,speech,<one column per label>; row is "file", "segment"
-    or "window" (a segment's windows follow it); speech is the row's share of VAD speech."""
+    or "window" (a segment's windows follow it); speech is the row's VAD speech as a share of one model window."""
 
     def __init__(self, out, timeline: bool, labels: list[str], segments: bool = False):
         self.timeline, self.labels, self.segments = timeline, labels, segments
@@ -113,8 +113,9 @@ WRITERS = {"table": TableWriter, "csv": CsvWriter, "json": JsonWriter}  # per --
 
 class LiveWriter:
     """One line per streamed window, flushed at once: table, CSV (header first) or JSON Lines.
-    Columns: start, end (s from the start of the stream), label, the share of VAD speech
-    frames, the inference latency in ms, then the scores (table: the top TOP_SCORES)."""
+    Columns: start, end (s from the start of the stream), label, speech (its VAD speech frames as
+    a share of one model window), the inference latency in ms, then the scores (table: the top
+    TOP_SCORES)."""
 
     def __init__(self, out, fmt: str, labels: list[str]):
         self.out, self.fmt, self.labels = out, fmt, labels

@@ -294,7 +294,7 @@ class Recognizer:
         it arrives; an iterable of float32 mono chunks at 16 kHz; or a file path. Windows are
         `window` s long (default: the model's; LIVE_WINDOW_SECONDS bound it, ValueError
         outside), at a fixed hop (default: half a window, at most a window) from
-        the start; each carries `speech` (its share of VAD speech frames; the VAD's lookahead
+        the start; each carries `speech` (its VAD speech frames as a share of one model window; the VAD's lookahead
         delays a window ~0.5 s past its end) and `latency_ms`. At the end of the input, audio
         after the last whole window gets one shorter window, zero-padded like the rest."""
         window = self.info.window_seconds if window is None else window
