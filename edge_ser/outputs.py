@@ -13,11 +13,13 @@ import csv
 import json
 import os
 import stat
-import tempfile
+import secrets
 
 from .contract import NO_SPEECH
 from .errors import OutputError
 
+TEMPORARY_PREFIX = 100  # characters of the results file's name in its temporary's: names stay under 255
+TEMPORARY_ATTEMPTS = 100
 TOP_SCORES = 3  # scores shown per row in table output
 
 
@@ -232,35 +234,39 @@ def check_writable(path: str) -> None:
     starts, so that no batch is processed only for its results to be thrown away. A regular
     file (or a new one) needs a temporary file to be creatable beside it (see
     `write_atomically`); a device or FIFO needs write permission."""
-    target = _target(path)
-    if _is_special(target):
-        if not os.access(target, os.W_OK):
+    if _is_special(path):
+        if not os.access(path, os.W_OK):
             raise OutputError(f"{path}: cannot write output (Permission denied)")
         return
-    _mode_for(path, target)  # a link loop, say, fails here
+    target = _target(path)
+    _existing_mode(path, target)  # a link loop, say, fails here
     fd, tmp = _temporary_beside(path, target)
     os.close(fd)
     os.unlink(tmp)
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place; OutputError
-    naming `path` when it cannot be written (no file is left behind).
+    """Write `text` to a temporary file beside `path`, flush it to disk, then rename it into
+    place; OutputError naming `path` when it cannot be written (no file is left behind).
 
-    The file ends up with the permissions `>` would give it: an existing file keeps its mode,
-    a new one gets 0666 less the umask (not mkstemp's 0600). A symbolic link stays a link and
-    the file it points to is replaced. A device or FIFO (`--output /dev/null`) is written
-    directly: renaming over it would replace the device node with a regular file."""
-    target = _target(path)
-    if _is_special(target):
-        _write_directly(path, target, text)
+    The file ends up with the permission bits `>` would give it: an existing file keeps its
+    own (less setuid/setgid/sticky, which a write clears), a new one gets 0666 less the umask
+    (not mkstemp's 0600); its owner is whoever writes it. A symbolic link stays a link and the
+    file it points to is replaced. A device or FIFO (`--output /dev/null`, `/dev/stdout` on a
+    pipe) is written directly: renaming over it would replace the node with a regular file."""
+    if _is_special(path):
+        _write_directly(path, text)
         return
-    mode = _mode_for(path, target)
+    target = _target(path)
+    mode = _existing_mode(path, target)
     fd, tmp = _temporary_beside(path, target)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(printable(text))
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename: a power cut leaves the old file or the new
         os.replace(tmp, target)
     except BaseException as e:
         try:
@@ -268,8 +274,12 @@ def write_atomically(path: str, text: str) -> None:
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+            raise _output_error(path, e) from None
         raise
+
+
+def _output_error(path: str, error: OSError) -> OutputError:
+    return OutputError(f"{path}: cannot write output ({error.strerror or error})")
 
 
 def _target(path: str) -> str:
@@ -277,44 +287,45 @@ def _target(path: str) -> str:
     return os.path.realpath(path)
 
 
-def _is_special(target: str) -> bool:
-    """Whether `target` exists and is neither a regular file nor a directory (a device, FIFO, socket)."""
+def _is_special(path: str) -> bool:
+    """Whether `path` exists and is neither a regular file nor a directory (a device, FIFO,
+    socket). Asked of the path itself, not its realpath: /dev/stdout on a pipe resolves to a
+    /proc name that is no path, while stat() follows it to the pipe."""
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def _mode_for(path: str, target: str) -> int:
-    """Permission bits for the results file: the existing file's, else 0666 less the umask."""
+def _existing_mode(path: str, target: str) -> int | None:
+    """The existing file's permission bits (rwx only), or None for a new file."""
     try:
-        return stat.S_IMODE(os.stat(target).st_mode)
+        return stat.S_IMODE(os.stat(target).st_mode) & 0o777
     except FileNotFoundError:
-        return 0o666 & ~_umask()
+        return None
     except OSError as e:
-        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it: it is set straight back)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
+        raise _output_error(path, e) from None
 
 
 def _temporary_beside(path: str, target: str) -> tuple[int, str]:
-    """(fd, name) of a new temporary file in `target`'s directory; OutputError naming `path`."""
+    """(fd, name) of a new temporary file in `target`'s directory, created 0666 so that the
+    kernel applies the umask as for any new file; OutputError naming `path`."""
     directory, name = os.path.split(target)
-    try:
-        return tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+    for _ in range(TEMPORARY_ATTEMPTS):
+        tmp = os.path.join(directory, f".{name[:TEMPORARY_PREFIX]}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise _output_error(path, e) from None
+    raise OutputError(f"{path}: cannot write output (no free temporary name beside it)")
 
 
-def _write_directly(path: str, target: str, text: str) -> None:
+def _write_directly(path: str, text: str) -> None:
     try:
-        with open(target, "w", encoding="utf-8", newline="") as f:
+        with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(printable(text))
     except OSError as e:
-        raise OutputError(f"{path}: cannot write output ({e.strerror or e})") from None
+        raise _output_error(path, e) from None

@@ -69,8 +69,12 @@ def resolve_model(model: str | os.PathLike) -> pathlib.Path:
         raise ModelError(f"{model}: no such model file, nor a packaged model name ({installed_summary()})")
     if stat.S_ISDIR(mode):  # opening it says what is wrong with it
         return path
-    # A FIFO or a terminal would block the read for ever: refused before it is opened.
-    raise ModelError(f"{model}: not a regular file (a FIFO, device or socket), so not a model file")
+    raise not_a_file(model)
+
+
+def not_a_file(model) -> ModelError:
+    """A FIFO or a terminal would block the read for ever: refused before it is opened."""
+    return ModelError(f"{model}: not a regular file (a FIFO, device or socket), so not a model file")
 
 
 def _file_mode(path: pathlib.Path, model) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 import os
 import stat
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 
 from .contract import INPUT_NAME, MAX_THREADS, OUTPUT_NAME, ModelInfo, is_tflite, tflite_info
 from .errors import ModelError
+from .packaged import not_a_file
 from .tflite_check import check_tflite
 
 TFLITE_INSTALL_HINT = "pip install 'edge-ser[tflite]'"
@@ -33,8 +35,9 @@ PROVIDERS = tuple(PROVIDER_CHAINS)
 def _read_head(path: str, n: int = 8) -> bytes:
     """First `n` bytes of a model file; ModelError naming it if it cannot be read or is empty."""
     try:
-        if stat.S_ISFIFO(os.stat(path).st_mode):  # opening a pipe without a writer blocks forever
-            raise ModelError(f"{path}: is a pipe, not a model file")
+        mode = os.stat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise not_a_file(path)
         with open(path, "rb") as f:
             head = f.read(n)
     except FileNotFoundError:
@@ -333,8 +336,8 @@ def open_session(path: str | os.PathLike, threads: int = 1, reference: bool = Fa
     provider asked for is not the one in use, else None."""
     path = os.fspath(path)
     _check_provider(provider)
-    if not (isinstance(threads, int) and 1 <= threads <= MAX_THREADS):  # LiteRT crashes at 10**5
-        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")  # 10**5 crashed LiteRT
     if is_tflite(_read_head(path)) or path.lower().endswith(".tflite"):
         session = TFLiteSession(path, threads, reference)
         session.provider_notice = None if provider == "cpu" else (

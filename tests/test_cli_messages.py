@@ -303,3 +303,26 @@ def test_stream_windows_outside_a_models_bounds_are_refused(workspace, window):
     rec = Recognizer(workspace / "model.onnx")
     with pytest.raises(ValueError, match="window must be 0.1 to 60 s"):
         next(rec.stream([np.zeros(16000, np.float32)], window=window))
+
+
+def test_output_to_dev_stdout_on_a_pipe_is_written_through(workspace):
+    """/dev/stdout on a pipe resolves to a /proc name that is no path: it is written directly."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "edge_ser", "vad", "--format", "csv", "--output", "/dev/stdout",
+                           "clip.wav"], cwd=workspace, env=env, capture_output=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("file,start,end")
+
+
+def test_setuid_and_sticky_bits_are_not_carried_over(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("old\n")
+    os.chmod(target, 0o4755 | stat.S_ISVTX)
+    outputs.write_atomically(str(target), "new\n")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o755
+
+
+def test_a_long_results_name_still_finds_a_temporary_name(tmp_path):
+    target = tmp_path / ("r" * 240 + ".csv")  # a temporary named after all of it would pass 255 bytes
+    outputs.write_atomically(str(target), "a\n")
+    assert target.read_text() == "a\n" and os.listdir(tmp_path) == [target.name]
