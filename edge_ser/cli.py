@@ -24,16 +24,17 @@ rate on stdin). Files are streamed, so an hour-long recording runs in bounded me
 scored window. A file that fails is reported on stderr as one line `edge-ser: <path>: <problem>`
 and the others still run. Exit codes: 0 all done, 1 some input failed, 2 usage, model or output
 error (an --output file, or standard output, that cannot be written, e.g. on a full disk). A
-reader that goes away (`| head -1`) ends any command quietly, with exit code 1.
+reader that goes away (`| head -1`) ends any command quietly, with exit code 1 when output was
+cut short.
 --output: written to a temporary file and renamed into place, with the permissions `>` would
 give it (an existing file keeps its mode, a new one gets 0666 less the umask); a symbolic link
 stays a link to the new file, and a device or FIFO (/dev/null) is written directly.
 
 stream: live raw 16 kHz s16le mono PCM on stdin ("-"), a file, or the microphone (--mic, needs
 the sounddevice extra). Windows sit at a fixed hop from the start of the stream, speech or not
-(each row says its speech: VAD speech frames as a share of one model window), and each row is printed and flushed as soon as
-the window is scored, with the inference latency: table lines, CSV rows, or JSON Lines (one
-object per line). End of input or Ctrl-C ends it with exit code 0.
+(each row says its speech: VAD speech frames as a share of one model window), and each row is
+printed and flushed as soon as the window is scored, with the inference latency: table lines,
+CSV rows, or JSON Lines (one object per line). End of input or Ctrl-C ends it with exit code 0.
 
 check: does this CPU compute what the model file says? Its optimised kernels against the
 runtime's reference kernels on the files' windows (edge_ser.kernel_check; up to
@@ -216,28 +217,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Speech emotion recognition on the device.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_add_infer, _add_stream, _add_info, _add_vad, _add_check, _add_bench):
+        add(commands)
+    return parser
+
+
+def _add_infer(commands) -> None:
     infer = commands.add_parser("infer", help="recognise emotions in audio files")
     infer.add_argument("inputs", nargs="+", metavar="FILE|DIR|-",
                        help=f"audio files, directories (walked for {' '.join(AUDIO_EXTENSIONS)}), "
                             "or - for raw s16le mono PCM on stdin")
-    infer.add_argument("--model", type=_model_name, metavar=MODEL_METAVAR, help=MODEL_HELP)
-    infer.add_argument("--threads", type=_count_up_to(MAX_THREADS), default=1, help=THREADS_HELP)
+    _add_model(infer)
+    _add_threads(infer)
     _add_provider(infer)
     infer.add_argument("--format", choices=("table", "json", "csv"), default="table")
     infer.add_argument("--segments", action="store_true",
                        help="also show every speech segment (start, end, label, scores)")
     infer.add_argument("--timeline", action="store_true", help="also show every scored window")
-    infer.add_argument("--output", metavar="FILE", type=_output_file,
-                       help="write results here (atomically) instead of stdout")
+    _add_output(infer)
     _add_quiet(infer)
     _add_min_speech(infer)
+
+
+def _add_stream(commands) -> None:
     stream = commands.add_parser("stream", help="recognise emotions in live audio, window by window")
     stream.add_argument("source", nargs="?", metavar="-|FILE",
                         help="- for live raw 16 kHz s16le mono PCM on stdin, or an audio file")
     stream.add_argument("--mic", action="store_true",
                         help="read the default microphone (needs: pip install 'edge-ser[mic]')")
-    stream.add_argument("--model", type=_model_name, metavar=MODEL_METAVAR, help=MODEL_HELP)
-    stream.add_argument("--threads", type=_count_up_to(MAX_THREADS), default=1, help=THREADS_HELP)
+    _add_model(stream)
+    _add_threads(stream)
     _add_provider(stream)
     stream.add_argument("--window", type=_seconds_between(MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS), metavar="S",
                         help=f"window length in seconds, {MIN_WINDOW_SECONDS:g} to {MAX_WINDOW_SECONDS:g} "
@@ -248,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--format", choices=("table", "json", "csv"), default="table",
                         help="json: one object per line (JSON Lines)")
     _add_min_speech(stream)
+
+
+def _add_info(commands) -> None:
     info = commands.add_parser("info", help="describe a model, or list the packaged models")
     info.add_argument("model", nargs="?", type=_model_name, metavar=MODEL_METAVAR,
                       help=f"{MODEL_KINDS} to describe; without it, list the installed packaged models")
@@ -255,24 +267,44 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the same, as an option")
     info.add_argument("--format", choices=("table", "json"), default="table",
                       help="json: the summary, the contract metadata and the whole model card")
+
+
+def _add_vad(commands) -> None:
     vad = commands.add_parser("vad", help="find the speech segments (seconds) in audio files")
     vad.add_argument("inputs", nargs="+", metavar="FILE|DIR|-", help="as for infer")
     vad.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    vad.add_argument("--output", metavar="FILE", type=_output_file,
-                     help="write results here (atomically) instead of stdout")
+    _add_output(vad)
     _add_quiet(vad)
+
+
+def _add_check(commands) -> None:
     check = commands.add_parser("check", help="check that this CPU's kernels compute what the model says")
     check.add_argument("inputs", nargs="+", metavar="FILE|DIR", help="speech files or directories to take windows from")
-    check.add_argument("--model", type=_model_name, metavar=MODEL_METAVAR, help=MODEL_HELP)
+    _add_model(check)
     _add_quiet(check)
     check.set_defaults(output=None)  # for_each_input's: check prints one line of its own
+
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="measure per-window latency of the models on this machine")
     bench.add_argument("--model", action="append", type=_model_name, metavar=MODEL_METAVAR,
                        help=f"{MODEL_KINDS}; repeat for several (default: every installed packaged model)")
     bench.add_argument("--runs", type=_count_up_to(MAX_RUNS), default=None,
                        help=f"timed calls per model, 1 to {MAX_RUNS} (default: edge_ser.bench.DEFAULT_RUNS, 200)")
     _add_provider(bench)
-    return parser
+
+
+def _add_model(command) -> None:
+    command.add_argument("--model", type=_model_name, metavar=MODEL_METAVAR, help=MODEL_HELP)
+
+
+def _add_threads(command) -> None:
+    command.add_argument("--threads", type=_count_up_to(MAX_THREADS), default=1, help=THREADS_HELP)
+
+
+def _add_output(command) -> None:
+    command.add_argument("--output", metavar="FILE", type=_output_file,
+                         help="write results here (atomically) instead of stdout")
 
 
 def _add_provider(command: argparse.ArgumentParser) -> None:

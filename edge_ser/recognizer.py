@@ -52,7 +52,7 @@ from .stream import (MAX_STRETCH_SECONDS, FixedWindows, SpeechStretches, Stretch
                      split_stretch)
 
 WINDOW_HOP_FRACTION = 0.5  # hop between windows inside a long speech segment, in windows
-MIN_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
+MIN_SINGLE_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 # `stream`'s windows have the bounds a model's own window has: a shorter one holds hardly a
 # frame, a longer one would be allocated whole at once (1e9 s: 58 TiB).
 LIVE_WINDOW_SECONDS = (contract.MIN_WINDOW_SECONDS, contract.MAX_WINDOW_SECONDS)
@@ -169,7 +169,7 @@ class Recognizer:
         self.config = self.info.feature_config
         self.sample_rate = self.config.sample_rate
         self.window_samples = self.config.n_samples(self.info.window_seconds)
-        self.min_single_samples = self.config.n_samples(MIN_WINDOW_SECONDS)
+        self.min_single_samples = self.config.n_samples(MIN_SINGLE_WINDOW_SECONDS)
         fixed = self.session.fixed_frames
         # A model with a static frame axis gets every window padded/cut to exactly its frames.
         self.fixed_samples = None if fixed is None else self.config.samples_for_frames(fixed)

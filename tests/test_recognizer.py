@@ -64,7 +64,7 @@ def test_short_audio_is_one_window_scored_like_the_model(rec, tiny_model):
 
 def test_very_short_audio_is_padded_to_the_minimum(rec, tiny_model):
     audio = tone(0.05)
-    padded = np.pad(audio, (0, int(recognizer.MIN_WINDOW_SECONDS * SAMPLE_RATE) - len(audio)))
+    padded = np.pad(audio, (0, int(recognizer.MIN_SINGLE_WINDOW_SECONDS * SAMPLE_RATE) - len(audio)))
     prediction = rec.predict(audio)
     assert prediction.duration == pytest.approx(0.05)
     got = np.array([prediction.scores[x] for x in models.LABELS])
