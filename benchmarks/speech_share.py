@@ -1,7 +1,7 @@
 """Where the runtime's "no speech" threshold comes from: the share of VAD speech the runtime
 measures on the training corpora's clips, on recorded noise and on synthetic non-speech.
 
-    PYTHONPATH=. python benchmarks/speech_share.py      # writes results/speech_share.{json,md}
+    PYTHONPATH=. python benchmarks/speech_share.py      # writes results/speech_share.{json,md,png}
 
 The share is what `Recognizer` measures (edge_ser.recognizer): the seconds of VAD speech in a
 clip as a share of one model window (MODEL_WINDOW_SECONDS, the packaged models'), capped at 1.
@@ -88,8 +88,30 @@ def markdown(result: dict) -> str:
               "the sparsest training clip still gets an emotion, while audio in which the VAD finds almost nothing "
               "does not. Tones, silence and white noise are never speech to the VAD; "
               "household noise (dishwashers, vacuum cleaners, streets) often is, so no threshold catches it: "
-              "the VAD would have to.", ""]
+              "the VAD would have to.", "", "![speech share histograms](speech_share.png)", ""]
     return "\n".join(lines)
+
+
+def plot(shares: dict[str, list[float]], threshold: float, path: pathlib.Path) -> None:
+    """Histograms of the share per set, with the threshold: where speech and non-speech fall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.linspace(0, 1, 21)
+    for name, values in shares.items():
+        ax.hist(values, bins=bins, histtype="step", linewidth=1.5, density=True, label=f"{name} ({len(values)})")
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.text(threshold, ax.get_ylim()[1] * 0.95, f" no speech below {threshold:g}", fontsize=8, va="top")
+    ax.set_xlabel(f"VAD speech, share of one {MODEL_WINDOW_SECONDS:g}-s model window (capped at 1)")
+    ax.set_ylabel("density")
+    ax.set_title("Speech share the runtime measures: training clips against non-speech", fontsize=10)
+    ax.legend(fontsize=7, loc="center", bbox_to_anchor=(0.5, 0.55))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
@@ -97,11 +119,12 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=pathlib.Path, default=None, help="data root (default: EDGE_SER_DATA)")
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = ap.parse_args(argv)
-    result = {"date": datetime.date.today().isoformat(), "threshold": MIN_SPEECH_SHARE,
-              "sets": summary(measure(args.data or data_root()))}
+    shares = measure(args.data or data_root())
+    result = {"date": datetime.date.today().isoformat(), "threshold": MIN_SPEECH_SHARE, "sets": summary(shares)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speech_share.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / "speech_share.md").write_text(markdown(result))
+    plot(shares, MIN_SPEECH_SHARE, args.out / "speech_share.png")
     print(markdown(result))
 
 
