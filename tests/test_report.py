@@ -370,3 +370,15 @@ def test_the_packaged_model_table_joins_the_report_from_its_results_file(tmp_pat
     assert "## Packaged models: accuracy against latency" in text
     assert "| x/int8 | 2.50 |" in text and "![plot]" not in text
     assert "Packaged models" not in run(tmp_path, bench(0.2, 0.5, 1.6))  # no file, no section
+
+
+def test_the_calibration_table_joins_the_report_from_its_results_file(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "calibration.md").write_text("# Calibration of the packaged models\n\nHeld-out logits.\n\n"
+                                            "| model | ECE, T = 1 |\n|---|---|\n| default | 0.127 |\n\n"
+                                            "![reliability diagrams](calibration.png)\n")
+    text = run(tmp_path, bench(0.2, 0.5, 1.6), results=results)
+    assert "## Packaged models: calibration" in text and "| default | 0.127 |" in text
+    assert "![reliability" not in text
+    assert "calibration" not in run(tmp_path, bench(0.2, 0.5, 1.6)).lower()  # no file, no section
