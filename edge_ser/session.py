@@ -124,7 +124,10 @@ class OnnxSession:
         except UnicodeDecodeError:
             raise ModelError(f"{path}: its metadata is not valid UTF-8") from None
         self.info = ModelInfo.from_metadata(meta, path)
-        self._check_io()
+        try:
+            self._check_io()
+        except UnicodeDecodeError:  # onnxruntime decodes names and dimension names when asked for them
+            raise ModelError(f"{path}: its input or output names or dimensions are not valid UTF-8") from None
 
     def _check_io(self) -> None:
         path, n_mels = self.path, self.info.feature_config.n_mels

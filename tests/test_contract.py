@@ -176,6 +176,19 @@ def test_metadata_that_is_not_utf8_is_one_line_naming_the_model(tiny_onnx, tmp_p
     assert_one_line_naming(caught.value, str(bad), "not valid UTF-8")
 
 
+@pytest.mark.parametrize("marker", [b"frames", b"logits"])
+def test_input_or_output_names_that_are_not_utf8_are_one_line(tiny_onnx, tmp_path, marker):
+    """Found by the 30-minute fuzz run: a dimension name that is not UTF-8 made onnxruntime's
+    shape property raise UnicodeDecodeError inside the contract check."""
+    raw = tiny_onnx.read_bytes()
+    assert marker in raw
+    bad = tmp_path / "bad_io_utf8.onnx"
+    bad.write_bytes(raw.replace(marker, marker[:2] + b"\x9d" + marker[3:]))
+    with pytest.raises(ModelError) as caught:
+        OnnxSession(bad)
+    assert_one_line_naming(caught.value, str(bad), "not valid UTF-8")
+
+
 def test_open_session_picks_onnx_by_content(tiny_onnx, tmp_path):
     renamed = tmp_path / "model.bin"
     renamed.write_bytes(tiny_onnx.read_bytes())
