@@ -280,6 +280,14 @@ def _open_path(path) -> BinaryIO:
 # Raw PCM on standard input
 
 
+def stdin_bytes() -> BinaryIO:
+    """Standard input as bytes; AudioError when the process was started with it closed (Python
+    then sets sys.stdin to None)."""
+    if sys.stdin is None:
+        raise AudioError(f"{STDIN_NAME}: standard input is closed")
+    return sys.stdin.buffer
+
+
 def read_pcm16(stream: BinaryIO, name: str = STDIN_NAME) -> np.ndarray:
     """Raw 16-bit little-endian mono PCM from a binary stream -> float32 [samples] in [-1, 1).
 
@@ -374,7 +382,7 @@ def load_audio(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     `sample_rate` from standard input.
     """
     if str(path) == STDIN_PATH:
-        return read_pcm16(sys.stdin.buffer)
+        return read_pcm16(stdin_bytes())
     blocks, file_rate = _open_blocks(path, sample_rate)
     with contextlib.closing(blocks):
         mono = [to_mono(block) for block in blocks]
@@ -431,7 +439,7 @@ def iter_audio_chunks(
 def _open_blocks(path, sample_rate: int) -> tuple[Iterator[np.ndarray], int]:
     """(generator of float32 [frames, channels] blocks, their sample rate) for any input."""
     if str(path) == STDIN_PATH:
-        return (chunk[:, None] for chunk in pcm16_chunks(sys.stdin.buffer)), sample_rate
+        return (chunk[:, None] for chunk in pcm16_chunks(stdin_bytes())), sample_rate
     stream = _open_path(path)
     try:  # the file is opened once and read forward only, so a named pipe (FIFO) works too
         head = stream.read(12)

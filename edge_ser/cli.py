@@ -187,7 +187,7 @@ def _output_file(text: str) -> str:
     """An argparse type: --output names a file (new or existing), not a directory."""
     if not text:
         raise argparse.ArgumentTypeError("an empty file name")
-    if text.endswith(os.sep) or os.path.isdir(text):
+    if text.endswith(os.sep) or os.path.basename(text) in (".", "..") or os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text}: is a directory, not a file")
     return text
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import sys
-from typing import BinaryIO, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import STDIN_NAME, STDIN_PATH, Resampler, iter_audio_chunks, pcm16_chunks
+from .audio import STDIN_NAME, STDIN_PATH, Resampler, iter_audio_chunks, pcm16_chunks, stdin_bytes
 from .config import FRAMES_PER_SECOND, SAMPLE_RATE
 from .errors import AudioError
 from .vad import StreamingVAD, frames_to_segments
@@ -62,7 +61,7 @@ def audio_chunks(source, sample_rate: int = SAMPLE_RATE, source_rate: int = SAMP
         return
     most = LIVE_READ_SAMPLES if live else round(FILE_CHUNK_SECONDS * source_rate)
     if isinstance(source, (str, os.PathLike)):
-        chunks, name = pcm16_chunks(_stdin_bytes(), STDIN_NAME, most, live=True), STDIN_NAME
+        chunks, name = pcm16_chunks(stdin_bytes(), STDIN_NAME, most, live=True), STDIN_NAME
     elif hasattr(source, "read"):
         name = str(getattr(source, "name", STREAM_NAME))
         chunks = pcm16_chunks(source, name, most, live=True)
@@ -84,14 +83,6 @@ def file_speech_segments(source) -> list[tuple[float, float]]:
         speech.append(vad.push(chunk))
     speech.append(vad.finish())
     return frames_to_segments(np.concatenate(speech), n_samples / SAMPLE_RATE)
-
-
-def _stdin_bytes() -> BinaryIO:
-    """Standard input as bytes; AudioError when the process was started with it closed (Python
-    then sets sys.stdin to None)."""
-    if sys.stdin is None:
-        raise AudioError(f"{STDIN_NAME}: standard input is closed")
-    return sys.stdin.buffer
 
 
 def microphone_chunks(sample_rate: int = SAMPLE_RATE, block_seconds: float = MIC_BLOCK_SECONDS) -> Iterator[np.ndarray]:

@@ -337,3 +337,12 @@ def test_odd_chunk_without_its_pad_byte(tmp_path, where):
     code, out, err = run("vad", path)
     assert (code, err) == (0, "")
     assert out.startswith(f"{path}  ")
+
+
+def test_load_audio_from_a_closed_stdin_is_an_audio_error(monkeypatch):
+    """The API, not only the CLI: Python sets sys.stdin to None when started with it closed."""
+    from edge_ser.audio import load_audio
+
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(AudioError, match="standard input is closed"):
+        load_audio("-")

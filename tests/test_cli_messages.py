@@ -102,6 +102,8 @@ ROWS = [
     ("output-slash", ["infer", "--model", "model.onnx", "--output", "nowhere/", "empty.wav"],
      b"", "pipe", 2, "argument --output: nowhere/: is a directory, not a file"),
     ("output-directory", ["vad", "--output", ".", "clip.wav"], b"", "pipe", 2, ".: is a directory, not a file"),
+    ("output-dot-in-new-dir", ["vad", "--output", "newdir/.", "clip.wav"],  # made a file "newdir"
+     b"", "pipe", 2, "newdir/.: is a directory, not a file"),
     ("output-loop", ["vad", "--output", "loop-a", "clip.wav"],
      b"", "pipe", 2, "loop-a: cannot write output (Too many levels of symbolic links)"),
     ("output-long-name", ["vad", "--output", LONG_NAME, "clip.wav"],
