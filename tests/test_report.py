@@ -3,6 +3,7 @@ target's FAIL (and no informational one's) makes it exit 1, the accuracy table a
 come from the files given, and the benchmark suite runs in quick mode."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -382,3 +383,24 @@ def test_the_calibration_table_joins_the_report_from_its_results_file(tmp_path):
     assert "## Packaged models: calibration" in text and "| default | 0.127 |" in text
     assert "![reliability" not in text
     assert "calibration" not in run(tmp_path, bench(0.2, 0.5, 1.6)).lower()  # no file, no section
+
+
+def test_results_files_name_the_data_root_data(tmp_path, monkeypatch):
+    from train import records
+    from train.data import default_data_root
+
+    monkeypatch.setattr(records, "RESULTS", tmp_path.resolve())
+    noise = pathlib.Path(default_data_root()).resolve() / "noise" / "background"
+    records.write_json(tmp_path / "r.json", {"noise_train": str(noise)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"noise_train": "DATA/noise/background"}
+    records.write_json(tmp_path.parent / "run_config.json", {"noise_train": str(noise)})  # a run's own file: as is
+    assert str(noise) in (tmp_path.parent / "run_config.json").read_text()
+
+
+def test_committed_results_carry_no_machine_path():
+    from test_info import MACHINE_PATH
+
+    results = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    found = [(p.name, m.group(0)) for p in sorted(results.glob("*")) if p.suffix in (".md", ".json")
+             for m in [MACHINE_PATH.search(p.read_text(errors="replace"))] if m]
+    assert not found, found[:5]
