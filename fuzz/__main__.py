@@ -9,7 +9,8 @@ when nothing was found, 1 when something was, 2 for a usage error. See docs/fuzz
 Under --out (default fuzz/out, not committed): findings/TARGET/ (one input and a .txt per finding;
 crash-*, timeout-*, oom-* inputs from libFuzzer), logs/TARGET.log (the worker's output),
 summary.json (the last run's figures). New interesting inputs go to --corpus/TARGET (default
-OUT/corpus); fuzz/corpus/TARGET holds the committed seeds, which are only read.
+OUT/corpus); the generated seeds (fuzz.make_corpus, fuzz.models) are written to OUT/seeds, and
+fuzz/corpus/TARGET holds the committed inputs earlier runs found, which are only read.
 """
 from __future__ import annotations
 
@@ -96,13 +97,18 @@ def engine_name(choice: str) -> str:
     return "atheris"
 
 
-def model_seeds(target: str, directory: pathlib.Path) -> str | None:
-    """Write the target's seed model files; -> why the target cannot run, or None."""
-    from . import models
+def write_seeds(target: str, directory: pathlib.Path) -> str | None:
+    """Write the target's generated seeds (`make_corpus`; model files from `fuzz.models`);
+    -> why the target cannot run, or None."""
+    from . import make_corpus, models
 
     try:
-        seeds = ({"dynamic.onnx": models.onnx_bytes(), "static.onnx": models.onnx_bytes(models.STATIC_FRAMES)}
-                 if target == "onnx_model" else {"static.tflite": models.tflite_bytes()})
+        if target not in MODEL_TARGETS:
+            seeds = make_corpus.corpus()[target]
+        elif target == "onnx_model":
+            seeds = {"dynamic.onnx": models.onnx_bytes(), "static.onnx": models.onnx_bytes(models.STATIC_FRAMES)}
+        else:
+            seeds = {"static.tflite": models.tflite_bytes()}
     except ImportError as e:
         extra = "dev" if target == "onnx_model" else "tflite"
         return f"needs {e.name} to build its seed model: pip install -e '.[{extra}]'"
@@ -129,11 +135,10 @@ def run_target(target: str, args, engine: str, seconds: float | None, seed: int)
     corpus = [(args.corpus or out / "corpus") / target]
     if (SEEDS / target).is_dir():
         corpus.append(SEEDS / target)
-    if target in MODEL_TARGETS:
-        summary.skipped = model_seeds(target, out / "seeds" / target)
-        if summary.skipped:
-            return summary
-        corpus.append(out / "seeds" / target)
+    summary.skipped = write_seeds(target, out / "seeds" / target)
+    if summary.skipped:
+        return summary
+    corpus.append(out / "seeds" / target)
     for directory in (corpus[0], out / "logs", out / "stats", out / "findings" / target):
         directory.mkdir(parents=True, exist_ok=True)
     settings = SETTINGS[target]

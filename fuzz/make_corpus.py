@@ -1,5 +1,6 @@
-"""Writes the seed corpus the fuzz targets start from: `python -m fuzz.make_corpus [DIR]`
-(default fuzz/corpus), one directory per target.
+"""The seed corpus the fuzz targets start from, generated (`python -m fuzz` writes it to
+OUT/seeds; `python -m fuzz.make_corpus [DIR]` to look at it, default fuzz/out/seeds), one
+directory per target.
 
   wav_reader, stream_reader  small WAV files in every format the reader supports (PCM 8/16/24/32,
                              float 32/64, WAVE_FORMAT_EXTENSIBLE; mono, stereo, 6 channels; 8 to
@@ -7,8 +8,8 @@
                              their pad byte, unsized and over-long data chunks, a cut-off last
                              frame); stream_reader's seeds carry its 4 leading parameter bytes
   features, vad              parameter bytes (see `feature_seeds`, `vad_seeds`) then audio
-Model seeds are built at run time (`fuzz.models`), not stored. Deterministic: the same files
-every time, so the committed corpus can be checked against this script.
+Model seeds come from `fuzz.models`. Deterministic: the same files every time, so they need not
+be stored (fuzz/corpus keeps only inputs that runs found).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import sys
 
 import numpy as np
 
-DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "corpus"
+DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "out" / "seeds"
 FRAMES = 160  # per seed file: small inputs fuzz fast
 GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 
