@@ -10,6 +10,7 @@ for importing numpy and onnxruntime) than after their pages were read back from 
 Peak RSS is the child's own VmHWM, written at exit by a three-line launcher (RSS_LAUNCHER):
 wait4's ru_maxrss would report the parent's size, since Linux carries the RSS high-water mark
 across fork and exec."""
+import functools
 import importlib.util
 import os
 import pathlib
@@ -30,11 +31,13 @@ sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name="__main__", alte
 RUNTIME_PACKAGES = ("numpy", "numpy.libs", "onnxruntime", "ai_edge_litert", "edge_ser")
 
 
-def library_files() -> list[pathlib.Path]:
-    """The shared libraries of the runtime's packages, found without importing them."""
+@functools.lru_cache(maxsize=None)
+def library_files() -> tuple[pathlib.Path, ...]:
+    """The shared libraries of the runtime's packages, found without importing them (walked
+    once per process: every cold run drops the same files)."""
     site = pathlib.Path(importlib.util.find_spec("numpy").origin).parents[1]
     folders = [site / name for name in RUNTIME_PACKAGES]
-    return [f for folder in folders if folder.is_dir() for f in folder.rglob("*.so*") if f.is_file()]
+    return tuple(f for folder in folders if folder.is_dir() for f in folder.rglob("*.so*") if f.is_file())
 
 
 def evict_from_page_cache(files: list[pathlib.Path]) -> None:
@@ -48,14 +51,16 @@ def evict_from_page_cache(files: list[pathlib.Path]) -> None:
             os.close(fd)
 
 
-def run_process(args: list[str]) -> tuple[float, int]:
+def run_process(args: list[str], evict: bool = True) -> tuple[float, int]:
     """Run `python -m edge_ser ARGS` to completion -> (wall seconds, peak RSS in bytes);
-    RuntimeError on a non-zero exit."""
+    RuntimeError on a non-zero exit. `evict`: drop the runtime's libraries from the page cache
+    first (untimed); False when the caller has done it outside its own timing."""
     with tempfile.TemporaryDirectory() as tmp:
         rss_file = pathlib.Path(tmp) / "rss"
         env = {**os.environ, RSS_FILE_ENV: str(rss_file)}
         argv = [sys.executable, "-c", RSS_LAUNCHER, "edge_ser", *args]
-        evict_from_page_cache(library_files())
+        if evict:
+            evict_from_page_cache(library_files())
         start = time.perf_counter()
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         seconds = time.perf_counter() - start

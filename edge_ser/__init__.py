@@ -10,7 +10,11 @@ __all__ = ["Recognizer", "Prediction", "Segment", "Window", "NO_SPEECH", "__vers
 
 def __getattr__(name):
     # Lazy, so `import edge_ser` (and `edge-ser --version`) does not load onnxruntime.
-    if name in ("Recognizer", "Prediction", "Segment", "Window", "NO_SPEECH"):
+    if name == "NO_SPEECH":  # a string of the contract: no need to load the recognizer for it
+        from .contract import NO_SPEECH
+
+        return NO_SPEECH
+    if name in ("Recognizer", "Prediction", "Segment", "Window"):
         from . import recognizer
 
         return getattr(recognizer, name)

@@ -19,11 +19,10 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .config import SAMPLE_RATE
+from .config import MAX_SAMPLE_RATE, SAMPLE_RATE
 from .errors import AudioError
 
 MIN_SAMPLE_RATE = 8000  # Hz: lowest rate a file may declare
-MAX_SAMPLE_RATE = 192000  # Hz: highest rate a file may declare
 STDIN_PATH = "-"  # load_audio path that means raw PCM on standard input
 STDIN_NAME = "<stdin>"  # how standard input is named in error messages
 READ_BLOCK_FRAMES = 1 << 16  # frames read from disk or stdin at a time when streaming

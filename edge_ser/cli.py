@@ -93,7 +93,6 @@ PROVIDER_HELP = "where an ONNX model runs, if this onnxruntime has it (default c
 THREADS_HELP = f"inference threads, 1 to {MAX_THREADS} (default 1)"
 MAX_RUNS = 100_000  # bench: minutes per model on a Pi; 1e12 would never end
 MIN_HOP_SECONDS = 1 / FRAMES_PER_SECOND  # one VAD frame: closer windows would share their speech frames
-STDIN_CLOSED = "standard input is closed"
 
 
 class UsageError(EdgeSerError):
@@ -320,7 +319,7 @@ def expand_inputs(inputs: list[str]) -> list[tuple[str, str | None]]:
     found = []
     for item in inputs:
         if item == STDIN:
-            found.append((item, None if sys.stdin is not None else STDIN_CLOSED))
+            found.append((item, None))  # a closed stdin is refused by its reader (audio.stdin_bytes)
         elif os.path.isdir(item):
             files = sorted(str(p) for p in pathlib.Path(item).rglob("*")
                            if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())

@@ -36,7 +36,10 @@ def describe(path: str, name: str | None = None) -> list[tuple[str, str]]:
     does, on what input, how big and precise, how accurate and on what data, under what licence.
     `name`: how the user named it (a packaged name), for the hint to the whole card. Opening it
     checks it against the model contract (ModelError when it fails)."""
-    session = open_session(path)
+    return _rows(open_session(path), path, name)
+
+
+def _rows(session, path: str, name: str | None) -> list[tuple[str, str]]:
     info, card = session.info, session.info.card or {}
     details = onnx_details(path) if isinstance(session, OnnxSession) else tflite_details(session)
     rows = [
@@ -59,8 +62,9 @@ def describe(path: str, name: str | None = None) -> list[tuple[str, str]]:
 
 def describe_json(path: str) -> dict:
     """A model file -> its `describe` rows, its contract metadata and its whole model card."""
-    info = open_session(path).info
-    summary = {k: v for k, v in describe(path) if k != "model card"}  # the card is right here
+    session = open_session(path)
+    info = session.info
+    summary = {k: v for k, v in _rows(session, path, None) if k != "model card"}  # the card is right here
     return {"summary": summary,
             "metadata": {"labels": list(info.labels), "window_seconds": info.window_seconds,
                          "feature_config": info.feature_config.to_dict(), "temperature": info.temperature,

@@ -236,7 +236,7 @@ def check_writable(path: str) -> None:
     `write_atomically`); a device or FIFO needs write permission."""
     if _is_special(path):
         if not os.access(path, os.W_OK):
-            raise OutputError(f"{path}: cannot write output (Permission denied)")
+            raise _output_error(path, "Permission denied")
         return
     target = _target(path)
     _existing_mode(path, target)  # a link loop, say, fails here
@@ -278,8 +278,9 @@ def write_atomically(path: str, text: str) -> None:
         raise
 
 
-def _output_error(path: str, error: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write output ({error.strerror or error})")
+def _output_error(path: str, error: OSError | str) -> OutputError:
+    reason = error if isinstance(error, str) else error.strerror or error
+    return OutputError(f"{path}: cannot write output ({reason})")
 
 
 def _target(path: str) -> str:
@@ -320,7 +321,7 @@ def _temporary_beside(path: str, target: str) -> tuple[int, str]:
             continue
         except OSError as e:
             raise _output_error(path, e) from None
-    raise OutputError(f"{path}: cannot write output (no free temporary name beside it)")
+    raise _output_error(path, "no free temporary name beside it")
 
 
 def _write_directly(path: str, text: str) -> None:

@@ -41,10 +41,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import contract, features
+from . import features
 from .config import SAMPLE_RATE
-from .contract import MIN_SPEECH_SHARE, NO_SPEECH
-from .contract import SINGLE_WINDOW_FACTOR  # audio up to this many model windows is scored as one window
+# SINGLE_WINDOW_FACTOR: audio up to this many model windows is scored as one window
+from .contract import MAX_WINDOW_SECONDS, MIN_SPEECH_SHARE, MIN_WINDOW_SECONDS, NO_SPEECH, SINGLE_WINDOW_FACTOR
 from .errors import AudioError, ModelError
 from .packaged import DEFAULT_MODEL, resolve_model
 from .session import open_session
@@ -55,7 +55,6 @@ WINDOW_HOP_FRACTION = 0.5  # hop between windows inside a long speech segment, i
 MIN_SINGLE_WINDOW_SECONDS = 0.5  # shorter single-window audio is zero-padded to this
 # `stream`'s windows have the bounds a model's own window has: a shorter one holds hardly a
 # frame, a longer one would be allocated whole at once (1e9 s: 58 TiB).
-LIVE_WINDOW_SECONDS = (contract.MIN_WINDOW_SECONDS, contract.MAX_WINDOW_SECONDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,16 +291,15 @@ class Recognizer:
 
         source: a binary file object (or "-" for stdin) of raw s16le mono PCM at 16 kHz, read as
         it arrives; an iterable of float32 mono chunks at 16 kHz; or a file path. Windows are
-        `window` s long (default: the model's; LIVE_WINDOW_SECONDS bound it, ValueError
-        outside), at a fixed hop (default: half a window, at most a window) from
-        the start; each carries `speech` (its VAD speech frames as a share of one model window; the VAD's lookahead
-        delays a window ~0.5 s past its end) and `latency_ms`. At the end of the input, audio
+        `window` s long (default: the model's; a model's window bounds, MIN_WINDOW_SECONDS to
+        MAX_WINDOW_SECONDS, bound it, ValueError outside), at a fixed hop (default: half a window,
+        at most a window) from the start; each carries `speech` (its VAD speech frames as a share
+        of one model window; the VAD's lookahead delays a window ~0.5 s past its end) and `latency_ms`. At the end of the input, audio
         after the last whole window gets one shorter window, zero-padded like the rest."""
         window = self.info.window_seconds if window is None else window
         hop = window * WINDOW_HOP_FRACTION if hop is None else hop
-        low, high = LIVE_WINDOW_SECONDS
-        if not low <= window <= high:
-            raise ValueError(f"window must be {low:g} to {high:g} s, got {window}")
+        if not MIN_WINDOW_SECONDS <= window <= MAX_WINDOW_SECONDS:
+            raise ValueError(f"window must be {MIN_WINDOW_SECONDS:g} to {MAX_WINDOW_SECONDS:g} s, got {window}")
         if not 0 < hop <= window:
             raise ValueError(f"need 0 < hop <= window, got window {window}, hop {hop}")
         window_samples = self.config.n_samples(window)

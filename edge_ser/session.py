@@ -33,7 +33,8 @@ PROVIDERS = tuple(PROVIDER_CHAINS)
 
 
 def _read_head(path: str, n: int = 8) -> bytes:
-    """First `n` bytes of a model file; ModelError naming it if it cannot be read or is empty."""
+    """First `n` bytes of a model file (-1: all of it); ModelError naming it if it cannot be
+    read or is empty."""
     try:
         mode = os.stat(path).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
@@ -212,10 +213,8 @@ class TFLiteSession:
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, reference: bool = False):
         self.path = path = os.fspath(path)
-        _read_head(path)
+        content = _read_head(path, -1)  # the whole file, with the same checks and messages
         interpreter = _tflite_interpreter_module(path)
-        with open(path, "rb") as f:
-            content = f.read()
         check_tflite(content, path)  # LiteRT trusts the file's indices and shapes: a bad one crashes it
         self.info = tflite_info(content, path)
         resolver = _reference_resolver(interpreter, path) if reference else {}

@@ -30,7 +30,8 @@ import math
 import os
 import struct
 
-from .contract import TFLITE_FILE_IDENTIFIER
+from .contract import (_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE, _METADATA_BUFFER, _METADATA_NAME, _MODEL_BUFFERS,
+                       _MODEL_METADATA, TFLITE_FILE_IDENTIFIER)
 from .errors import ModelError
 
 MAX_RANK = 8
@@ -47,8 +48,8 @@ _OPTIONAL_INPUTS = {3: {2}, 4: {2}, 9: {2}, 27: {3}, 67: {3}, 132: {2}, 141: {3}
                     32: _ANY_BUT_FIRST}  # CUSTOM
 
 # Model fields
-_MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 1, 2, 3, 4
-_MODEL_METADATA, _MODEL_SIGNATURE_DEFS = 6, 7
+_MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION = 1, 2, 3
+_MODEL_SIGNATURE_DEFS = 7  # buffers (4) and metadata (6), as the metadata reader in contract.py
 # OperatorCode: deprecated_builtin_code (int8), custom_code, version, builtin_code (int32)
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM_CODE, _OPCODE_BUILTIN = 0, 1, 3
 # SubGraph
@@ -61,10 +62,7 @@ _QUANT_MIN, _QUANT_MAX, _QUANT_SCALE, _QUANT_ZERO_POINT, _QUANT_DETAILS, _QUANT_
 # Operator
 _OP_OPCODE_INDEX, _OP_INPUTS, _OP_OUTPUTS, _OP_OPTIONS, _OP_CUSTOM_OPTIONS = 0, 1, 2, 4, 5
 _OP_MUTATING_VARIABLE_INPUTS, _OP_INTERMEDIATES, _OP_OPTIONS_2 = 7, 8, 12
-# Buffer: data, or offset/size in the file (offset 0 or 1: none)
-_BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
-# Metadata
-_METADATA_NAME, _METADATA_BUFFER = 0, 1
+# Buffer (data, or offset/size in the file; offset 0 or 1: none) and Metadata: contract.py's numbers
 # SignatureDef: inputs, outputs (TensorMap: name, tensor_index), signature_key, subgraph_index
 _SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY, _SIGNATURE_SUBGRAPH = 0, 1, 2, 4
 _TENSOR_MAP_NAME, _TENSOR_MAP_INDEX = 0, 1

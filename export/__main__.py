@@ -256,8 +256,7 @@ def dispatch(args) -> object:
         results_to = args.results_to or packaged.RESULTS
         chosen = json.loads((results_to / "packaged_models.json").read_text())["chosen"]
         done = packaged.calibrate(chosen, args.candidates, args.ship_to or packaged.PACKAGE_MODELS, results_to)
-        return "\n".join(f"{role}: temperature {r['temperature']:.2f}, pooled ECE {r['before']['pooled']['ece']:.3f} "
-                         f"-> {r['after']['pooled']['ece']:.3f}" for role, r in done.items()) or "nothing to calibrate"
+        return ("calibrated: " + ", ".join(done)) if done else "nothing to calibrate"  # each role printed its line
     if c == "default":
         from . import recipe
 

@@ -21,20 +21,12 @@ import pathlib
 import numpy as np
 
 from edge_ser.contract import MAX_TEMPERATURE, MIN_TEMPERATURE
+from edge_ser.recognizer import softmax  # the runtime's own: scores are judged as it computes them
 
 from train.records import environment, write_json, write_text
 
 N_BINS = 10  # reliability-diagram bins of equal width over the top score
-ECE_LARGE = 0.05  # above this the model card calls its raw scores overconfident/underconfident
 GOLDEN = (np.sqrt(5) - 1) / 2
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """float [N, C] -> probabilities [N, C] (float64)."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def reliability(probs: np.ndarray, truth: np.ndarray, bins: int = N_BINS) -> dict:
@@ -122,7 +114,8 @@ def card_entry(result: dict) -> dict:
         return {g: round(r["ece"], 4) for g, r in result[side].items()}
 
     return {"temperature": round(result["temperature"], 4),
-            "fitted_on": f"the {result['clips']} held-out clips of the 5 cross-validation folds (fold models' "
+            "fitted_on": f"the {result['clips']} held-out clips of the {len(result['fold_temperatures'])} "
+                         "cross-validation folds (fold models' "
                          "test logits of the shipped file's format)",
             "ece_before": ece("before"), "ece_after_cross_fitted": ece("after"),
             "note": f"expected calibration error over {N_BINS} equal-width bins of the top score; 'after' scales "

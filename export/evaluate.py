@@ -41,18 +41,14 @@ def latency_ms(path: pathlib.Path, n_mels: int, frames: int, repeats: int = LATE
     machine is shared: compare models measured in the same session, not across sessions)."""
     from edge_ser.session import open_session
 
+    from edge_ser.bench import percentiles, time_calls
+
     session = open_session(path, threads=1)
     x = np.random.default_rng(0).normal(-5, 3, (1, n_mels, frames)).astype(np.float32)
-    for _ in range(WARMUP):
-        session(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session(x)
-        times.append(1000 * (time.perf_counter() - start))
-    times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "p95_ms": times[int(0.95 * (len(times) - 1))], "repeats": repeats, "threads": 1}
+    times = sorted(time_calls(lambda: session(x), repeats, WARMUP))
+    median, p95 = percentiles(times)
+    return {"median_ms": median, "p90_ms": times[int(0.9 * (len(times) - 1))], "p95_ms": p95,
+            "repeats": repeats, "threads": 1}
 
 
 def torch_latency_ms(model, n_mels: int, frames: int, repeats: int = LATENCY_REPEATS) -> dict:

@@ -16,6 +16,7 @@ import pathlib
 import shutil
 import tempfile
 
+from benchmarks.targets import PEAK_RSS_MB
 from edge_ser.contract import ModelInfo
 
 from train.data import COMMON_LABELS
@@ -36,7 +37,7 @@ FORMATS = {"default": ("onnx",), "tiny": ("onnx", "tflite")}
 MAX_UA_DROP = 0.01  # INT8 vs its FP32 model, pooled over the folds (the accuracy gate)
 UA_TIE = 0.005  # candidates this close in UA count as equal: the faster one wins
 MAX_PACKAGED_BYTES = 20_000_000  # the wheel carries every packaged file: <= 20 MB with both models
-MAX_PEAK_RSS_BYTES = 100 * 2**20  # a cold `edge-ser infer` of a 3-s clip (benchmarks/targets.py PEAK_RSS_MB)
+MAX_PEAK_RSS_BYTES = PEAK_RSS_MB * 2**20  # a cold `edge-ser infer` of a 3-s clip: the benchmark's target
 CNN_NAME = "cnn-student"
 CNN_SHIPPED = "student INT8 ONNX (shipped)"  # the CNN card's key for its shipped file
 CNN_SHIPPED_TFLITE = "student INT8 TFLite (shipped)"
@@ -135,7 +136,7 @@ def measure(candidates: list[Candidate]) -> None:
                     for _ in range(COLD_ROUNDS)]
             c.latency.update(cold_start_s=sorted(r[0] for r in runs)[COLD_ROUNDS // 2],
                              peak_rss_bytes=max(r[1] for r in runs))
-        print(f"  {c.name}: UA {100 * c.ua:.1f} %, p95 {c.p95:.2f} ms", flush=True)
+            print(f"  {c.name}: UA {100 * c.ua:.1f} %, p95 {c.p95:.2f} ms", flush=True)
 
 
 def choose(candidates: list[Candidate], budget_ms: float, formats=("onnx", "tflite")) -> Candidate | None:

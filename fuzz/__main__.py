@@ -102,19 +102,16 @@ def write_seeds(target: str, directory: pathlib.Path) -> str | None:
     -> why the target cannot run, or None."""
     from . import make_corpus, models
 
-    try:
-        if target not in MODEL_TARGETS:
-            seeds = make_corpus.corpus()[target]
-        elif target == "onnx_model":
-            seeds = {"dynamic.onnx": models.onnx_bytes(), "static.onnx": models.onnx_bytes(models.STATIC_FRAMES)}
-        else:
-            seeds = {"static.tflite": models.tflite_bytes()}
-    except ImportError as e:
-        extra = "dev" if target == "onnx_model" else "tflite"
-        return f"needs {e.name} to build its seed model: pip install -e '.[{extra}]'"
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in seeds.items():
-        (directory / name).write_bytes(content)
+    if target not in MODEL_TARGETS:
+        seeds = make_corpus.corpus()[target]
+    else:
+        try:
+            seeds = ({"dynamic.onnx": models.onnx_bytes(), "static.onnx": models.onnx_bytes(models.STATIC_FRAMES)}
+                     if target == "onnx_model" else {"static.tflite": models.tflite_bytes()})
+        except ImportError as e:
+            extra = "dev" if target == "onnx_model" else "tflite"
+            return f"needs {e.name} to build its seed model: pip install -e '.[{extra}]'"
+    make_corpus.write_target(directory, seeds)
     return None
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 
-from .targets import Disagreement, ModelCaseFailed
+from .targets import EDGE_SER_ROOT, Disagreement, ModelCaseFailed
 
 MAX_FINDINGS_PER_TARGET = 50  # distinct signatures kept; more are counted, not written
 STATS_INTERVAL_SECONDS = 0.5
@@ -172,7 +172,7 @@ def run_atheris(recorder: Recorder, corpus_dirs: list[pathlib.Path], seed: int, 
     recorder.findings_dir.mkdir(parents=True, exist_ok=True)
     from . import data
 
-    coverage = LineCoverage(str(pathlib.Path(__import__("edge_ser").__file__).parent))
+    coverage = LineCoverage(EDGE_SER_ROOT)
     data._note_hook = coverage.note
 
     def traced(data: bytes) -> None:

@@ -131,14 +131,16 @@ def corpus() -> dict[str, dict[str, bytes]]:
 
 def write(root: pathlib.Path) -> int:
     """Write the corpus under root; -> total bytes."""
-    total = 0
     for target, files in corpus().items():
-        directory = root / target
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (directory / name).write_bytes(content)
-            total += len(content)
-    return total
+        write_target(root / target, files)
+    return sum(len(content) for files in corpus().values() for content in files.values())
+
+
+def write_target(directory: pathlib.Path, files: dict[str, bytes]) -> None:
+    """One target's seeds {name: content} into `directory` (made when missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
 
 
 if __name__ == "__main__":

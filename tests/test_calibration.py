@@ -12,7 +12,7 @@ from edge_ser.errors import ModelError
 from edge_ser.packaged import packaged_card, packaged_file
 from edge_ser.session import open_session
 from export import calibration
-from tests import models
+import models
 
 RNG = np.random.default_rng(7)
 

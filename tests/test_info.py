@@ -11,7 +11,7 @@ import pytest
 from edge_ser.describe import describe
 from edge_ser.packaged import PACKAGED_NAMES, packaged_card, packaged_file
 from edge_ser.session import open_session
-from tests.test_cli import info_fields, run
+from test_cli import info_fields, run
 
 SUMMARY_FIELDS = ["model", "task", "labels", "window", "features", "parameters", "file size", "format",
                   "precision", "calibration", "accuracy", "trained on", "licence", "model card"]

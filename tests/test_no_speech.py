@@ -13,8 +13,8 @@ from edge_ser import NO_SPEECH, Recognizer
 from edge_ser.config import SAMPLE_RATE
 from edge_ser.contract import KEY_LABELS, MIN_SPEECH_SHARE, ModelInfo
 from edge_ser.errors import ModelError
-from tests import models
-from tests.test_cli import run, write_wav
+import models
+from test_cli import run, write_wav
 
 RNG = np.random.default_rng(11)
 

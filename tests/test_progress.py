@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edge_ser.progress import MIN_FILES, Progress
-from tests import models
-from tests.test_cli import REPO, TIMEOUT, write_wav
+import models
+from test_cli import REPO, TIMEOUT, write_wav
 
 
 @pytest.fixture(scope="module")
